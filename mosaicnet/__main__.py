@@ -1,0 +1,7 @@
+"""Allow ``python -m mosaicnet``."""
+
+import sys
+
+from mosaicnet.cli import main
+
+sys.exit(main())
