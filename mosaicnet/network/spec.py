@@ -1,0 +1,371 @@
+"""The network spec: the single description both simulators are built from.
+
+A :class:`NetworkSpec` is plain data: sizes, neuron parameters with physical
+units, the Mosaic layout (as its serialised dict), the recurrent connection
+mask, the device model and read time, and the three weight matrices. The
+Brian2 network (:mod:`mosaicnet.network.brian_network`) and the torch
+surrogate clone (:mod:`mosaicnet.network.torch_clone`) are both functions of
+it, so nothing about the model is typed twice.
+
+Model (one recurrent layer of LIF neurons and a non-spiking leaky readout,
+after EIS-Hub/meta-mosaic ``network.py``, written as Brian2 equations)::
+
+    recurrent:  dv/dt = -v / tau_mem            (or (I - v) / tau_mem with
+                dI/dt = -I / tau_syn             an exponential synaptic current)
+                threshold v > threshold, reset v -= threshold (subtractive)
+    readout:    dv/dt = -v / tau_out            (no threshold)
+    synapses:   on_pre: v_post += w   (I_post += w with a synaptic current)
+
+Weights are dimensionless, in units of the membrane variable (the threshold
+is 2 in the same units).
+
+Defaults and where they come from
+---------------------------------
+The published code (EIS-Hub/meta-mosaic, used in Raghunathan et al., NICE 2024)
+bins SHD into 100 bins over 1.4 s (14 ms per bin) but computes its decay as
+``alpha = exp(-dt / tau)`` with ``dt = 1 ms`` and ``tau = 30 ms``, i.e. a decay
+of ``exp(-1/30)`` per *bin*. Our parameters are physical: one simulation step
+is one input bin, ``dt = 14 ms``, and the published per-bin decay is
+reproduced by ``tau_mem = tau_out = 30 * 14 ms = 420 ms``. Threshold 2 is the
+published value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from brian2 import Quantity, ms, second
+
+from mosaicnet.errors import ConfigError, DataFormatError
+
+#: Published per-step decay constant (in steps) of meta-mosaic: tau = 30 steps.
+PUBLISHED_TAU_STEPS = 30
+#: Width of one input bin of the published preprocessing: 1.4 s / 100 bins.
+PUBLISHED_BIN = 14 * ms
+
+SPEC_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NeuronParameters:
+    """Neuron and simulation parameters, with Brian2 units.
+
+    Parameters
+    ----------
+    tau_mem
+        Membrane time constant of the recurrent LIF neurons (default 420 ms:
+        the published 30-step decay at 14 ms per step, see module docstring).
+    tau_out
+        Time constant of the leaky readout integrators (default 420 ms).
+    tau_syn
+        Time constant of an exponential synaptic current, or ``None`` for
+        current-based delta synapses (the published model).
+    threshold
+        Firing threshold of the membrane variable, dimensionless (published: 2).
+        The reset subtracts it.
+    dt
+        Simulation time step; one input bin per step (default 14 ms).
+    """
+
+    # Quantities are mutable arrays for dataclasses, hence the factories.
+    tau_mem: Quantity = field(default_factory=lambda: PUBLISHED_TAU_STEPS * PUBLISHED_BIN)
+    tau_out: Quantity = field(default_factory=lambda: PUBLISHED_TAU_STEPS * PUBLISHED_BIN)
+    tau_syn: Quantity | None = None
+    threshold: float = 2.0
+    dt: Quantity = field(default_factory=lambda: PUBLISHED_BIN * 1)
+
+    def __post_init__(self) -> None:
+        for name in ("tau_mem", "tau_out", "dt"):
+            _check_time(name, getattr(self, name))
+        if self.tau_syn is not None:
+            _check_time("tau_syn", self.tau_syn)
+        if not np.isfinite(self.threshold) or self.threshold <= 0:
+            raise ConfigError(f"threshold must be a positive number, got {self.threshold!r}")
+
+    def recurrent_equations(self) -> str:
+        """Brian2 equations of the recurrent neurons."""
+        if self.tau_syn is None:
+            return "dv/dt = -v / tau_mem : 1"
+        return "dv/dt = (I - v) / tau_mem : 1\ndI/dt = -I / tau_syn : 1"
+
+    @staticmethod
+    def readout_equations() -> str:
+        """Brian2 equations of the non-spiking readout integrators."""
+        return "dv/dt = -v / tau_out : 1"
+
+    @property
+    def synaptic_target(self) -> str:
+        """Post-synaptic variable a spike increments: ``v`` or ``I``."""
+        return "v" if self.tau_syn is None else "I"
+
+    def namespace(self) -> dict[str, Any]:
+        """Constants the Brian2 equations refer to."""
+        names = {"tau_mem": self.tau_mem, "tau_out": self.tau_out, "threshold": self.threshold}
+        if self.tau_syn is not None:
+            names["tau_syn"] = self.tau_syn
+        return names
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form; times in seconds."""
+        return {
+            "tau_mem_s": float(self.tau_mem / second),
+            "tau_out_s": float(self.tau_out / second),
+            "tau_syn_s": None if self.tau_syn is None else float(self.tau_syn / second),
+            "threshold": float(self.threshold),
+            "dt_s": float(self.dt / second),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NeuronParameters:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            tau_mem=d["tau_mem_s"] * second,
+            tau_out=d["tau_out_s"] * second,
+            tau_syn=None if d.get("tau_syn_s") is None else d["tau_syn_s"] * second,
+            threshold=d["threshold"],
+            dt=d["dt_s"] * second,
+        )
+
+
+def _check_time(name: str, value: Any) -> None:
+    if not isinstance(value, Quantity) or not value.has_same_dimensions(second):
+        raise ConfigError(f"{name} must be a Brian2 time (e.g. 20*ms), got {value!r}")
+    if not float(value / second) > 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+
+
+@dataclass
+class NetworkSpec:
+    """Everything needed to build the network in Brian2 or torch.
+
+    Parameters
+    ----------
+    n_in
+        Number of input channels (after spatial sampling).
+    layout
+        Serialised :class:`mosaicnet.layout.Layout` (``Layout.to_dict()``); it
+        fixes the number of recurrent neurons.
+    n_out
+        Number of readout units.
+    w_in, w_rec, w_out
+        Weights, shapes ``(n_in, n_rec)``, ``(n_rec, n_rec)`` and
+        ``(n_rec, n_out)``, indexed ``[pre, post]``; float64.
+    rec_mask
+        Boolean ``(n_rec, n_rec)``: which recurrent connections exist on the
+        Mosaic. Only these become synapses; ``w_rec`` is zero elsewhere.
+    neuron
+        :class:`NeuronParameters`.
+    device_model
+        Name of a device preset (:func:`mosaicnet.devices.list_presets`).
+    read_time
+        Time since programming at which the devices are read.
+    """
+
+    n_in: int
+    layout: dict[str, Any]
+    n_out: int
+    w_in: np.ndarray
+    w_rec: np.ndarray
+    w_out: np.ndarray
+    rec_mask: np.ndarray
+    neuron: NeuronParameters = field(default_factory=NeuronParameters)
+    device_model: str = "ideal"
+    read_time: Quantity = field(default_factory=lambda: 0 * second)
+
+    def __post_init__(self) -> None:
+        self.w_in = np.asarray(self.w_in, dtype=np.float64)
+        self.w_rec = np.asarray(self.w_rec, dtype=np.float64)
+        self.w_out = np.asarray(self.w_out, dtype=np.float64)
+        self.rec_mask = np.asarray(self.rec_mask, dtype=bool)
+        self.validate()
+
+    @property
+    def n_rec(self) -> int:
+        """Number of recurrent neurons."""
+        return int(self.w_rec.shape[0])
+
+    def validate(self) -> None:
+        """Check shapes, finiteness and mask consistency; raise ConfigError."""
+        for name, value in (("n_in", self.n_in), ("n_out", self.n_out)):
+            if int(value) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        n_rec = self.w_rec.shape[0] if self.w_rec.ndim == 2 else -1
+        expected = {
+            "w_in": (self.n_in, n_rec),
+            "w_rec": (n_rec, n_rec),
+            "w_out": (n_rec, self.n_out),
+            "rec_mask": (n_rec, n_rec),
+        }
+        for name, shape in expected.items():
+            got = getattr(self, name).shape
+            if got != shape:
+                raise ConfigError(
+                    f"{name} has shape {got}, expected {shape} for n_in={self.n_in}, "
+                    f"n_rec={n_rec}, n_out={self.n_out}"
+                )
+        layout_neurons = _layout_neurons(self.layout)
+        if layout_neurons != n_rec:
+            raise ConfigError(
+                f"the layout holds {layout_neurons} neurons but w_rec is {n_rec} x {n_rec}; "
+                "build the weights for the layout's size"
+            )
+        for name in ("w_in", "w_rec", "w_out"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ConfigError(f"{name} contains NaN or infinite values")
+        if np.any(self.w_rec[~self.rec_mask] != 0):
+            raise ConfigError(
+                "w_rec has non-zero weights outside rec_mask (connections that do not exist "
+                "on the Mosaic); multiply w_rec by the mask first"
+            )
+        if not isinstance(self.read_time, Quantity) or not self.read_time.has_same_dimensions(
+            second
+        ):
+            raise ConfigError(f"read_time must be a Brian2 time, got {self.read_time!r}")
+        if float(self.read_time / second) < 0:
+            raise ConfigError(f"read_time must be >= 0 s, got {self.read_time}")
+
+    # -- persistence -------------------------------------------------------------------------
+    def to_metadata(self) -> dict[str, Any]:
+        """JSON-able part of the spec (everything but the arrays)."""
+        return {
+            "format_version": SPEC_FORMAT_VERSION,
+            "n_in": int(self.n_in),
+            "n_out": int(self.n_out),
+            "n_rec": self.n_rec,
+            "layout": self.layout,
+            "neuron": self.neuron.to_dict(),
+            "device_model": self.device_model,
+            "read_time_s": float(self.read_time / second),
+        }
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the spec to one ``.npz`` file (atomically).
+
+        Raises
+        ------
+        FileExistsError-like ConfigError
+            If the file exists and ``overwrite`` is false: a user's spec is
+            never replaced silently.
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        if path.exists() and not overwrite:
+            raise ConfigError(f"{path} exists; pass overwrite=True or choose another file name")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(
+                    handle,
+                    metadata=np.array(json.dumps(self.to_metadata())),
+                    w_in=self.w_in,
+                    w_rec=self.w_rec,
+                    w_out=self.w_out,
+                    rec_mask=self.rec_mask,
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> NetworkSpec:
+        """Read a spec written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataFormatError(f"network spec file {path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                meta = json.loads(str(archive["metadata"]))
+                arrays = {k: archive[k] for k in ("w_in", "w_rec", "w_out", "rec_mask")}
+        except (OSError, ValueError, KeyError) as error:
+            raise DataFormatError(
+                f"{path} is not a mosaicnet network spec ({error}); write one with "
+                "NetworkSpec.save"
+            ) from error
+        if meta.get("format_version") != SPEC_FORMAT_VERSION:
+            raise DataFormatError(
+                f"{path} has spec format {meta.get('format_version')!r}; this mosaicnet reads "
+                f"format {SPEC_FORMAT_VERSION}"
+            )
+        return cls(
+            n_in=meta["n_in"],
+            layout=meta["layout"],
+            n_out=meta["n_out"],
+            neuron=NeuronParameters.from_dict(meta["neuron"]),
+            device_model=meta["device_model"],
+            read_time=meta["read_time_s"] * second,
+            **arrays,
+        )
+
+    def copy_with(self, **changes: Any) -> NetworkSpec:
+        """A new spec with some fields replaced (arrays copied)."""
+        fields = {
+            "n_in": self.n_in,
+            "layout": dict(self.layout),
+            "n_out": self.n_out,
+            "w_in": self.w_in.copy(),
+            "w_rec": self.w_rec.copy(),
+            "w_out": self.w_out.copy(),
+            "rec_mask": self.rec_mask.copy(),
+            "neuron": self.neuron,
+            "device_model": self.device_model,
+            "read_time": self.read_time,
+        }
+        fields.update(changes)
+        return NetworkSpec(**fields)
+
+
+def _layout_neurons(layout: dict[str, Any]) -> int:
+    try:
+        return int(layout["rows"]) * int(layout["cols"]) * int(layout["neurons_per_tile"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ConfigError(
+            f"layout must be a Layout.to_dict() with rows, cols and neurons_per_tile; got "
+            f"{layout!r}"
+        ) from error
+
+
+def random_spec(
+    n_in: int,
+    layout: dict[str, Any],
+    n_out: int,
+    rec_mask: np.ndarray,
+    *,
+    neuron: NeuronParameters | None = None,
+    gain: float = 0.5,
+    seed: int = 0,
+    **kwargs: Any,
+) -> NetworkSpec:
+    """A spec with random normal weights scaled by ``gain / sqrt(fan_in)``.
+
+    ``gain = 0.5`` is the weight gain of the published code (EIS-Hub/meta-mosaic).
+    The recurrent fan-in is the mean number of existing connections per neuron
+    in ``rec_mask``, so sparse Mosaic masks are not under-driven.
+    """
+    rng = np.random.default_rng(seed)
+    rec_mask = np.asarray(rec_mask, dtype=bool)
+    n_rec = rec_mask.shape[0]
+    fan_rec = max(1.0, rec_mask.sum() / max(n_rec, 1))
+    w_in = rng.normal(0.0, gain / np.sqrt(n_in), (n_in, n_rec))
+    w_rec = rng.normal(0.0, gain / np.sqrt(fan_rec), (n_rec, n_rec)) * rec_mask
+    w_out = rng.normal(0.0, gain / np.sqrt(n_rec), (n_rec, n_out))
+    return NetworkSpec(
+        n_in=n_in,
+        layout=layout,
+        n_out=n_out,
+        w_in=w_in,
+        w_rec=w_rec,
+        w_out=w_out,
+        rec_mask=rec_mask,
+        neuron=neuron or NeuronParameters(),
+        **kwargs,
+    )
