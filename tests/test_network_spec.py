@@ -52,7 +52,7 @@ def test_weights_outside_mask_rejected():
 
 def test_shape_mismatch_with_layout_is_named():
     spec = random_spec(4, LAYOUT, 2, _mask())
-    with pytest.raises(ConfigError, match="layout holds 16 neurons"):
+    with pytest.raises(ConfigError, match="layout holds 24 neurons but w_rec is 16 x 16"):
         spec.copy_with(layout={**LAYOUT, "rows": 3})
 
 
