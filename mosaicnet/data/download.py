@@ -403,7 +403,7 @@ class _Session:
             start = offset if append else 0
             total = start + remaining if remaining is not None else None
             received = 0
-            from tqdm.auto import tqdm  # imported here: keeps `import mosaicnet.data` light
+            from tqdm.auto import tqdm  # imported here: keeps importing this module cheap
 
             with (
                 open(part, "ab" if append else "wb") as handle,
