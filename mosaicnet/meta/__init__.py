@@ -1,0 +1,22 @@
+"""Meta-learning: hardware-aware MAML on the torch clone, and few-shot evaluation.
+
+Modules
+-------
+``config``
+    :class:`TrainConfig`, every hyperparameter of a run, saved as JSON.
+``losses``
+    The published loss terms (cross-entropy on max-over-time logits, firing-rate
+    term, L2) as pure torch functions.
+``maml``
+    MAML as pure functions (inner loop, outer loss, tasks batched with vmap) and
+    the readout-only fast path; :func:`adapt_readout` and :func:`predict` work on
+    traces recorded from any simulator.
+``hardware``
+    Device-model weight perturbation for hardware-aware training.
+``training``
+    Run directories, checkpoints, resume, metrics log and the training loop.
+``torch_evaluation``
+    Few-shot meta-test in torch with confidence intervals.
+
+Heavy dependencies (torch) load when a submodule is imported, not with this package.
+"""

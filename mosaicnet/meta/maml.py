@@ -1,0 +1,445 @@
+"""MAML as pure functions of parameters and tasks, batched over tasks with ``torch.func.vmap``.
+
+The published method (EIS-Hub/meta-mosaic ``train.py``; Raghunathan et al., NICE
+2024; DESIGN.md section 6): the inner loop takes ``k`` SGD steps on the readout
+``w_out`` only, from the support set of one task; the outer loss is evaluated on
+the task's query set with the adapted readout and differentiated, through the
+inner steps (second order), with respect to all network weights; tasks of a
+meta-batch are processed together.
+
+Nothing here mutates a module or holds state: parameters are a flat ``dict`` of
+tensors (``w_in``, ``w_rec``, ``w_out`` and, with a learned inner learning rate,
+``log_inner_lr.<name>``) and every function returns new tensors.
+
+The readout-only fast path
+--------------------------
+With the inner loop on the readout only, the recurrent spikes of a task do not
+depend on the inner loop, and the readout is linear in ``w_out`` given the
+readout's filtered spike trace (``v_out = trace @ w_out``, see
+:meth:`mosaicnet.network.torch_clone.TorchClone.readout`). So the recurrent layer
+runs ONCE for the support and query sets of all tasks together (one batch, no
+vmap needed because the recurrent weights are shared), and every inner step is a
+step on a ``(samples x T x n_rec) @ (n_rec x n_out)`` product. This is exact: it
+computes the same function as re-running the network at every inner step
+(:func:`meta_loss` with ``fast_readout=False``, checked in the tests), at a cost
+that barely grows with the number of inner steps.
+
+Labels
+------
+Readout units are indexed by GLOBAL label (``n_out = 20`` for SHD) and the losses
+use global labels over all units, as published. Predictions come in two kinds:
+:func:`predict` (the standard N-way prediction: argmax over the task's N
+classes) and :func:`predict_all_units` (the published metric: argmax over all
+units).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.func import grad, vmap
+
+from mosaicnet.meta.losses import (
+    RATE_SCALE,
+    cross_entropy,
+    firing_rate_penalty,
+    l2_penalty,
+    max_over_time,
+)
+
+if TYPE_CHECKING:
+    from mosaicnet.meta.config import TrainConfig
+    from mosaicnet.network.torch_clone import TorchClone
+
+#: Network weights, in the order of the spec.
+NETWORK_KEYS: tuple[str, ...] = ("w_in", "w_rec", "w_out")
+#: Prefix of learned (log) inner learning rates in the parameter dict.
+LOG_LR_PREFIX = "log_inner_lr."
+
+Params = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class MetaBatch:
+    """The tensors of a meta-batch that the losses need (a view of a ``TaskBatch``).
+
+    Attributes
+    ----------
+    support_x, query_x
+        ``(B, S, T, C)`` and ``(B, Q, T, C)`` binary inputs (already clipped to 0/1).
+    support_y, query_y
+        ``(B, S)``, ``(B, Q)`` task-local labels ``0..N-1``.
+    classes
+        ``(B, N)`` global labels of the task-local classes.
+    """
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor
+    classes: torch.Tensor
+
+    @property
+    def n_tasks(self) -> int:
+        """Number of tasks B."""
+        return int(self.classes.shape[0])
+
+
+# ------------------------------------------------------------------------- parameters
+def adapted_names(config: TrainConfig) -> tuple[str, ...]:
+    """Names of the weights the inner loop adapts: ``("w_out",)`` or all three."""
+    return ("w_out",) if config.inner_params == "readout" else NETWORK_KEYS
+
+
+def init_meta_params(network_params: Mapping[str, torch.Tensor], config: TrainConfig) -> Params:
+    """Meta-parameters: copies of the network weights plus learned inner lrs if asked.
+
+    A learned inner learning rate (Meta-SGD style, one per adapted layer) is stored
+    as its logarithm, initialised at ``log(config.resolved_inner_lr)``, so it stays
+    positive whatever the optimizer does.
+    """
+    params = {name: network_params[name].detach().clone() for name in NETWORK_KEYS}
+    if config.learn_inner_lr:
+        dtype = params["w_out"].dtype
+        for name in adapted_names(config):
+            params[LOG_LR_PREFIX + name] = torch.tensor(
+                math.log(config.resolved_inner_lr), dtype=dtype
+            )
+    return params
+
+
+def inner_learning_rates(params: Mapping[str, torch.Tensor], config: TrainConfig) -> dict[str, Any]:
+    """Inner learning rate per adapted layer: learned (a tensor) or from the config (float)."""
+    rates: dict[str, Any] = {}
+    for name in adapted_names(config):
+        key = LOG_LR_PREFIX + name
+        rates[name] = torch.exp(params[key]) if key in params else config.resolved_inner_lr
+    return rates
+
+
+def network_params(params: Mapping[str, torch.Tensor]) -> Params:
+    """The three weight matrices of ``params`` (drops learned learning rates)."""
+    return {name: params[name] for name in NETWORK_KEYS}
+
+
+def prune_recurrent(w_rec: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``w_rec`` with entries ``|w| < threshold`` set to zero, as a product with a mask.
+
+    Because the mask is a constant of the forward pass, pruned entries receive a zero
+    gradient; :func:`mosaicnet.meta.training.apply_pruning` zeroes the same entries in
+    the stored parameters and their optimizer state, so the optimizer and the forward
+    pass always agree on which synapses exist (the published code pruned only the
+    copy the gradient was taken at, while its optimizer kept the pruned weights).
+    """
+    if threshold <= 0:
+        return w_rec
+    return w_rec * (w_rec.abs() >= threshold).to(w_rec.dtype)
+
+
+def effective_weights(
+    params: Mapping[str, torch.Tensor],
+    *,
+    prune_threshold: float,
+    offsets: Mapping[str, torch.Tensor] | None = None,
+) -> Params:
+    """Weights the forward pass uses: pruned, then perturbed by device offsets.
+
+    ``offsets`` (from :mod:`mosaicnet.meta.hardware`) are constants computed outside
+    the differentiated function: ``w + offset`` in the forward pass with the gradient
+    of ``w`` is the straight-through estimator of hardware-aware training. Pruned
+    (zero) recurrent weights get no offset: no device is programmed for them.
+    """
+    weights = network_params(params)
+    weights["w_rec"] = prune_recurrent(weights["w_rec"], prune_threshold)
+    if offsets:
+        for name, offset in offsets.items():
+            exists = (weights[name] != 0).to(weights[name].dtype)
+            weights[name] = weights[name] + offset * exists
+    return weights
+
+
+# ------------------------------------------------------------------------- readout core
+def global_labels(local_y: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Global label of each task-local label: ``classes[local_y]`` (any leading dims)."""
+    return classes.gather(-1, local_y)
+
+
+def readout_logits(w_out: torch.Tensor, trace: torch.Tensor) -> torch.Tensor:
+    """Logits of the published readout: ``max_t (trace @ w_out)``, shape ``(S, n_out)``.
+
+    ``trace @ w_out`` is the readout potential (:meth:`TorchClone.readout`); the
+    readout is linear in ``w_out`` given the trace of the recurrent spikes.
+    """
+    return max_over_time(trace @ w_out)
+
+
+def readout_inner_loss(w_out: torch.Tensor, trace: torch.Tensor, labels: torch.Tensor):
+    """Inner loss on the readout: cross-entropy over all units with global labels.
+
+    The published inner loss also has a firing-rate term; it does not depend on
+    ``w_out`` (the spikes are fixed), so its gradient is zero and it is left out.
+    """
+    return cross_entropy(readout_logits(w_out, trace), labels)
+
+
+def adapt_readout(
+    w_out: torch.Tensor,
+    support_trace: torch.Tensor,
+    support_y: torch.Tensor,
+    classes: torch.Tensor,
+    config: TrainConfig,
+    *,
+    inner_lr: float | torch.Tensor | None = None,
+    steps: int | None = None,
+) -> torch.Tensor:
+    """Adapt the readout of one task: ``steps`` SGD steps on the support set.
+
+    Pure function of its inputs, differentiable (second order through the steps
+    unless ``config.first_order``), usable under ``vmap`` and on traces recorded
+    from any simulator (the Brian2 chip-in-the-loop evaluation reuses it).
+
+    Parameters
+    ----------
+    w_out
+        ``(n_rec, n_out)`` readout weights before adaptation.
+    support_trace
+        ``(S, T, n_rec)`` readout trace of the support recordings
+        (:meth:`TorchClone.readout_trace` of their recurrent spikes).
+    support_y
+        ``(S,)`` task-local labels.
+    classes
+        ``(N,)`` global labels of the task-local classes.
+    config
+        Supplies the number of steps, the learning rate and ``first_order``.
+    inner_lr
+        Overrides ``config.resolved_inner_lr`` (e.g. a learned rate).
+    steps
+        Overrides ``config.inner_steps``.
+
+    Returns
+    -------
+    torch.Tensor
+        The adapted readout ``w_out'``.
+    """
+    labels = global_labels(support_y, classes)
+    lr = config.resolved_inner_lr if inner_lr is None else inner_lr
+    n_steps = config.inner_steps if steps is None else int(steps)
+    step_grad = grad(readout_inner_loss)
+    for _ in range(n_steps):
+        gradient = step_grad(w_out, support_trace, labels)
+        if config.first_order:
+            gradient = gradient.detach()
+        w_out = w_out - lr * gradient
+    return w_out
+
+
+def predict(w_out: torch.Tensor, query_trace: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """N-way prediction: the task's class whose readout unit peaks highest (GLOBAL label).
+
+    Parameters
+    ----------
+    w_out
+        ``(n_rec, n_out)`` (adapted) readout weights.
+    query_trace
+        ``(Q, T, n_rec)`` readout trace of the queries.
+    classes
+        ``(N,)`` global labels of the task's classes.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(Q,)`` predicted global labels, each one of ``classes``.
+    """
+    logits = readout_logits(w_out, query_trace)
+    task_logits = logits.index_select(-1, classes)
+    return classes.gather(-1, task_logits.argmax(dim=-1))
+
+
+def predict_all_units(w_out: torch.Tensor, query_trace: torch.Tensor) -> torch.Tensor:
+    """Published prediction: argmax over ALL readout units (a global label)."""
+    return readout_logits(w_out, query_trace).argmax(dim=-1)
+
+
+# ------------------------------------------------------------------------- meta loss
+def meta_loss(
+    params: Mapping[str, torch.Tensor],
+    batch: MetaBatch,
+    clone: TorchClone,
+    config: TrainConfig,
+    *,
+    layout_cost: torch.Tensor | None = None,
+    offsets: Mapping[str, torch.Tensor] | None = None,
+    fast_readout: bool = True,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The MAML outer loss of a meta-batch and metrics (a pure function of ``params``).
+
+    Differentiate it with ``torch.func.grad(meta_loss, has_aux=True)`` or ordinary
+    autograd. Per task (mean over tasks)::
+
+        CE(query, adapted weights) + lambda_fr (target - rate(query spikes))^2
+        + l2 * sum over matrices mean(adapted w^2)
+
+    plus ``layout_lambda * mean(S * W_rec^2)`` on the (pruned) recurrent weights.
+
+    Parameters
+    ----------
+    params
+        Meta-parameters (:func:`init_meta_params`).
+    batch
+        The tasks.
+    clone
+        The torch clone of the network (supplies the recurrent dynamics).
+    config
+        Hyperparameters.
+    layout_cost
+        The Mosaic's cost matrix S as a tensor, or ``None`` for no layout loss.
+    offsets
+        Device-perturbation offsets per weight name (straight-through), or ``None``.
+    fast_readout
+        With a readout-only inner loop, run the recurrent layer once (default). False
+        recomputes the whole network at every inner step (the reference the fast path
+        is tested against; always used for ``inner_params="all"``).
+
+    Returns
+    -------
+    (loss, metrics)
+        Scalar loss; metrics are detached tensors: ``ce``, ``rate``, ``rate_term``,
+        ``l2_term``, ``layout_term``, ``acc`` (N-way query accuracy after adaptation),
+        ``acc_all_units`` (published 20-unit accuracy), ``acc_support_before``
+        (N-way support accuracy before adaptation).
+    """
+    weights = effective_weights(params, prune_threshold=config.prune_threshold, offsets=offsets)
+    rates = inner_learning_rates(params, config)
+    if config.inner_params == "readout" and fast_readout:
+        ce, l2_task, rate, q_logits, s_logits = _readout_path(weights, rates, batch, clone, config)
+    else:
+        ce, l2_task, rate, q_logits, s_logits = _general_path(weights, rates, batch, clone, config)
+    rate_term = config.lambda_fr * (config.target_rate - rate) ** 2
+    loss = (ce + rate_term + l2_task).mean()
+    layout_term = torch.zeros((), dtype=ce.dtype)
+    if layout_cost is not None and config.layout_lambda > 0:
+        layout_term = config.layout_lambda * (layout_cost * weights["w_rec"] ** 2).mean()
+        loss = loss + layout_term
+    with torch.no_grad():
+        metrics = {
+            "ce": ce.mean().detach(),
+            "rate": rate.mean().detach(),
+            "rate_term": rate_term.mean().detach(),
+            "l2_term": l2_task.mean().detach(),
+            "layout_term": layout_term.detach(),
+            **_accuracies(q_logits.detach(), s_logits.detach(), batch),
+        }
+    return loss, metrics
+
+
+def _accuracies(
+    q_logits: torch.Tensor, s_logits: torch.Tensor, batch: MetaBatch
+) -> dict[str, torch.Tensor]:
+    """N-way and all-unit query accuracy, N-way support accuracy before adaptation."""
+
+    def n_way(logits: torch.Tensor, local_y: torch.Tensor) -> torch.Tensor:
+        index = batch.classes.unsqueeze(1).expand(-1, logits.shape[1], -1)
+        task_logits = logits.gather(-1, index)
+        return (task_logits.argmax(-1) == local_y).float().mean()
+
+    q_global = global_labels(batch.query_y, batch.classes)
+    return {
+        "acc": n_way(q_logits, batch.query_y),
+        "acc_all_units": (q_logits.argmax(-1) == q_global).float().mean(),
+        "acc_support_before": n_way(s_logits, batch.support_y),
+    }
+
+
+def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config: TrainConfig):
+    """Fast path: one recurrent pass for all tasks, inner steps on the readout alone."""
+    n_tasks, n_support = batch.support_x.shape[:2]
+    x = torch.cat([batch.support_x, batch.query_x], dim=1)
+    # Shared recurrent weights: all tasks' recordings go through as one batch.
+    z = clone.recurrent_spikes(weights, x.flatten(0, 1))
+    trace = clone.readout_trace(z).unflatten(0, (n_tasks, -1))
+    z = z.unflatten(0, (n_tasks, -1))
+    s_trace, q_trace = trace[:, :n_support], trace[:, n_support:]
+    fixed_l2 = l2_penalty([weights["w_in"], weights["w_rec"]], config.l2)
+    lr = rates["w_out"]
+    w_out = weights["w_out"]
+
+    def task(s_trace_t, s_y, q_trace_t, q_y, classes):
+        adapted = adapt_readout(w_out, s_trace_t, s_y, classes, config, inner_lr=lr)
+        q_logits = readout_logits(adapted, q_trace_t)
+        ce = cross_entropy(q_logits, global_labels(q_y, classes))
+        l2_out = config.l2 * (adapted * adapted).mean()
+        return ce, l2_out, q_logits
+
+    ce, l2_out, q_logits = vmap(task)(
+        s_trace, batch.support_y, q_trace, batch.query_y, batch.classes
+    )
+    rate = RATE_SCALE * z[:, n_support:].sum(dim=-2).mean(dim=(1, 2))
+    s_logits = readout_logits(w_out, s_trace)
+    return ce, l2_out + fixed_l2, rate, q_logits, s_logits
+
+
+def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config: TrainConfig):
+    """Reference path: the network re-runs on the support set at every inner step."""
+    names = adapted_names(config)
+    # The inner loop never regrows pruned or absent recurrent synapses.
+    exists = {name: (weights[name] != 0).to(weights[name].dtype) for name in names}
+    step_grad = grad(_general_inner_loss, has_aux=True)
+
+    def task(s_x, s_y, q_x, q_y, classes):
+        current = dict(weights)
+        s_labels = global_labels(s_y, classes)
+        s_logits = None
+        for _ in range(config.inner_steps):
+            adapted = {name: current[name] for name in names}
+            fixed = {name: w for name, w in current.items() if name not in names}
+            gradient, logits = step_grad(adapted, fixed, s_x, s_labels, clone, config)
+            s_logits = logits if s_logits is None else s_logits
+            for name in names:
+                g = gradient[name].detach() if config.first_order else gradient[name]
+                step = g * exists[name] if name == "w_rec" else g
+                current[name] = current[name] - rates[name] * step
+        z_q, v_q = clone.forward(current, q_x)
+        q_logits = max_over_time(v_q)
+        ce = cross_entropy(q_logits, global_labels(q_y, classes))
+        l2 = l2_penalty([current[name] for name in NETWORK_KEYS], config.l2)
+        rate = RATE_SCALE * z_q.sum(dim=-2).mean()
+        return ce, l2, rate, q_logits, s_logits
+
+    return vmap(task)(batch.support_x, batch.support_y, batch.query_x, batch.query_y, batch.classes)
+
+
+def _general_inner_loss(
+    adapted: Params, fixed: Params, s_x: torch.Tensor, labels: torch.Tensor, clone, config
+) -> torch.Tensor:
+    """Published inner loss: CE on the support set plus the firing-rate term (and logits)."""
+    z, v_out = clone.forward({**fixed, **adapted}, s_x)
+    logits = max_over_time(v_out)
+    loss = cross_entropy(logits, labels) + firing_rate_penalty(
+        z, config.target_rate, config.lambda_fr
+    )
+    return loss, logits.detach()
+
+
+def meta_gradient(
+    params: Mapping[str, torch.Tensor],
+    batch: MetaBatch,
+    clone: TorchClone,
+    config: TrainConfig,
+    **kwargs: Any,
+) -> tuple[Params, torch.Tensor, dict[str, torch.Tensor]]:
+    """Gradient of :func:`meta_loss` with respect to every meta-parameter.
+
+    Returns ``(gradients, loss, metrics)``; keyword arguments go to :func:`meta_loss`.
+    """
+    params = dict(params)
+
+    def loss_of(p: Params) -> tuple[torch.Tensor, tuple[torch.Tensor, dict]]:
+        loss, metrics = meta_loss(p, batch, clone, config, **kwargs)
+        return loss, (loss.detach(), metrics)
+
+    gradients, (loss, metrics) = grad(loss_of, has_aux=True)(params)
+    return gradients, loss, metrics

@@ -1,0 +1,275 @@
+"""MAML core: fast readout path vs recompute, second-order gradient vs a sequential reference.
+
+The network here is a tiny pure-torch LIF stand-in with the interface of
+``mosaicnet.network.torch_clone.TorchClone`` (recurrent_spikes, readout_trace,
+readout, forward), written from DESIGN.md section 3, so these tests check the
+MAML algebra independently of the real clone (tested with it in
+``test_meta_training.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mosaicnet.meta.config import TrainConfig
+from mosaicnet.meta.losses import cross_entropy, firing_rate, max_over_time
+from mosaicnet.meta.maml import (
+    LOG_LR_PREFIX,
+    MetaBatch,
+    adapt_readout,
+    init_meta_params,
+    meta_gradient,
+    meta_loss,
+    predict,
+    predict_all_units,
+    prune_recurrent,
+    readout_logits,
+)
+
+DTYPE = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: intra-op threads only add contention on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class TinyLif:
+    """Minimal LIF network with a fast-sigmoid surrogate (DESIGN.md section 3)."""
+
+    def __init__(self, n_in=6, n_rec=12, n_out=8, *, seed=0, thr=1.0, slope=10.0):
+        gen = torch.Generator().manual_seed(seed)
+        self.alpha = math.exp(-1 / 5)
+        self.kappa = math.exp(-1 / 5)
+        self.thr = thr
+        self.slope = slope
+        self.rec_mask = torch.rand(n_rec, n_rec, generator=gen, dtype=DTYPE) < 0.7
+        self._params = {
+            "w_in": torch.randn(n_in, n_rec, generator=gen, dtype=DTYPE) * 1.2,
+            "w_rec": torch.randn(n_rec, n_rec, generator=gen, dtype=DTYPE) * 0.4 * self.rec_mask,
+            "w_out": torch.randn(n_rec, n_out, generator=gen, dtype=DTYPE) * 0.3,
+        }
+
+    def init_params(self):
+        return {k: v.clone() for k, v in self._params.items()}
+
+    def _spike(self, u):
+        # Heaviside forward, derivative of u / (1 + slope |u|) = 1 / (1 + slope |u|)^2 backward.
+        soft = u / (1 + self.slope * u.abs())
+        return (u > 0).to(u.dtype) + soft - soft.detach()
+
+    def recurrent_spikes(self, params, x):
+        w_rec = params["w_rec"] * self.rec_mask
+        drive = x @ params["w_in"]
+        v = torch.zeros_like(drive[..., 0, :])
+        z = torch.zeros_like(v)
+        out = []
+        for t in range(x.shape[-2]):
+            v = self.alpha * v + drive[..., t, :] + z @ w_rec - self.thr * z
+            z = self._spike(v - self.thr)
+            out.append(z)
+        return torch.stack(out, dim=-2)
+
+    def readout_trace(self, z):
+        trace = torch.zeros_like(z[..., 0, :])
+        out = []
+        for t in range(z.shape[-2]):
+            trace = self.kappa * trace + z[..., t, :]
+            out.append(trace)
+        return torch.stack(out, dim=-2)
+
+    def readout(self, w_out, trace):
+        return trace @ w_out
+
+    def forward(self, params, x):
+        z = self.recurrent_spikes(params, x)
+        return z, self.readout(params["w_out"], self.readout_trace(z))
+
+
+def make_batch(n_tasks=3, n_way=3, k_shot=2, n_query=2, n_in=6, T=15, n_out=8, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    rates = torch.rand(n_out, n_in, generator=gen) * 0.6  # class-specific input rates
+
+    def draw(classes, per_class):
+        labels = torch.arange(n_way).repeat_interleave(per_class)
+        glob = classes[labels]
+        p = rates[glob].unsqueeze(1).expand(-1, T, -1)
+        return (torch.rand(p.shape, generator=gen) < p).to(DTYPE), labels
+
+    sx, sy, qx, qy, cl = [], [], [], [], []
+    for _ in range(n_tasks):
+        classes = torch.randperm(n_out, generator=gen)[:n_way]
+        x, y = draw(classes, k_shot)
+        sx.append(x)
+        sy.append(y)
+        x, y = draw(classes, n_query)
+        qx.append(x)
+        qy.append(y)
+        cl.append(classes)
+    return MetaBatch(*(torch.stack(v) for v in (sx, sy, qx, qy, cl)))
+
+
+def tiny_config(**changes):
+    values = dict(
+        n_way=3,
+        k_shot=2,
+        n_query=2,
+        n_out=8,
+        held_out_classes=(0,),
+        dtype="float64",
+        inner_steps=3,
+        inner_lr=0.5,
+        prune_threshold=0.0,
+        layout_lambda=0.0,
+    )
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def cost_matrix(n):
+    gen = torch.Generator().manual_seed(5)
+    return torch.rand(n, n, generator=gen, dtype=DTYPE) * 10
+
+
+@pytest.mark.parametrize("learn_lr", [False, True])
+def test_fast_readout_path_equals_recompute_path(learn_lr):
+    clone, batch = TinyLif(), make_batch()
+    config = tiny_config(learn_inner_lr=learn_lr, layout_lambda=1e-3)
+    params = init_meta_params(clone.init_params(), config)
+    cost = cost_matrix(12)
+    g_fast, loss_fast, m_fast = meta_gradient(params, batch, clone, config, layout_cost=cost)
+    g_slow, loss_slow, m_slow = meta_gradient(
+        params, batch, clone, config, layout_cost=cost, fast_readout=False
+    )
+    assert m_fast["rate"] > 0  # the network spikes, so the recurrent path is exercised
+    torch.testing.assert_close(loss_fast, loss_slow, rtol=1e-12, atol=1e-14)
+    assert set(g_fast) == set(g_slow) == set(params)
+    for name in params:
+        assert g_fast[name].abs().max() > 0, name
+        torch.testing.assert_close(g_fast[name], g_slow[name], rtol=1e-10, atol=1e-13)
+    for name in ("acc", "acc_all_units", "acc_support_before", "rate"):
+        torch.testing.assert_close(m_fast[name], m_slow[name])
+
+
+def sequential_reference(params, batch, clone, config, *, create_graph=True):
+    """MAML outer loss by plain autograd, one task at a time, no torch.func."""
+    leaf = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
+    total = 0.0
+    for b in range(batch.n_tasks):
+        w = dict(leaf)
+        classes = batch.classes[b]
+        s_y = classes[batch.support_y[b]]
+        q_y = classes[batch.query_y[b]]
+        for _ in range(config.inner_steps):
+            _, v = clone.forward(w, batch.support_x[b])
+            inner = cross_entropy(max_over_time(v), s_y)
+            (g,) = torch.autograd.grad(inner, w["w_out"], create_graph=create_graph)
+            w["w_out"] = w["w_out"] - config.resolved_inner_lr * g
+        z, v = clone.forward(w, batch.query_x[b])
+        loss = cross_entropy(max_over_time(v), q_y)
+        loss = loss + config.lambda_fr * (config.target_rate - firing_rate(z)) ** 2
+        loss = loss + sum(config.l2 * (w[k] ** 2).mean() for k in ("w_in", "w_rec", "w_out"))
+        total = total + loss
+    total = total / batch.n_tasks
+    total.backward()
+    return {k: v.grad for k, v in leaf.items()}, total.detach()
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_meta_gradient_matches_sequential_reference(first_order):
+    clone, batch = TinyLif(seed=3), make_batch(seed=4)
+    config = tiny_config(first_order=first_order, inner_steps=2)
+    params = init_meta_params(clone.init_params(), config)
+    grads, loss, _ = meta_gradient(params, batch, clone, config)
+    ref, ref_loss = sequential_reference(params, batch, clone, config, create_graph=not first_order)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=0)
+    for name in params:
+        torch.testing.assert_close(grads[name], ref[name], rtol=1e-10, atol=1e-13)
+
+
+def test_second_order_terms_are_present():
+    """First- and second-order gradients differ (the inner step is differentiated)."""
+    clone, batch = TinyLif(seed=3), make_batch(seed=4)
+    second, _, _ = meta_gradient(
+        init_meta_params(clone.init_params(), tiny_config()), batch, clone, tiny_config()
+    )
+    config = tiny_config(first_order=True)
+    first, _, _ = meta_gradient(init_meta_params(clone.init_params(), config), batch, clone, config)
+    assert (second["w_in"] - first["w_in"]).abs().max() > 1e-6 * second["w_in"].abs().max()
+
+
+def test_all_parameter_inner_loop_adapts_recurrent_weights():
+    clone, batch = TinyLif(), make_batch()
+    readout = tiny_config(inner_steps=1)
+    everything = tiny_config(inner_steps=1, inner_params="all", learn_inner_lr=True)
+    params = init_meta_params(clone.init_params(), everything)
+    assert {LOG_LR_PREFIX + k for k in ("w_in", "w_rec", "w_out")} <= set(params)
+    loss_all, _ = meta_loss(params, batch, clone, everything)
+    loss_readout, _ = meta_loss(params, batch, clone, readout)
+    assert torch.isfinite(loss_all)
+    assert not torch.isclose(loss_all, loss_readout)
+    grads, _, _ = meta_gradient(params, batch, clone, everything)
+    assert all(torch.isfinite(g).all() for g in grads.values())
+    assert grads[LOG_LR_PREFIX + "w_rec"].abs() > 0
+
+
+def test_adapt_readout_lowers_support_loss_and_predicts_task_classes():
+    clone, batch = TinyLif(), make_batch(n_tasks=1, k_shot=4)
+    config = tiny_config(inner_steps=5, inner_lr=1.0)
+    w_out = clone.init_params()["w_out"]
+    z = clone.recurrent_spikes(clone.init_params(), batch.support_x[0])
+    trace = clone.readout_trace(z)
+    classes, y = batch.classes[0], batch.support_y[0]
+    before = cross_entropy(readout_logits(w_out, trace), classes[y])
+    adapted = adapt_readout(w_out, trace, y, classes, config)
+    after = cross_entropy(readout_logits(adapted, trace), classes[y])
+    assert after < before
+    labels = predict(adapted, trace, classes)
+    assert set(labels.tolist()) <= set(classes.tolist())
+    everything = predict_all_units(adapted, trace)
+    assert everything.shape == labels.shape
+    # The N-way prediction is the all-unit one whenever that lands in the task's classes.
+    inside = torch.isin(everything, classes)
+    assert torch.equal(labels[inside], everything[inside])
+
+
+def test_pruned_recurrent_weights_get_zero_gradient():
+    clone, batch = TinyLif(), make_batch()
+    config = tiny_config(prune_threshold=0.2)
+    params = init_meta_params(clone.init_params(), config)
+    grads, _, _ = meta_gradient(params, batch, clone, config)
+    small = params["w_rec"].abs() < 0.2
+    assert small.any() and (~small & clone.rec_mask).any()
+    assert torch.all(grads["w_rec"][small] == 0)
+    assert grads["w_rec"][~small & clone.rec_mask].abs().max() > 0
+    assert torch.equal(prune_recurrent(params["w_rec"], 0.2) == 0, small | (params["w_rec"] == 0))
+
+
+def test_device_offsets_are_straight_through():
+    """Offsets change the forward pass but the gradient is taken at the perturbed point."""
+    clone, batch = TinyLif(), make_batch()
+    config = tiny_config()
+    params = init_meta_params(clone.init_params(), config)
+    gen = torch.Generator().manual_seed(0)
+    offsets = {
+        k: 0.05 * torch.randn(params[k].shape, generator=gen, dtype=DTYPE)
+        for k in ("w_in", "w_rec", "w_out")
+    }
+    noisy, _ = meta_loss(params, batch, clone, config, offsets=offsets)
+    clean, _ = meta_loss(params, batch, clone, config)
+    assert not torch.isclose(noisy, clean)
+    g_noisy, _, _ = meta_gradient(params, batch, clone, config, offsets=offsets)
+    # Straight-through: gradient w.r.t. w of f(w + offset) equals f's gradient at w + offset
+    # (for the data terms; absent recurrent synapses get no offset).
+    shifted = {k: params[k] + offsets[k] * (params[k] != 0) for k in offsets}
+    g_shift, _, _ = meta_gradient(shifted, batch, clone, config)
+    # The L2 term is computed on the perturbed weights in both, so gradients agree.
+    for name in offsets:
+        torch.testing.assert_close(g_noisy[name], g_shift[name], rtol=1e-10, atol=1e-13)
