@@ -274,6 +274,7 @@ def meta_loss(
     layout_cost: torch.Tensor | None = None,
     offsets: Mapping[str, torch.Tensor] | None = None,
     fast_readout: bool = True,
+    prune: bool = True,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The MAML outer loss of a meta-batch and metrics (a pure function of ``params``).
 
@@ -303,6 +304,9 @@ def meta_loss(
         With a readout-only inner loop, run the recurrent layer once (default). False
         recomputes the whole network at every inner step (the reference the fast path
         is tested against; always used for ``inner_params="all"``).
+    prune
+        Apply ``config.prune_threshold`` to the recurrent weights (False before the
+        configured ``prune_start``).
 
     Returns
     -------
@@ -312,7 +316,8 @@ def meta_loss(
         ``acc_all_units`` (published 20-unit accuracy), ``acc_support_before``
         (N-way support accuracy before adaptation).
     """
-    weights = effective_weights(params, prune_threshold=config.prune_threshold, offsets=offsets)
+    threshold = config.prune_threshold if prune else 0.0
+    weights = effective_weights(params, prune_threshold=threshold, offsets=offsets)
     rates = inner_learning_rates(params, config)
     if config.inner_params == "readout" and fast_readout:
         ce, l2_task, rate, q_logits, s_logits = _readout_path(weights, rates, batch, clone, config)
