@@ -18,10 +18,13 @@ times in seconds as plain numbers (``g_plus_prog/siemens``), which keeps the
 published dimensionless fit coefficients literal; the variables themselves
 carry Brian2 units.
 
-Brian2 caveat for ``run_regularly``: with brian2 2.9, a ``run(duration)``
-shorter than the reader's ``dt`` may silently skip the whole run (the network
-loop can stop on the slower clock, which has no step before ``duration``).
-Keep the reader's ``dt`` <= each run's duration, or use :meth:`apply_read`.
+Brian2 caveat for ``run_regularly`` (seen with brian2 2.9): when the reader's
+``dt`` is 10^4 or more times a run's duration (e.g. a one-step run of 0.1 ms
+beside a 1 s reader), the run can be skipped entirely, neurons included, while
+the network time still advances: the slow clock's last step rounds to 0
+(``Clock.epsilon_dt = 1e-4``) and the network loop may test that clock first.
+Keep the reader's ``dt`` well below each run's duration, or use
+:meth:`BrianDeviceForm.apply_read` between runs.
 """
 
 from __future__ import annotations
@@ -294,7 +297,7 @@ class BrianDeviceForm:
     ) -> Any:
         """``synapses.run_regularly(read_code, dt=dt, when=when)``: a read every ``dt``.
 
-        Mind the module-level caveat: keep ``dt`` <= the duration of each run.
+        Mind the module-level caveat: keep ``dt`` well below each run's duration.
         """
         return synapses.run_regularly(self.read_code, dt=dt, when=when, order=order, name=name)
 
