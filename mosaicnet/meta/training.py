@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from mosaicnet.errors import ConfigError, DataFormatError, RunDirectoryError
+from mosaicnet.meta.adam import AdamState, adam_step
 from mosaicnet.meta.config import TrainConfig, load_config, save_config, write_text_atomic
 from mosaicnet.meta.maml import MetaBatch, init_meta_params, meta_gradient, network_params
 
@@ -273,10 +274,14 @@ def make_clone(spec, config: TrainConfig):
 
 
 def encode_input(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Binned spike counts -> the binary input of the network (counts clipped to 1)."""
-    from mosaicnet.network.torch_clone import binary_input
+    """Binned spike counts -> the binary input of the network (counts clipped to 1).
 
-    return binary_input(x).to(dtype)
+    The encoding is the one both simulators share
+    (:func:`mosaicnet.network.spec.input_spikes`).
+    """
+    from mosaicnet.network.spec import input_spikes
+
+    return input_spikes(x).to(dtype)
 
 
 # ----------------------------------------------------------------------------- data
@@ -336,14 +341,9 @@ class TrainState:
 
     iteration: int
     params: dict[str, torch.Tensor]
-    optimizer: torch.optim.Adam
+    adam: AdamState
     noise: Any  # DeviceNoise or None
     next_task_id: int
-
-
-def make_optimizer(params: dict[str, torch.Tensor], config: TrainConfig) -> torch.optim.Adam:
-    """Adam over the meta-parameters, in a fixed (sorted) order."""
-    return torch.optim.Adam([params[name] for name in sorted(params)], lr=config.outer_lr)
 
 
 def apply_pruning(state: TrainState, threshold: float) -> int:
@@ -354,15 +354,11 @@ def apply_pruning(state: TrainState, threshold: float) -> int:
     zero moments Adam leaves it at zero, so pruned synapses stay pruned. Returns
     the number of zero recurrent weights.
     """
-    w_rec = state.params["w_rec"]
-    with torch.no_grad():
-        small = w_rec.abs() < threshold
-        w_rec[small] = 0.0
-        moments = state.optimizer.state.get(w_rec, {})
-        for key in ("exp_avg", "exp_avg_sq"):
-            if key in moments:
-                moments[key][small] = 0.0
-    return int((w_rec == 0).sum())
+    keep = (state.params["w_rec"].abs() >= threshold).to(state.params["w_rec"].dtype)
+    state.params["w_rec"] = state.params["w_rec"] * keep
+    state.adam.exp_avg["w_rec"] = state.adam.exp_avg["w_rec"] * keep
+    state.adam.exp_avg_sq["w_rec"] = state.adam.exp_avg_sq["w_rec"] * keep
+    return int((state.params["w_rec"] == 0).sum())
 
 
 def _rng_state() -> dict[str, Any]:
@@ -385,7 +381,7 @@ def _checkpoint_state(state: TrainState, config: TrainConfig) -> dict[str, Any]:
     return {
         "iteration": state.iteration,
         "params": {k: v.detach().clone() for k, v in state.params.items()},
-        "optimizer": state.optimizer.state_dict(),
+        "optimizer": state.adam.state_dict(),
         "rng": _rng_state(),
         "noise": state.noise.state_dict() if state.noise is not None else None,
         "next_task_id": state.next_task_id,
@@ -491,11 +487,7 @@ def train(
         )
 
     clone = make_clone(spec, config)
-    params = {
-        k: v.to(dtype).requires_grad_()
-        for k, v in init_meta_params(clone.init_params(), config).items()
-    }
-    optimizer = make_optimizer(params, config)
+    params = {k: v.to(dtype) for k, v in init_meta_params(clone.init_params(), config).items()}
     noise = (
         DeviceNoise(
             config.device_model, config.read_time_min_s, config.read_time_max_s,
@@ -504,7 +496,7 @@ def train(
         if config.device_model is not None
         else None
     )  # fmt: skip
-    state = TrainState(0, params, optimizer, noise, 0)
+    state = TrainState(0, params, AdamState.zeros_like(params), noise, 0)
     torch.manual_seed(config.seed)
     np.random.seed(stream_seed(config.seed, _STREAM_WEIGHTS))  # noqa: NPY002 (see _rng_state)
     if checkpoint is not None:
@@ -546,18 +538,14 @@ def _step(state: TrainState, batch: MetaBatch, clone, config: TrainConfig, layou
     """One outer step: meta-gradient, Adam, pruning; returns the metrics record."""
     iteration = state.iteration
     prune = iteration >= config.prune_start
-    detached = {k: v.detach() for k, v in state.params.items()}
     offsets = None
     noisy = state.noise is not None and iteration >= config.noise_start
     if noisy:
-        offsets = state.noise.offsets(detached)
+        offsets = state.noise.offsets(state.params)
     gradients, loss, metrics = meta_gradient(
-        detached, batch, clone, config, layout_cost=layout_cost, offsets=offsets, prune=prune
+        state.params, batch, clone, config, layout_cost=layout_cost, offsets=offsets, prune=prune
     )
-    for name, param in state.params.items():
-        param.grad = gradients[name].to(param.dtype)
-    state.optimizer.step()
-    state.optimizer.zero_grad(set_to_none=True)
+    state.params, state.adam = adam_step(state.params, gradients, state.adam, config.outer_lr)
     zeros = apply_pruning(state, config.prune_threshold) if prune else None
     state.iteration += 1
     state.next_task_id += config.meta_batch
@@ -587,12 +575,13 @@ def _write_checkpoint(run: RunDirectory, state: TrainState, spec, clone, config)
 
 def _restore(state: TrainState, checkpoint: dict[str, Any], run: RunDirectory) -> None:
     try:
-        with torch.no_grad():
-            for name, value in checkpoint["params"].items():
-                state.params[name].copy_(value)
         if set(checkpoint["params"]) != set(state.params):
             raise KeyError(f"parameters {sorted(checkpoint['params'])}")
-        state.optimizer.load_state_dict(checkpoint["optimizer"])
+        for name, value in checkpoint["params"].items():
+            if value.shape != state.params[name].shape or value.dtype != state.params[name].dtype:
+                raise ValueError(f"{name} is {tuple(value.shape)} {value.dtype}")
+        state.params = {name: value.clone() for name, value in checkpoint["params"].items()}
+        state.adam = AdamState.from_state_dict(checkpoint["optimizer"])
         _set_rng_state(checkpoint["rng"])
         if state.noise is not None:
             state.noise.load_state_dict(checkpoint["noise"])

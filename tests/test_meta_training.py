@@ -1,0 +1,223 @@
+"""Training runs end to end on the real torch clone and synthetic SHD data.
+
+Runs use a tiny network (2 x 2 tiles of 4 neurons, 30 time bins, stride 10) so the
+whole file stays fast; the published-size network is exercised by the benchmark
+and the slow accuracy test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mosaicnet.cli import main
+from mosaicnet.data import write_synthetic_shd
+from mosaicnet.errors import ConfigError, RunDirectoryError
+from mosaicnet.meta.config import TrainConfig, save_config
+from mosaicnet.meta.training import CHECKPOINT_FILE, METRICS_FILE, RunDirectory, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = dict(
+    rows=2, cols=2, neurons_per_tile=4, n_bins=30, spatial_stride=10, meta_batch=2,
+    n_way=3, k_shot=2, n_query=2, checkpoint_every=3, outer_lr=3e-3,
+)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: intra-op threads only add contention on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shd")
+    write_synthetic_shd(out, seed=3, n_train=300, n_test=200)
+    return out
+
+
+def tiny_config(tmp_path, **changes) -> Path:
+    path = tmp_path / "tiny.json"
+    save_config(TrainConfig(**{**TINY, **changes}), path)
+    return path
+
+
+def test_train_writes_a_complete_run(tmp_path, data_dir, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data_dir), "--out", str(run), "--quiet", "--iterations", "4",
+            "--config", str(tiny_config(tmp_path)), "--device-model", "pcm_aihwkit"]  # fmt: skip
+    assert main(args) == 0
+    assert "trained 4 steps" in capsys.readouterr().out
+    directory = RunDirectory.open(run)
+    config = directory.load_config()
+    assert config.iterations == 4 and config.device_model == "pcm_aihwkit"
+    records = directory.read_metrics()
+    assert [r["iteration"] for r in records] == [1, 2, 3, 4]
+    assert all(r["noise"] for r in records)
+    assert {"loss", "ce", "acc", "acc_all_units", "rate", "layout_term"} <= set(records[0])
+    spec = directory.load_spec()
+    assert spec.n_rec == 16 and spec.n_out == 20 and spec.n_in == 70
+    checkpoint = directory.load_checkpoint()
+    assert checkpoint["iteration"] == 4
+    torch.testing.assert_close(
+        torch.as_tensor(spec.w_out, dtype=torch.float32), checkpoint["params"]["w_out"]
+    )
+    initial = directory.load_spec(initial=True)
+    assert not (initial.w_in == spec.w_in).all()  # training moved the weights
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path, data_dir, capsys):
+    run = tmp_path / "run"
+    base = ["train", "--data", str(data_dir), "--out", str(run), "--quiet",
+            "--config", str(tiny_config(tmp_path, iterations=1))]  # fmt: skip
+    assert main(base) == 0
+    before = (run / CHECKPOINT_FILE).read_bytes()
+    assert main(base) == 2
+    error = capsys.readouterr().err
+    assert "already exists" in error and "--resume" in error and "--overwrite" in error
+    assert (run / CHECKPOINT_FILE).read_bytes() == before
+    # A user's own file survives --overwrite; the run's files are replaced.
+    (run / "notes.txt").write_text("mine")
+    assert main([*base, "--overwrite"]) == 0
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_resume_rejects_changed_configuration(tmp_path, data_dir, capsys):
+    run = tmp_path / "run"
+    base = ["train", "--data", str(data_dir), "--out", str(run), "--quiet",
+            "--config", str(tiny_config(tmp_path, iterations=1))]  # fmt: skip
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main([*base, "--resume", "--inner-steps", "3"]) == 2
+    assert "inner_steps: 1 -> 3" in capsys.readouterr().err
+    # Extending the run is allowed.
+    assert main([*base, "--resume", "--iterations", "2"]) == 0
+    assert RunDirectory.open(run).load_checkpoint()["iteration"] == 2
+
+
+def test_bad_inputs_give_clear_errors(tmp_path, data_dir, capsys):
+    run = str(tmp_path / "run")
+    common = ["train", "--data", str(data_dir), "--out", run, "--quiet"]
+    assert main([*common, "--config", str(tiny_config(tmp_path)), "--device-model", "flash"]) == 2
+    assert "unknown device preset 'flash'" in capsys.readouterr().err
+    assert not Path(run).exists()  # nothing written for a bad preset
+
+    bad = tmp_path / "wide.json"
+    bad.write_text(json.dumps({"n_way": 25}))
+    assert main([*common, "--config", str(bad)]) == 2
+    assert "n_way=25 is larger than the readout" in capsys.readouterr().err
+
+    assert main([*common, "--resume"]) == 2
+    assert "not a training run" in capsys.readouterr().err
+
+    assert main(["evaluate", str(tmp_path), "--data", str(data_dir)]) == 2
+    assert "not a training run" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_is_reported(tmp_path, data_dir):
+    run = tmp_path / "run"
+    config = TrainConfig(**{**TINY, "iterations": 1})
+    train(config, run, data_dir=data_dir, progress=False)
+    path = run / CHECKPOINT_FILE
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(RunDirectoryError, match="corrupt or truncated"):
+        train(config.with_changes(iterations=2), run, data_dir=data_dir, resume=True,
+              progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="contradict"):
+        train(config, run, data_dir=data_dir, resume=True, overwrite=True, progress=False)
+
+
+def _train_args(run: Path, config: Path, data_dir: Path, *extra: str) -> list[str]:
+    return ["train", "--data", str(data_dir), "--out", str(run), "--config", str(config),
+            "--quiet", "--threads", "1", *extra]  # fmt: skip
+
+
+def test_killed_run_resumes_bitwise_identical(tmp_path, data_dir):
+    """SIGKILL mid-run, resume: final checkpoint equals an uninterrupted run's, bit for bit.
+
+    The killed run is a separate process; the resumed and the uninterrupted runs run
+    in this process with the same single intra-op thread.
+    """
+    config = tiny_config(tmp_path, iterations=15, device_model="rram_hfox", noise_start=2,
+                         prune_start=1, prune_threshold=0.02)  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "mosaicnet", *_train_args(killed, config, data_dir)]
+    process = subprocess.Popen(command, env=env)
+    deadline = time.monotonic() + 120
+    while not (killed / CHECKPOINT_FILE).exists():
+        assert process.poll() is None, "training ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint after 120 s"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    at_kill = RunDirectory.open(killed).load_checkpoint()["iteration"]
+    assert 0 < at_kill < 15, "the run was not interrupted mid-way"
+    assert main(_train_args(killed, config, data_dir, "--resume")) == 0
+
+    straight = tmp_path / "straight"
+    assert main(_train_args(straight, config, data_dir)) == 0
+
+    a = RunDirectory.open(killed).load_checkpoint()
+    b = RunDirectory.open(straight).load_checkpoint()
+    assert a["iteration"] == b["iteration"] == 15
+    _assert_identical(a, b)
+    assert (killed / "spec.npz").read_bytes() == (straight / "spec.npz").read_bytes()
+    iterations = [json.loads(line)["iteration"] for line in (killed / METRICS_FILE).open()]
+    assert iterations == list(range(1, 16))  # steps after the checkpoint were not logged twice
+    records = RunDirectory.open(straight).read_metrics()
+    assert [r["noise"] for r in records[:3]] == [False, False, True]  # noise_start=2
+    assert records[-1]["w_rec_zero_fraction"] > 0  # pruning happened
+
+
+def _assert_identical(a, b, path="checkpoint"):
+    assert type(a) is type(b), path
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for key in a:
+            _assert_identical(a[key], b[key], f"{path}[{key!r}]")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_identical(x, y, f"{path}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape, path
+        assert torch.equal(a, b), f"{path} differs"
+    else:
+        assert a == b, path
+
+
+def test_evaluate_json_reports_seen_and_unseen(tmp_path, data_dir, capsys):
+    run = tmp_path / "run"
+    config = TrainConfig(**{**TINY, "iterations": 2})
+    train(config, run, data_dir=data_dir, progress=False)
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(data_dir), "--tasks", "6", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("accuracy_seen", "accuracy_unseen", "ci95_seen", "ci95_unseen",
+                "accuracy_seen_20way", "accuracy_unseen_20way"):  # fmt: skip
+        assert 0.0 <= result[key] <= 1.0, key
+    assert result["tasks"] == 12 and result["tasks_seen"] == result["tasks_unseen"] == 6
+    assert len(result["predictions"]) == 12
+    for prediction, detail in zip(result["predictions"], result["task_details"], strict=True):
+        assert len(prediction) == 3 * 2
+        assert set(prediction) <= set(detail["classes"])  # N-way: one of the task's classes
+        held_out = set(config.held_out_classes)
+        unseen = detail["split"] == "meta-test-unseen"
+        assert all((label in held_out) == unseen for label in detail["labels"])
+    assert main(["evaluate", str(run), "--data", str(data_dir), "--tasks", "3",
+                 "--inner-steps", "2", "--quiet"]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "2 inner step(s)" in text and "unseen" in text and "+-" in text
