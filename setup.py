@@ -45,7 +45,9 @@ setup(
         # install it with --no-deps (see README, "GPU backends").
         "gpu": ["brian2cuda>=1.0a7", "nvidia-curand"],
         "genn": ["brian2genn>=1.7"],
-        "dist": ["dask[distributed]>=2024.1", "optuna>=3.5"],
+        # Sweeps (mosaicnet.sweeps): Dask runs the trials, Optuna stores them; fANOVA
+        # importance in Optuna needs scikit-learn.
+        "dist": ["dask[distributed]>=2024.1", "optuna>=3.5", "scikit-learn>=1.2"],
     },
     entry_points={"console_scripts": ["mosaicnet=mosaicnet.cli:main"]},
 )

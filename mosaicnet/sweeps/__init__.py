@@ -1,0 +1,25 @@
+"""Hyperparameter and seed sweeps on dask.distributed, recorded in an Optuna study.
+
+``mosaicnet sweep SWEEP_FILE`` runs the trials a sweep file describes (a
+protocol script, ``train+evaluate``, or the diagnostic ``synthetic-quadratic``)
+over a grid or an Optuna sampler, on a Dask ``LocalCluster`` of worker
+processes or an existing cluster (``--scheduler``; SLURM through dask-jobqueue),
+stores every trial in an Optuna storage (SQLite file by default, any RDB URL),
+resumes when run again, and writes fANOVA importances and Optuna's plots.
+
+Modules
+-------
+``sweep_file``
+    Reading and validating sweep files (TOML or JSON): :func:`load_sweep`.
+``objectives``
+    What a trial runs on a worker (:func:`run_trial`) and the targets.
+``runner``
+    The sweep loop: cluster, study, fault tolerance, resume (:func:`run_sweep`).
+``importance``
+    fANOVA parameter importance and Optuna's plots as files.
+``report``
+    The trials table and summary written after a sweep.
+
+Needs the ``dist`` extra (``pip install mosaicnet[dist]``: dask[distributed],
+optuna, scikit-learn for fANOVA). Nothing heavy is imported with this package.
+"""

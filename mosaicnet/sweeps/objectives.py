@@ -1,0 +1,470 @@
+"""What one sweep trial runs, on a Dask worker: the targets a sweep file can name.
+
+Targets
+-------
+``train+evaluate``
+    Meta-train a network with :func:`mosaicnet.meta.training.train` into the
+    trial's directory, then meta-test it with
+    :func:`mosaicnet.meta.torch_evaluation.evaluate_run`. Parameters are the
+    fields of :class:`~mosaicnet.meta.config.TrainConfig` and the keyword options
+    of ``evaluate_run`` prefixed with ``eval_`` (``eval_tasks``,
+    ``eval_inner_steps``, ``eval_seed``, ``eval_protocol``). Results: the
+    evaluation summary (``accuracy_seen``, ``accuracy_unseen``, their 20-unit
+    variants and 95 % CIs) and the last training step's metrics prefixed
+    ``train_``. Default objective: ``accuracy_unseen`` (maximised).
+``protocol``
+    A protocol script (``protocols/<name>.py``, or a path) exposing
+    ``run(params: dict, out_dir: Path, quick: bool) -> dict``; the sweep reads
+    its objective from the returned dict. If the script defines a mapping
+    ``PARAMETERS`` (name -> default), swept and fixed parameters are checked
+    against its keys.
+``synthetic-quadratic``
+    A diagnostic objective with a known optimum, for testing the sweep machinery
+    without training: ``loss = sum_k (p_k - optimum_k)^2`` over the parameters
+    named in the target's ``optimum`` table (default ``x = 1, y = -2``, so the
+    minimum 0 lies at ``x = 1, y = -2``). Knobs: ``sleep_s`` (idle wait),
+    ``busy_s`` (CPU seconds of pure-Python work, to measure parallel speed-up)
+    and ``raise_error`` (the trial raises, to exercise failure handling).
+
+Isolation
+---------
+:func:`run_trial` gives every trial a private directory and, inside it, a
+private temporary directory (``TMPDIR`` and :data:`tempfile.tempdir`) and build
+directory (environment variable ``MOSAICNET_BUILD_DIR``). Brian2's standalone
+devices build in a fresh ``tempfile.mkdtemp`` directory when no directory is
+given, so default builds land in the trial's own temporary directory; code that
+chooses a build directory should honour ``MOSAICNET_BUILD_DIR``. After the trial
+Brian2's global device and preferences are reset, so one trial's
+``set_device("cpp_standalone")`` cannot leak into the next trial on the same
+worker. Workers run one trial at a time (one thread each), which is what makes
+changing the process environment per trial safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import json
+import math
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mosaicnet.errors import ConfigError
+
+#: Environment variable naming the trial's private Brian2 build directory.
+BUILD_DIR_ENV = "MOSAICNET_BUILD_DIR"
+
+#: Written at the start of every trial: which process runs it (for debugging, and
+#: for tests that kill the worker running a trial).
+WORKER_FILE = "worker.json"
+RESULTS_FILE = "results.json"
+
+
+# ----------------------------------------------------------------------------- trial entry
+def run_trial(
+    kind: str, options: dict[str, Any], params: dict[str, Any], trial_dir: str
+) -> dict[str, Any]:
+    """Run one trial of target ``kind`` in ``trial_dir``; return its results.
+
+    This is the function submitted to Dask; it must stay importable on the
+    workers (it is pickled by reference) and returns plain data only: the
+    client process is the only writer of the Optuna study.
+
+    Returns
+    -------
+    dict
+        ``results`` (scalar results of the target), ``seconds`` (wall time on the
+        worker), ``pid`` and ``host`` of the worker process.
+    """
+    directory = Path(trial_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    worker = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    (directory / WORKER_FILE).write_text(json.dumps(worker), encoding="utf-8")
+    target = get_target(kind)
+    with private_environment(directory):
+        raw = target.run(options, dict(params), directory)
+    if not isinstance(raw, dict):
+        raise TypeError(f"target {kind!r} returned {type(raw).__name__}, expected a dict")
+    results = scalar_results(raw)
+    (directory / RESULTS_FILE).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return {
+        "results": results,
+        "seconds": time.perf_counter() - started,
+        "pid": worker["pid"],
+        "host": worker["host"],
+    }
+
+
+def scalar_results(raw: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-able scalar entries of a result dict (numbers, strings, booleans).
+
+    Lists and nested tables (per-task predictions and the like) stay in the
+    trial's own files; the study stores scalars only.
+    """
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+            value = value.item()  # numpy / torch scalars
+        if isinstance(value, bool | str) or value is None:
+            out[str(key)] = value
+        elif isinstance(value, int | float):
+            out[str(key)] = value if math.isfinite(value) else None
+    return out
+
+
+@contextmanager
+def private_environment(trial_dir: Path) -> Iterator[None]:
+    """Give the trial its own temporary and build directories (module docstring)."""
+    tmp = trial_dir / "tmp"
+    build = trial_dir / "build"
+    tmp.mkdir(exist_ok=True)
+    build.mkdir(exist_ok=True)
+    saved_env = {name: os.environ.get(name) for name in ("TMPDIR", BUILD_DIR_ENV)}
+    saved_tempdir = tempfile.tempdir
+    os.environ["TMPDIR"] = str(tmp)
+    os.environ[BUILD_DIR_ENV] = str(build)
+    tempfile.tempdir = str(tmp)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved_tempdir
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reset_brian_state()
+        # Default standalone projects hold compiled binaries (megabytes per trial) and
+        # are of no use once the trial returned. Other files stay: a library imported
+        # during the trial may keep writing to a file it opened here (Brian2's log).
+        for project in tmp.glob("brian_standalone_*"):
+            shutil.rmtree(project, ignore_errors=True)
+
+
+def reset_brian_state() -> None:
+    """Return Brian2 (if a trial imported it) to the runtime device and default preferences."""
+    if "brian2" not in sys.modules:
+        return
+    from brian2.devices.device import reinit_devices, reset_device
+
+    reset_device("runtime")
+    reinit_devices()
+
+
+# ----------------------------------------------------------------------------- registry
+class SweepTarget:
+    """Base class of sweep targets; subclasses say what a trial runs."""
+
+    kind = ""
+    default_objective: str | None = None
+
+    def validate_options(
+        self, options: dict[str, Any], *, base_dir: Path, source: str
+    ) -> dict[str, Any]:
+        """Check the ``[target]`` table (without ``kind``); return JSON-able options."""
+        if options:
+            raise ConfigError(
+                f"{source}: target {self.kind!r} takes no options, got {sorted(options)}"
+            )
+        return {}
+
+    def parameter_names(self, options: dict[str, Any]) -> set[str] | None:
+        """Every parameter the target accepts, or ``None`` if it cannot tell."""
+        return None
+
+    def check_parameters(
+        self, fixed: dict[str, Any], space: tuple, options: dict[str, Any], *, source: str
+    ) -> None:
+        """Value checks before any trial runs (default: none)."""
+
+    def default_direction(self, objective: str) -> str | None:
+        """``"maximize"`` for accuracies, ``"minimize"`` for losses and errors."""
+        name = objective.lower()
+        if name.startswith("acc") or "accuracy" in name:
+            return "maximize"
+        if "loss" in name or "error" in name:
+            return "minimize"
+        return None
+
+    def prepare(self, options: dict[str, Any], *, progress: bool) -> dict[str, Any]:
+        """Client-side work done once before trials are submitted; returns options."""
+        return options
+
+    def run(self, options: dict[str, Any], params: dict[str, Any], trial_dir: Path) -> dict:
+        """Run one trial in ``trial_dir`` and return its results."""
+        raise NotImplementedError
+
+
+class SyntheticQuadratic(SweepTarget):
+    """``synthetic-quadratic``: known optimum, configurable cost (module docstring)."""
+
+    kind = "synthetic-quadratic"
+    default_objective = "loss"
+    knobs = ("sleep_s", "busy_s", "raise_error")
+    default_optimum = {"x": 1.0, "y": -2.0}
+
+    def validate_options(self, options, *, base_dir, source):
+        unknown = sorted(set(options) - {"optimum"})
+        if unknown:
+            raise ConfigError(
+                f"{source}: target 'synthetic-quadratic' takes only `optimum`, got {unknown}"
+            )
+        optimum = options.get("optimum", self.default_optimum)
+        if not isinstance(optimum, dict) or not optimum:
+            raise ConfigError(f"{source}: [target] optimum must be a table like {{ x = 1.0 }}")
+        for name, value in optimum.items():
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or name in self.knobs:
+                raise ConfigError(f"{source}: [target] optimum.{name} must be a finite number")
+        return {"optimum": {k: float(v) for k, v in optimum.items()}}
+
+    def parameter_names(self, options):
+        return set(options["optimum"]) | set(self.knobs)
+
+    def check_parameters(self, fixed, space, options, *, source):
+        given = set(fixed) | {d.name for d in space}
+        missing = sorted(set(options["optimum"]) - given)
+        if missing:
+            raise ConfigError(
+                f"{source}: target 'synthetic-quadratic' needs parameter(s) {missing} in "
+                "[space] or [params]"
+            )
+
+    def run(self, options, params, trial_dir):
+        if params.get("raise_error"):
+            raise RuntimeError("synthetic-quadratic: raise_error was set for this trial")
+        _busy(float(params.get("busy_s", 0.0)))
+        time.sleep(float(params.get("sleep_s", 0.0)))
+        optimum = options["optimum"]
+        loss = sum((float(params[k]) - v) ** 2 for k, v in optimum.items())
+        return {"loss": loss, "distance": math.sqrt(loss)}
+
+
+def _busy(seconds: float) -> None:
+    """Spend ``seconds`` of this thread's CPU time on arithmetic (not waiting)."""
+    end = time.thread_time() + seconds
+    x = 0.0
+    while time.thread_time() < end:
+        for i in range(2000):
+            x = (x + i * 1e-3) % 7.0
+
+
+class TrainEvaluate(SweepTarget):
+    """``train+evaluate``: meta-train, then meta-test in torch (module docstring)."""
+
+    kind = "train+evaluate"
+    default_objective = "accuracy_unseen"
+    eval_prefix = "eval_"
+    # evaluate_run arguments a sweep must not set: the sweep supplies them.
+    _eval_fixed = ("run_dir", "data_dir", "progress")
+
+    def validate_options(self, options, *, base_dir, source):
+        unknown = sorted(set(options) - {"config", "data"})
+        if unknown:
+            raise ConfigError(
+                f"{source}: target 'train+evaluate' takes `config` and `data`, got {unknown}"
+            )
+        out: dict[str, Any] = {"config": None, "data": None}
+        if options.get("config") is not None:
+            from mosaicnet.meta.config import load_config
+
+            path = (base_dir / str(options["config"])).resolve()
+            load_config(path)  # ConfigError naming the file if missing or invalid
+            out["config"] = str(path)
+        if options.get("data") is not None:
+            path = (base_dir / str(options["data"])).resolve()
+            if not path.is_dir():
+                raise ConfigError(
+                    f"{source}: [target] data directory {path} does not exist; give a "
+                    "directory with shd_train.h5 and shd_test.h5, or omit `data` for the "
+                    "synthetic default"
+                )
+            out["data"] = str(path)
+        return out
+
+    @staticmethod
+    def _train_fields() -> set[str]:
+        from dataclasses import fields
+
+        from mosaicnet.meta.config import TrainConfig
+
+        return {f.name for f in fields(TrainConfig)}
+
+    def _eval_options(self) -> set[str]:
+        from mosaicnet.meta.torch_evaluation import evaluate_run
+
+        parameters = inspect.signature(evaluate_run).parameters
+        return {name for name in parameters if name not in self._eval_fixed}
+
+    def parameter_names(self, options):
+        return self._train_fields() | {self.eval_prefix + n for n in self._eval_options()}
+
+    def base_config(self, options: dict[str, Any]):
+        """The configuration every trial starts from (file or defaults)."""
+        from mosaicnet.meta.config import TrainConfig, load_config
+
+        return load_config(options["config"]) if options.get("config") else TrainConfig()
+
+    def split(self, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Parameters as (training changes, evaluate_run keyword arguments)."""
+        train = {k: v for k, v in params.items() if not k.startswith(self.eval_prefix)}
+        n = len(self.eval_prefix)
+        evaluate = {k[n:]: v for k, v in params.items() if k.startswith(self.eval_prefix)}
+        return train, evaluate
+
+    def check_parameters(self, fixed, space, options, *, source):
+        # Build the configuration at every listed value and both ends of every range,
+        # so a value TrainConfig rejects fails now, not in trial 37.
+        base = self.base_config(options)
+        train_fixed, _ = self.split(fixed)
+        try:
+            base = base.with_changes(**train_fixed)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: [params]: {error}") from error
+        for dimension in space:
+            if dimension.name.startswith(self.eval_prefix):
+                continue
+            probes = (
+                dimension.values
+                if dimension.values is not None
+                else (dimension.low, dimension.high)
+            )
+            for value in probes:
+                try:
+                    base.with_changes(**{dimension.name: value})
+                except ConfigError as error:
+                    where = f"{source}: space.{dimension.name} = {value!r}"
+                    raise ConfigError(f"{where}: {error}") from error
+
+    def prepare(self, options, *, progress):
+        # Resolve (and, for the synthetic default, generate) the data once, in the
+        # client: workers generating the same files at once would race.
+        from mosaicnet.meta.training import resolve_data_dir
+
+        data = resolve_data_dir(options.get("data"), progress=progress)
+        return {**options, "data": str(Path(data).resolve())}
+
+    def run(self, options, params, trial_dir):
+        from mosaicnet.meta.torch_evaluation import evaluate_run
+        from mosaicnet.meta.training import train
+
+        changes, eval_kwargs = self.split(params)
+        config = self.base_config(options).with_changes(**changes)
+        run_dir = trial_dir / "run"
+        result = train(config, run_dir, data_dir=options["data"], overwrite=True, progress=False)
+        summary = evaluate_run(run_dir, data_dir=options["data"], progress=False, **eval_kwargs)
+        detailed = {k: summary[k] for k in ("predictions", "task_details") if k in summary}
+        (trial_dir / "evaluation.json").write_text(
+            json.dumps({**summary, **detailed}, indent=1, default=str), encoding="utf-8"
+        )
+        out = {k: v for k, v in summary.items() if k not in detailed}
+        out.update({f"train_{k}": v for k, v in result.last_metrics.items()})
+        return out
+
+
+class Protocol(SweepTarget):
+    """``protocol``: a script from ``protocols/`` with ``run(params, out_dir, quick)``."""
+
+    kind = "protocol"
+
+    def validate_options(self, options, *, base_dir, source):
+        unknown = sorted(set(options) - {"protocol", "quick"})
+        if unknown:
+            raise ConfigError(
+                f"{source}: target 'protocol' takes `protocol` and `quick`, got {unknown}"
+            )
+        name = options.get("protocol")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(
+                f"{source}: target 'protocol' needs `protocol = \"NAME\"` (a script in "
+                "protocols/) or a path to a .py file"
+            )
+        quick = options.get("quick", False)
+        if not isinstance(quick, bool):
+            raise ConfigError(f"{source}: [target] quick must be true or false")
+        path = find_protocol(name, base_dir, source=source)
+        module = load_protocol(path)
+        if not callable(getattr(module, "run", None)):
+            raise ConfigError(
+                f"{source}: protocol {path} has no function run(params, out_dir, quick); "
+                "a sweep can only run protocols that expose it"
+            )
+        return {"protocol": str(path), "quick": quick}
+
+    def parameter_names(self, options):
+        declared = getattr(load_protocol(Path(options["protocol"])), "PARAMETERS", None)
+        return set(declared) if isinstance(declared, dict) else None
+
+    def run(self, options, params, trial_dir):
+        module = load_protocol(Path(options["protocol"]))
+        return module.run(params, trial_dir, options["quick"])
+
+
+def find_protocol(name: str, base_dir: Path, *, source: str = "sweep file") -> Path:
+    """Locate a protocol script by name or path.
+
+    A name containing ``/`` or ending in ``.py`` is a path relative to
+    ``base_dir``; a bare name is looked up as ``protocols/<name>.py`` in
+    ``base_dir`` and its parents, then in the working directory.
+
+    Raises
+    ------
+    ConfigError
+        No such script; the message lists the protocols found.
+    """
+    if "/" in name or name.endswith(".py"):
+        path = (base_dir / name).resolve()
+        if not path.is_file():
+            raise ConfigError(f"{source}: protocol file {path} does not exist")
+        return path
+    folders = [d / "protocols" for d in (base_dir, *base_dir.parents)]
+    folders.append(Path.cwd() / "protocols")
+    for folder in folders:
+        if (folder / f"{name}.py").is_file():
+            return (folder / f"{name}.py").resolve()
+    available = sorted(
+        {p.stem for f in folders if f.is_dir() for p in f.glob("*.py") if p.stem != "__init__"}
+    )
+    hint = f"available: {available}" if available else "no protocols/ directory was found"
+    raise ConfigError(f"{source}: unknown protocol {name!r} ({hint})")
+
+
+def load_protocol(path: Path):
+    """Import a protocol script by path (each path once per process)."""
+    digest = hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:12]
+    module_name = f"mosaicnet_protocol_{path.stem}_{digest}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"protocol {path} cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+TARGETS: dict[str, SweepTarget] = {
+    t.kind: t for t in (TrainEvaluate(), Protocol(), SyntheticQuadratic())
+}
+
+
+def get_target(kind: Any, *, source: str = "sweep file") -> SweepTarget:
+    """The target named ``kind``; :class:`ConfigError` listing the known ones otherwise."""
+    if kind not in TARGETS:
+        raise ConfigError(f"{source}: unknown target kind {kind!r}; choose one of {list(TARGETS)}")
+    return TARGETS[kind]

@@ -1,0 +1,213 @@
+"""What a trial does on a worker, and the study bookkeeping behind retries and resume.
+
+These run in-process (no cluster): trials through :func:`run_trial`, planning
+through :func:`plan` on an in-memory Optuna study.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna", reason="the dist extra (optuna) is not installed")
+
+from optuna.trial import TrialState  # noqa: E402
+
+from mosaicnet.sweeps import runner  # noqa: E402
+from mosaicnet.sweeps.objectives import BUILD_DIR_ENV, WORKER_FILE, run_trial  # noqa: E402
+from mosaicnet.sweeps.sweep_file import parse_sweep  # noqa: E402
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_synthetic_quadratic_has_its_minimum_at_the_optimum(tmp_path):
+    options = {"optimum": {"x": 1.0, "y": -2.0}}
+    best = {"x": 1.0, "y": -2.0}
+    at_optimum = run_trial("synthetic-quadratic", options, best, str(tmp_path / "a"))
+    assert at_optimum["results"] == {"loss": 0.0, "distance": 0.0}
+    off = run_trial("synthetic-quadratic", options, {"x": 4.0, "y": 2.0}, str(tmp_path / "b"))
+    assert off["results"]["loss"] == pytest.approx(3.0**2 + 4.0**2)
+    assert off["results"]["distance"] == pytest.approx(5.0)
+    assert off["pid"] == os.getpid()
+    stored = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert stored == off["results"]
+    assert json.loads((tmp_path / "b" / WORKER_FILE).read_text())["pid"] == os.getpid()
+
+
+def test_busy_knob_spends_cpu_time_not_wall_waiting(tmp_path):
+    import time
+
+    cpu = time.thread_time()
+    run_trial("synthetic-quadratic", {"optimum": {"x": 0.0}}, {"x": 0.0, "busy_s": 0.2},
+              str(tmp_path))  # fmt: skip
+    # thread_time counts this thread's CPU only; a sleep would leave it near zero.
+    assert time.thread_time() - cpu >= 0.2
+
+
+def test_each_trial_gets_private_temp_and_build_directories_and_brian_is_reset(tmp_path):
+    protocol = tmp_path / "where.py"
+    protocol.write_text(
+        textwrap.dedent(
+            """
+            import os, tempfile
+            from pathlib import Path
+
+            def run(params, out_dir, quick):
+                from brian2 import get_device, set_device
+                set_device("cpp_standalone", build_on_run=False)
+                scratch = Path(tempfile.mkdtemp(prefix="brian_standalone_"))
+                return {
+                    "tmp": str(scratch.parent),
+                    "build": os.environ["MOSAICNET_BUILD_DIR"],
+                    "device": type(get_device()).__name__,
+                    "out_dir": str(out_dir),
+                }
+            """
+        ),
+        encoding="utf-8",
+    )
+    options = {"protocol": str(protocol), "quick": True}
+    before_tmp, before_env = tempfile.gettempdir(), os.environ.get(BUILD_DIR_ENV)
+    first = run_trial("protocol", options, {}, str(tmp_path / "t1"))["results"]
+    second = run_trial("protocol", options, {}, str(tmp_path / "t2"))["results"]
+    # Brian2's standalone default (tempfile.mkdtemp) lands inside the trial's own directory.
+    assert first["tmp"] == str(tmp_path / "t1" / "tmp")
+    assert second["tmp"] == str(tmp_path / "t2" / "tmp")
+    assert first["build"] == str(tmp_path / "t1" / "build")
+    assert first["device"] == "CPPStandaloneDevice"
+    # The worker's own environment is restored, and Brian2 is back on its runtime device.
+    assert tempfile.gettempdir() == before_tmp
+    assert os.environ.get(BUILD_DIR_ENV) == before_env
+    from brian2 import get_device
+
+    assert type(get_device()).__name__ == "RuntimeDevice"
+    # Default standalone projects are removed after the trial; the build directory stays.
+    assert not list((tmp_path / "t1" / "tmp").glob("brian_standalone_*"))
+    assert (tmp_path / "t1" / "build").is_dir()
+
+
+def _spec(sampler: str = "random", n_trials: int = 4, retries: int = 1):
+    data = {
+        "study": {"n_trials": n_trials, "retries": retries, "name": "plan"},
+        "target": {"kind": "synthetic-quadratic"},
+        "sampler": {"kind": sampler},
+        "space": {"x": [0.0, 1.0], "y": [-2.0, 0.0]},
+    }
+    if sampler == "grid":
+        del data["study"]["n_trials"]
+    return parse_sweep(data)
+
+
+def _study(spec):
+    return optuna.create_study(direction=spec.direction, sampler=runner.make_sampler(spec))
+
+
+def _ask(study, spec, params, attempt=1, **attrs):
+    study.enqueue_trial(params, user_attrs={"attempt": attempt, **attrs})
+    return study.ask(spec.distributions())
+
+
+def test_plan_marks_orphaned_trials_failed_and_retries_them_first():
+    spec = _spec()
+    study = _study(spec)
+    done = _ask(study, spec, {"x": 0.0, "y": -2.0})
+    study.tell(done, 5.0)
+    orphan = _ask(study, spec, {"x": 1.0, "y": 0.0})  # left RUNNING by a stopped client
+    queue, fresh, finished = runner.plan(study, spec, spec.n_trials)
+    assert finished == 1
+    state = study.get_trials()[orphan.number]
+    assert state.state == TrialState.FAIL
+    assert state.user_attrs["status"] == runner.ORPHANED and state.user_attrs["final"] is False
+    # The orphan is re-run with its parameters, without using up an attempt.
+    assert [(w.params, w.attempt, w.retry_of) for w in queue] == [
+        ({"x": 1.0, "y": 0.0}, 1, orphan.number)
+    ]
+    assert fresh == spec.n_trials - 1 - 1
+
+
+def test_lost_trials_are_retried_until_the_retries_are_used_up():
+    spec = _spec(retries=1)
+    study = _study(spec)
+    lost = _ask(study, spec, {"x": 1.0, "y": 0.0})
+    runner._finish_trial(study, lost._trial_id, lost.number, runner.LOST, False)
+    queue, _, _ = runner.plan(study, spec, spec.n_trials)
+    assert [(w.attempt, w.retry_of) for w in queue] == [(2, lost.number)]
+    # Once a retry exists, the lost trial is not queued again.
+    retry = _ask(study, spec, queue[0].params, attempt=2, retry_of=lost.number)
+    study.tell(retry, 1.0)
+    queue, fresh, done = runner.plan(study, spec, spec.n_trials)
+    assert not queue and done == 1 and fresh == spec.n_trials - 1
+
+
+class _DeadWorkerFuture:
+    """What a dask future looks like after its worker died (``KilledWorker``)."""
+
+    status = "error"
+
+    def exception(self):
+        from distributed import KilledWorker
+
+        return KilledWorker("trial-0", "tcp://127.0.0.1:1", 1)
+
+
+def test_record_retries_a_lost_trial_then_marks_it_failed_for_good(tmp_path):
+    spec = _spec(retries=1)
+    study = _study(spec)
+    outcome = runner.SweepOutcome("plan", "memory", tmp_path, 4, 0, 0, 0, 0, None, None, 0, 0)
+    first = _ask(study, spec, {"x": 0.0, "y": 0.0})
+    retry = runner._record(study, spec, first, runner.Work(dict(first.params)),
+                           _DeadWorkerFuture(), tmp_path, outcome)  # fmt: skip
+    assert retry is not None and (retry.attempt, retry.retry_of) == (2, first.number)
+    second = _ask(study, spec, retry.params, attempt=2, retry_of=first.number)
+    again = runner._record(study, spec, second, retry, _DeadWorkerFuture(), tmp_path, outcome)
+    assert again is None
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert trials[0].user_attrs["final"] is False and trials[1].user_attrs["final"] is True
+    assert "retries exhausted" in trials[1].user_attrs["error"]
+
+
+def test_grid_plan_runs_only_grid_points_without_a_finished_trial():
+    spec = _spec(sampler="grid")
+    study = _study(spec)
+    queue, fresh, done = runner.plan(study, spec, spec.n_trials)
+    assert (len(queue), fresh, done) == (4, 0, 0)
+    finished = _ask(study, spec, queue[0].params)
+    study.tell(finished, 1.0)
+    failed = _ask(study, spec, queue[1].params)  # a trial whose own code raised: final
+    runner._finish_trial(study, failed._trial_id, failed.number, runner.ERROR, True)
+    queue2, _, done = runner.plan(study, spec, spec.n_trials)
+    assert done == 2
+    assert [w.params for w in queue2] == [w.params for w in list(queue)[2:]]
+
+
+def test_report_ranks_the_parameter_the_objective_depends_on(tmp_path):
+    from mosaicnet.sweeps.report import write_report
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def objective(trial):
+        x = trial.suggest_float("x", -3.0, 3.0)
+        trial.suggest_float("y", -3.0, 3.0)  # irrelevant to the objective
+        return (x - 1.0) ** 2
+
+    study.optimize(objective, n_trials=24)
+    report = write_report(study, tmp_path, objective="loss")
+    importances = report["importances"]
+    assert set(importances) == {"x", "y"}
+    assert sum(importances.values()) == pytest.approx(1.0)
+    # y carries no signal; with 24 trials fANOVA still attributes some variance to it
+    # by chance, but x must dominate clearly (the seeded forest gives x > 0.9).
+    assert importances["x"] > 0.8
+    for name in ("optimization_history", "param_importances", "slice", "contour"):
+        assert Path(report["plots"][name]).stat().st_size > 1000
+    rows = (tmp_path / "trials.csv").read_text().splitlines()
+    assert len(rows) == 25 and rows[0].startswith("number,state,value,x,y")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["by_state"] == {"COMPLETE": 24}
+    assert summary["best"]["value"] == pytest.approx(study.best_value)
