@@ -142,6 +142,9 @@ def test_ensure_reuses_matching_files_and_refuses_others(tmp_path):
     with pytest.raises(RunDirectoryError, match="not written by the synthetic generator"):
         ensure_synthetic_shd(foreign, n_train=20, n_test=20)
     assert (foreign / "shd_train.h5").read_text() == "mine"
+    first[1].unlink()
+    with pytest.raises(RunDirectoryError, match="is missing"):
+        ensure_synthetic_shd(tmp_path / "s", seed=2, n_train=20, n_test=20)
 
 
 @pytest.mark.parametrize(

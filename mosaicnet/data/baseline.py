@@ -10,8 +10,9 @@ The default protocol is the published few-shot evaluation (DESIGN.md section 6; 
 [11, 12, 4, 3, 0] held out of meta-training in EIS-Hub/meta-mosaic): 5-way 5-shot on those
 classes of the test file, 10 queries per class.
 
-Measured on the synthetic default (``write_synthetic_shd(seed=0)``), 400 tasks: see
-``DEFAULT_SYNTHETIC_ACCURACY`` below.
+Measured on the synthetic default test file (``write_synthetic_shd(seed=0)``, 400 tasks,
+task seed 0, 10 bins x 70 channels): 61.6 % mean accuracy, per-task std 6.5 %, chance
+20 %. A learnable data set, but far from trivially separable.
 """
 
 from __future__ import annotations
