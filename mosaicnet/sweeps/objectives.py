@@ -167,6 +167,10 @@ class SweepTarget:
 
     kind = ""
     default_objective: str | None = None
+    #: Modules imported in each worker's main thread at start-up (see
+    #: :mod:`mosaicnet.sweeps.worker_setup`); Brian2 cannot be first imported in a
+    #: worker's task thread.
+    worker_imports: tuple[str, ...] = ("brian2",)
 
     def validate_options(
         self, options: dict[str, Any], *, base_dir: Path, source: str
@@ -210,6 +214,7 @@ class SyntheticQuadratic(SweepTarget):
 
     kind = "synthetic-quadratic"
     default_objective = "loss"
+    worker_imports = ()
     knobs = ("sleep_s", "busy_s", "raise_error")
     default_optimum = {"x": 1.0, "y": -2.0}
 

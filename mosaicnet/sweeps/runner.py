@@ -81,6 +81,8 @@ from mosaicnet.sweeps.sweep_file import SweepSpec, storage_url
 STORAGE_FILE = "study.db"
 TRIALS_DIR = "trials"
 
+#: Seconds to wait for an existing scheduler (``--scheduler``) to answer.
+CONNECT_TIMEOUT_S = 10.0
 #: Seconds between the client's heartbeats in the study.
 HEARTBEAT_S = 15.0
 #: A client on another host whose heartbeat is older than this is considered gone.
@@ -332,7 +334,7 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout="15s")
+            client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
         except (OSError, TimeoutError) as error:
             raise BackendUnavailableError(
                 f"cannot reach the Dask scheduler at {scheduler} ({error}); start one with "
@@ -355,7 +357,7 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never clash with another cluster
             silence_logs=logging.CRITICAL,
         )
         try:
@@ -432,6 +434,11 @@ def run_sweep(
             options = target.prepare(spec.target.options, progress=progress)
             cluster_started = time.perf_counter()
             with dask_client(scheduler, workers) as client:
+                if target.worker_imports:
+                    from mosaicnet.sweeps.worker_setup import ImportOnWorkers
+
+                    plugin = ImportOnWorkers(target.worker_imports)
+                    client.register_plugin(plugin, name="mosaicnet-worker-imports")
                 outcome.cluster_start_s = time.perf_counter() - cluster_started
                 bar = tqdm(
                     total=total, initial=done, disable=not progress, desc=f"sweep {spec.name}",
