@@ -95,9 +95,9 @@ def test_four_trials_on_two_worker_processes_then_resume_then_extend(tmp_path, c
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     for trial in trials:
         assert trial.value == pytest.approx(quadratic(trial.params))
-        assert trial.user_attrs["status"] == "complete"
+        assert trial.user_attrs["results"]["loss"] == trial.value
     # Two worker processes, neither of them this one, shared the trials.
-    pids = {int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in trials}
+    pids = {t.user_attrs["worker"]["pid"] for t in trials}
     assert len(pids) == 2 and os.getpid() not in pids
 
     # The same command again resumes: nothing left to run, nothing started over.
@@ -241,5 +241,5 @@ inner_lr = [0.5, 2.0]
         evaluation = json.loads((run.parent / "evaluation.json").read_text())
         assert trial.value == evaluation["accuracy_unseen"]
         assert 0.0 <= trial.value <= 1.0
-        assert trial.user_attrs["result.train_iteration"] == 2
+        assert trial.user_attrs["results"]["train_iteration"] == 2
     assert Path(outcome.report["files"]["trials"]).is_file()

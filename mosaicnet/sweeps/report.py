@@ -4,7 +4,7 @@ Written into the sweep's output directory after every run (and by
 ``mosaicnet sweep FILE --report-only``)::
 
     trials.csv        one row per trial: state, objective, parameters, status,
-                      attempt, retry_of, seconds, worker, error, every result
+                      attempt, retry_of, error, worker host/pid/seconds, results
     summary.json      counts, best trial, importances
     importance.json   fANOVA importances (or why they could not be computed)
     plots/*.png       Optuna's plots (history, importances, slice, contour, ...)
@@ -21,24 +21,39 @@ from typing import Any
 
 from mosaicnet.sweeps.importance import parameter_importances, write_plots
 
-_BOOKKEEPING = ("status", "attempt", "retry_of", "seconds", "worker", "error", "final")
+_BOOKKEEPING = ("status", "attempt", "retry_of", "error", "final")
+_WORKER = ("seconds", "host", "pid")
 
 
 def write_trials_csv(study, path: Path) -> Path:
-    """One row per trial, parameters and results as columns (no pandas needed)."""
+    """One row per trial, parameters and results as columns (no pandas needed).
+
+    Results (``user_attrs["results"]``) become columns ``result.<key>``; a
+    completed trial without a ``status`` attribute gets ``complete`` and one
+    without ``attempt`` is a first attempt.
+    """
+    from optuna.trial import TrialState
+
     trials = study.get_trials(deepcopy=False)
     params = sorted({k for t in trials for k in t.params})
-    results = sorted({k for t in trials for k in t.user_attrs if k.startswith("result.")})
-    header = ["number", "state", "value", *params, *_BOOKKEEPING, *results]
+    results = sorted({k for t in trials for k in t.user_attrs.get("results") or {}})
+    header = ["number", "state", "value", *params, *_BOOKKEEPING, *_WORKER]
+    header += [f"result.{k}" for k in results]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for t in trials:
+            attrs = dict(t.user_attrs)
+            if t.state == TrialState.COMPLETE:
+                attrs.setdefault("status", "complete")
+            attrs.setdefault("attempt", 1)
+            worker = attrs.get("worker") or {}
             row: list[Any] = [t.number, t.state.name, t.value]
             row += [t.params.get(k, "") for k in params]
-            row += [t.user_attrs.get(k, "") for k in _BOOKKEEPING]
-            row += [t.user_attrs.get(k, "") for k in results]
+            row += [attrs.get(k, "") for k in _BOOKKEEPING]
+            row += [worker.get(k, "") for k in _WORKER]
+            row += [(attrs.get("results") or {}).get(k, "") for k in results]
             writer.writerow(["" if v is None else v for v in row])
     return path
 
@@ -52,7 +67,8 @@ def study_summary(study) -> dict[str, Any]:
     by_status: dict[str, int] = {}
     for t in trials:
         by_state[t.state.name] = by_state.get(t.state.name, 0) + 1
-        status = t.user_attrs.get("status", "")
+        default = "complete" if t.state == TrialState.COMPLETE else t.state.name.lower()
+        status = t.user_attrs.get("status", default)
         by_status[status] = by_status.get(status, 0) + 1
     summary: dict[str, Any] = {
         "study": study.study_name,

@@ -88,10 +88,10 @@ HEARTBEAT_S = 15.0
 #: A client on another host whose heartbeat is older than this is considered gone.
 STALE_CLIENT_S = 120.0
 
-# Trial statuses recorded in user_attrs["status"].
-COMPLETE, ERROR, LOST, INTERRUPTED, ORPHANED = (
-    "complete", "error", "lost", "interrupted", "orphaned",
-)  # fmt: skip
+# Why a trial failed, recorded in user_attrs["status"] of FAIL trials (with "error", and
+# "final": False when the trial is to be re-run). Completed trials carry "results" (the
+# target's scalar results) and "worker" (host, pid, seconds) instead.
+ERROR, LOST, INTERRUPTED, ORPHANED = "error", "lost", "interrupted", "orphaned"
 
 
 @dataclass
@@ -105,7 +105,14 @@ class Work:
 
 @dataclass
 class SweepOutcome:
-    """What :func:`run_sweep` did and where the study stands now."""
+    """What :func:`run_sweep` did and where the study stands now.
+
+    Times: ``wall_s`` is the whole call, ``cluster_start_s`` starting (or
+    connecting to) the cluster, ``trials_wall_s`` from the first submitted trial to
+    the last result, ``bookkeeping_s`` the part of it the client spent on the
+    study (ask, tell, attributes), and ``trial_seconds`` each trial's own wall time
+    on its worker.
+    """
 
     study_name: str
     storage: str
@@ -119,6 +126,8 @@ class SweepOutcome:
     best_params: dict[str, Any] | None
     wall_s: float
     cluster_start_s: float
+    trials_wall_s: float = 0.0
+    bookkeeping_s: float = 0.0
     trial_seconds: list[float] = field(default_factory=list)
     report: dict[str, Any] | None = None
 
@@ -368,11 +377,16 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
 
 
 def _capacity(client, local_workers: int | None) -> int:
-    """How many trials to keep in flight: one per worker thread."""
+    """How many trials to keep in flight: one per worker thread, plus one.
+
+    The extra trial waits in the scheduler's queue (never on a busy worker: the
+    local cluster's ``worker-saturation`` is 1), so a worker that finishes starts
+    it at once instead of idling while the client records the result and asks the
+    sampler for the next parameters.
+    """
     if local_workers is not None:
-        return local_workers
-    workers = client.scheduler_info(n_workers=-1).get("workers", {})
-    return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+        return local_workers + 1
+    return max(1, sum(client.nthreads().values())) + 1
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -473,17 +487,18 @@ def _drive(
     last_beat = time.time()
 
     def start(work: Work) -> None:
-        attrs = {"attempt": work.attempt}
-        if work.retry_of is not None:
-            attrs["retry_of"] = work.retry_of
+        begun = time.perf_counter()
         if work.params is not None:
+            attrs = {"attempt": work.attempt}
+            if work.retry_of is not None:
+                attrs["retry_of"] = work.retry_of
             study.enqueue_trial(work.params, user_attrs=attrs, skip_if_exists=False)
+        # A trial without "attempt" is a first attempt: one write fewer per trial.
         trial = study.ask(distributions)
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
         trial_dir = out / TRIALS_DIR / f"{trial.number:05d}"
         trial.set_user_attr("trial_dir", str(trial_dir))
         params = {**spec.fixed, **trial.params}
+        outcome.bookkeeping_s += time.perf_counter() - begun
         future = client.submit(
             run_trial, spec.target.kind, options, params, str(trial_dir),
             key=f"{spec.name}-trial-{trial.number}-{uuid.uuid4().hex[:8]}",
@@ -492,6 +507,7 @@ def _drive(
         inflight[future] = (trial, work)
         outcome.started += 1
 
+    begun = time.perf_counter()
     try:
         while queue or fresh or inflight:
             while (queue or fresh) and len(inflight) < _capacity(client, local_workers):
@@ -511,11 +527,14 @@ def _drive(
                 study.set_user_attr("client", client_record)
             for future in [f for f in inflight if f.status != "pending"]:
                 trial, work = inflight.pop(future)
+                recorded = time.perf_counter()
                 retry = _record(study, spec, trial, work, future, out, outcome)
+                outcome.bookkeeping_s += time.perf_counter() - recorded
                 if retry is not None:
                     queue.appendleft(retry)
                 else:
                     bar.update(1)
+        outcome.trials_wall_s = time.perf_counter() - begun
     except BaseException:
         # Ctrl-C, a lost scheduler or a bad objective key: stop the trials in flight
         # and leave them failed-but-retryable, so the next run re-does them.
@@ -538,10 +557,10 @@ def _record(study, spec, trial, work: Work, future, out: Path, outcome: SweepOut
         payload = future.result()
         results = payload["results"]
         outcome.trial_seconds.append(float(payload["seconds"]))
-        trial.set_user_attr("seconds", payload["seconds"])
-        trial.set_user_attr("worker", f"{payload['host']}:{payload['pid']}")
-        for key, value in results.items():
-            trial.set_user_attr(f"result.{key}", value)
+        # Two attributes, not one per result: every attribute is a database transaction.
+        trial.set_user_attr("results", results)
+        worker = {k: payload[k] for k in ("host", "pid", "seconds")}
+        trial.set_user_attr("worker", worker)
         if spec.objective not in results:
             _finish_trial(
                 study, trial._trial_id, trial.number, ERROR, True,
@@ -562,7 +581,6 @@ def _record(study, spec, trial, work: Work, future, out: Path, outcome: SweepOut
                 error=f"objective {spec.objective} is {value!r}, not a finite number",
             )  # fmt: skip
             return None
-        trial.set_user_attr("status", COMPLETE)
         study.tell(trial, float(value), state=TrialState.COMPLETE)
         return None
     error = future.exception() if status == "error" else None
