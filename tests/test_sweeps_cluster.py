@@ -188,6 +188,25 @@ raise_error = [false, true]
     assert "Traceback" in traceback_file.read_text()
 
 
+def test_a_wrong_objective_stops_the_sweep_and_leaves_running_trials_retryable(
+    tmp_path, cluster, capsys
+):
+    sweep = quadratic_sweep(tmp_path / "obj.toml", n_trials=4, sleep_s=0.5, extra="")
+    text = sweep.read_text().replace("retries = 1", 'retries = 1\nobjective = "los"')
+    sweep.write_text(text.replace("[study]", '[study]\ndirection = "minimize"'))
+    code = main(["sweep", str(sweep), "--scheduler", cluster.scheduler_address, "--quiet",
+                 "--no-report"])  # fmt: skip
+    assert code == 2
+    assert "objective 'los' is not among the results" in capsys.readouterr().err
+    trials = load_trials(tmp_path / "obj_sweep", "obj")
+    # No trial is left RUNNING: the one that finished is failed for good (its results
+    # lack the objective), the others in flight are marked for re-running.
+    assert all(t.state == TrialState.FAIL for t in trials)
+    statuses = sorted(t.user_attrs["status"] for t in trials)
+    assert statuses[0] == "error" and set(statuses[1:]) == {"interrupted"}
+    assert all(t.user_attrs["final"] is False for t in trials if t.user_attrs["status"] != "error")
+
+
 def test_unreachable_scheduler_is_a_clear_error(tmp_path, capsys, monkeypatch):
     from mosaicnet.sweeps import runner
 

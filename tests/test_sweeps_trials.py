@@ -211,3 +211,41 @@ def test_report_ranks_the_parameter_the_objective_depends_on(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["by_state"] == {"COMPLETE": 24}
     assert summary["best"]["value"] == pytest.approx(study.best_value)
+
+
+def test_a_second_client_is_refused_while_the_first_is_alive(tmp_path):
+    from mosaicnet.errors import RunDirectoryError
+
+    spec = _spec()
+    study = runner.open_study(spec, f"sqlite:///{tmp_path / 'study.db'}")
+    record = runner._client_record()
+    # Another live process on this host (our parent) holds the study ...
+    import psutil
+
+    parent = psutil.Process(os.getppid())
+    study.set_user_attr(
+        "client", {**record, "pid": parent.pid, "create_time": parent.create_time()}
+    )
+    with pytest.raises(RunDirectoryError, match="being run by another `mosaicnet sweep`"):
+        runner._claim_study(study)
+    # ... but a record left by a process that has exited does not block a resume.
+    study.set_user_attr("client", {**record, "pid": parent.pid, "create_time": 1.0})
+    assert runner._claim_study(study)["pid"] == os.getpid()
+
+
+def test_reopening_a_study_with_a_changed_sweep_is_refused(tmp_path):
+    from mosaicnet.errors import ConfigError
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    runner.open_study(_spec(), url)
+    runner.open_study(_spec(n_trials=9, retries=3), url)  # sizes may change on resume
+    changed = parse_sweep(
+        {
+            "study": {"n_trials": 4, "name": "plan"},
+            "target": {"kind": "synthetic-quadratic"},
+            "sampler": {"kind": "random"},
+            "space": {"x": [0.0, 1.0, 2.0], "y": [-2.0, 0.0]},
+        }
+    )
+    with pytest.raises(ConfigError, match="created from a different sweep.*space"):
+        runner.open_study(changed, url)
