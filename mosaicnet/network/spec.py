@@ -19,6 +19,14 @@ after EIS-Hub/meta-mosaic ``network.py``, written as Brian2 equations)::
 Weights are dimensionless, in units of the membrane variable (the threshold
 is 2 in the same units).
 
+Input encoding (both simulators)
+--------------------------------
+The network input is binary per (time bin, channel): a binned spike count
+``x[b, t, c] > 0`` means "input channel ``c`` spikes in bin ``t``" and feeds
+its synapses once, however many spikes fell in the bin (counts are clipped
+to 1). :func:`input_spikes` is that rule, and both the Brian2 network and the
+torch clone call it; :func:`check_input_shape` is the shared shape check.
+
 Defaults and where they come from
 ---------------------------------
 The published code (EIS-Hub/meta-mosaic, used in Raghunathan et al., NICE 2024)
@@ -85,6 +93,14 @@ class NeuronParameters:
             _check_time(name, getattr(self, name))
         if self.tau_syn is not None:
             _check_time("tau_syn", self.tau_syn)
+            # Brian2's exact integrator solves the (v, I) system symbolically for
+            # distinct time constants; its solution divides by (tau_mem - tau_syn).
+            if float(self.tau_syn / second) == float(self.tau_mem / second):
+                raise ConfigError(
+                    f"tau_syn ({self.tau_syn}) must differ from tau_mem ({self.tau_mem}): the "
+                    "exact integration of the synaptic current divides by their difference; "
+                    "change one of them slightly"
+                )
         if not np.isfinite(self.threshold) or self.threshold <= 0:
             raise ConfigError(f"threshold must be a positive number, got {self.threshold!r}")
 
@@ -332,6 +348,58 @@ def _layout_neurons(layout: dict[str, Any]) -> int:
             f"layout must be a Layout.to_dict() with rows, cols and neurons_per_tile; got "
             f"{layout!r}"
         ) from error
+
+
+def input_spikes(x: Any) -> Any:
+    """The input encoding of both simulators: a bin with any spike is one spike.
+
+    Parameters
+    ----------
+    x
+        Binned spike counts (or a binary raster), a numpy array or a torch
+        tensor of shape ``(batch, time bins, channels)``.
+
+    Returns
+    -------
+    Boolean array or tensor of the same shape: ``x > 0``. Counts above 1 are
+    clipped to one spike per bin: the simulated input neurons emit at most one
+    spike per time step (one step is one bin, see :class:`NeuronParameters`).
+    """
+    return x > 0
+
+
+def check_input_shape(shape: tuple[int, ...], n_in: int, n_steps: int | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``shape`` is ``(batch, time, n_in)``.
+
+    Parameters
+    ----------
+    shape
+        Shape of the input array.
+    n_in
+        Number of input channels the network has.
+    n_steps
+        Required number of time bins, or ``None`` for any (>= 1).
+    """
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 3:
+        hint = " (add a batch axis: x[None])" if len(shape) == 2 else ""
+        raise ConfigError(
+            f"input must have shape (batch, time bins, channels), got {len(shape)} dims "
+            f"{shape}{hint}"
+        )
+    batch, steps, channels = shape
+    if channels != n_in:
+        raise ConfigError(
+            f"input has {channels} channels but the network has n_in={n_in}; bin the data "
+            f"with {n_in} channels (after spatial sampling) or build the spec for {channels}"
+        )
+    if batch < 1 or steps < 1:
+        raise ConfigError(f"input of shape {shape} is empty (need >= 1 sample and >= 1 bin)")
+    if n_steps is not None and steps != n_steps:
+        raise ConfigError(
+            f"input has {steps} time bins but this network was built for {n_steps}; "
+            "build it for the new length or bin the data the same way"
+        )
 
 
 def random_spec(
