@@ -19,7 +19,12 @@ optuna = pytest.importorskip("optuna", reason="the dist extra (optuna) is not in
 from optuna.trial import TrialState  # noqa: E402
 
 from mosaicnet.sweeps import runner  # noqa: E402
-from mosaicnet.sweeps.objectives import BUILD_DIR_ENV, WORKER_FILE, run_trial  # noqa: E402
+from mosaicnet.sweeps.objectives import (  # noqa: E402
+    BUILD_DIR_ENV,
+    RAM_DISK,
+    WORKER_FILE,
+    run_trial,
+)
 from mosaicnet.sweeps.sweep_file import parse_sweep  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -61,9 +66,11 @@ def test_each_trial_gets_private_temp_and_build_directories_and_brian_is_reset(t
                 from brian2 import get_device, set_device
                 set_device("cpp_standalone", build_on_run=False)
                 scratch = Path(tempfile.mkdtemp(prefix="brian_standalone_"))
+                build = os.environ["MOSAICNET_BUILD_DIR"]
                 return {
                     "tmp": str(scratch.parent),
-                    "build": os.environ["MOSAICNET_BUILD_DIR"],
+                    "build": build,
+                    "build_exists": os.path.isdir(build),
                     "device": type(get_device()).__name__,
                     "out_dir": str(out_dir),
                 }
@@ -78,7 +85,10 @@ def test_each_trial_gets_private_temp_and_build_directories_and_brian_is_reset(t
     # Brian2's standalone default (tempfile.mkdtemp) lands inside the trial's own directory.
     assert first["tmp"] == str(tmp_path / "t1" / "tmp")
     assert second["tmp"] == str(tmp_path / "t2" / "tmp")
-    assert first["build"] == str(tmp_path / "t1" / "build")
+    assert first["build_exists"] and first["build"] != second["build"]
+    # On the RAM disk when it has room, else inside the trial's directory.
+    on_ram_disk = Path(first["build"]).parent == RAM_DISK
+    assert on_ram_disk or first["build"] == str(tmp_path / "t1" / "build")
     assert first["device"] == "CPPStandaloneDevice"
     # The worker's own environment is restored, and Brian2 is back on its runtime device.
     assert tempfile.gettempdir() == before_tmp
@@ -86,9 +96,29 @@ def test_each_trial_gets_private_temp_and_build_directories_and_brian_is_reset(t
     from brian2 import get_device
 
     assert type(get_device()).__name__ == "RuntimeDevice"
-    # Default standalone projects are removed after the trial; the build directory stays.
+    # Standalone projects are removed after the trial, and so is a RAM-disk build directory.
     assert not list((tmp_path / "t1" / "tmp").glob("brian_standalone_*"))
-    assert (tmp_path / "t1" / "build").is_dir()
+    if on_ram_disk:
+        assert not Path(first["build"]).exists()
+
+
+def test_build_directories_of_dead_workers_are_removed(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from mosaicnet.sweeps import objectives
+
+    monkeypatch.setattr(objectives, "RAM_DISK", tmp_path)
+    # A process that has exited stands for a killed worker; this one is alive.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    stale = tmp_path / f"mosaicnet_sweep_{int(dead.stdout)}_00003_abcd1234"
+    live = tmp_path / f"mosaicnet_sweep_{os.getpid()}_00004_abcd1234"
+    other = tmp_path / "someone_elses_dir"
+    for path in (stale, live, other):
+        path.mkdir()
+    assert objectives.remove_stale_builds() == 1
+    assert not stale.exists() and live.is_dir() and other.is_dir()
 
 
 def _spec(sampler: str = "random", n_trials: int = 4, retries: int = 1):

@@ -28,15 +28,23 @@ Targets
 
 Isolation
 ---------
-:func:`run_trial` gives every trial a private directory and, inside it, a
-private temporary directory (``TMPDIR`` and :data:`tempfile.tempdir`) and build
-directory (environment variable ``MOSAICNET_BUILD_DIR``). Brian2's standalone
-devices build in a fresh ``tempfile.mkdtemp`` directory when no directory is
-given, so default builds land in the trial's own temporary directory; code that
-chooses a build directory should honour ``MOSAICNET_BUILD_DIR``. After the trial
-Brian2's global device and preferences are reset, so one trial's
-``set_device("cpp_standalone")`` cannot leak into the next trial on the same
-worker. Workers run one trial at a time (one thread each), which is what makes
+:func:`run_trial` gives every trial a private directory and, for the time it
+runs, a private temporary directory (``TMPDIR`` and :data:`tempfile.tempdir`,
+``<trial>/tmp``) and a private build directory named by the environment
+variable ``MOSAICNET_BUILD_DIR`` (on the RAM disk ``/dev/shm`` when it has
+room, because standalone runs write their results there; else
+``<trial>/build``). Brian2's standalone devices build in a fresh
+``tempfile.mkdtemp`` directory when no directory is given, so default builds
+land in the trial's temporary directory; mosaicnet's network builder makes a
+fresh ``mkdtemp`` directory per network, which no other trial can share; code
+that chooses a build directory itself should put it under
+``MOSAICNET_BUILD_DIR`` (never a fixed relative path such as ``output``, which
+every trial of a worker would share). After the trial, standalone projects in
+these directories are deleted, and Brian2's global device and preferences are
+reset, so one trial's ``set_device("cpp_standalone")`` cannot leak into the
+next trial on the same worker. Build directories of a worker that was killed
+are removed when the nanny restarts it (:mod:`mosaicnet.sweeps.worker_setup`).
+Workers run one trial at a time (one thread each), which is what makes
 changing the process environment per trial safe.
 """
 
@@ -53,6 +61,7 @@ import socket
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,6 +71,11 @@ from mosaicnet.errors import ConfigError
 
 #: Environment variable naming the trial's private Brian2 build directory.
 BUILD_DIR_ENV = "MOSAICNET_BUILD_DIR"
+
+#: RAM disk for build directories, used while it has this much room (bytes).
+RAM_DISK = Path("/dev/shm")
+RAM_DISK_MIN_FREE = 512 * 2**20
+BUILD_PREFIX = "mosaicnet_sweep_"
 
 #: Written at the start of every trial: which process runs it (for debugging, and
 #: for tests that kill the worker running a trial).
@@ -126,9 +140,9 @@ def scalar_results(raw: dict[str, Any]) -> dict[str, Any]:
 def private_environment(trial_dir: Path) -> Iterator[None]:
     """Give the trial its own temporary and build directories (module docstring)."""
     tmp = trial_dir / "tmp"
-    build = trial_dir / "build"
     tmp.mkdir(exist_ok=True)
-    build.mkdir(exist_ok=True)
+    build = build_directory(trial_dir)
+    build.mkdir(parents=True, exist_ok=True)
     saved_env = {name: os.environ.get(name) for name in ("TMPDIR", BUILD_DIR_ENV)}
     saved_tempdir = tempfile.tempdir
     os.environ["TMPDIR"] = str(tmp)
@@ -144,11 +158,53 @@ def private_environment(trial_dir: Path) -> Iterator[None]:
             else:
                 os.environ[name] = value
         reset_brian_state()
-        # Default standalone projects hold compiled binaries (megabytes per trial) and
-        # are of no use once the trial returned. Other files stay: a library imported
-        # during the trial may keep writing to a file it opened here (Brian2's log).
-        for project in tmp.glob("brian_standalone_*"):
-            shutil.rmtree(project, ignore_errors=True)
+        # Standalone projects hold compiled binaries (megabytes per trial) and are of
+        # no use once the trial returned. Other files in tmp/ stay: a library imported
+        # during the trial may keep writing to a file it opened there (Brian2's log).
+        for pattern in ("brian_standalone_*", "mosaicnet_brian_*"):
+            for project in tmp.glob(pattern):
+                shutil.rmtree(project, ignore_errors=True)
+        if build.parent == RAM_DISK:
+            shutil.rmtree(build, ignore_errors=True)
+
+
+def build_directory(trial_dir: Path) -> Path:
+    """Where a trial's builds go: a fresh directory on the RAM disk, else ``<trial>/build``.
+
+    The RAM-disk name carries the worker's pid, so that a restarted worker can
+    tell the directories of dead processes (:func:`remove_stale_builds`).
+    """
+    if RAM_DISK.is_dir() and os.access(RAM_DISK, os.W_OK):
+        if shutil.disk_usage(RAM_DISK).free > RAM_DISK_MIN_FREE:
+            tag = uuid.uuid4().hex[:8]
+            return RAM_DISK / f"{BUILD_PREFIX}{os.getpid()}_{trial_dir.name}_{tag}"
+    return trial_dir / "build"
+
+
+def remove_stale_builds() -> int:
+    """Delete RAM-disk build directories of processes that no longer exist.
+
+    A worker killed mid-trial cannot clean up after itself; its builds would
+    hold memory until reboot. Returns the number of directories removed.
+    """
+    removed = 0
+    for path in RAM_DISK.glob(f"{BUILD_PREFIX}*") if RAM_DISK.is_dir() else ():
+        pid_text = path.name[len(BUILD_PREFIX) :].split("_", 1)[0]
+        if not pid_text.isdigit() or _pid_exists(int(pid_text)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def reset_brian_state() -> None:

@@ -448,11 +448,10 @@ def run_sweep(
             options = target.prepare(spec.target.options, progress=progress)
             cluster_started = time.perf_counter()
             with dask_client(scheduler, workers) as client:
-                if target.worker_imports:
-                    from mosaicnet.sweeps.worker_setup import ImportOnWorkers
+                from mosaicnet.sweeps.worker_setup import WorkerSetup
 
-                    plugin = ImportOnWorkers(target.worker_imports)
-                    client.register_plugin(plugin, name="mosaicnet-worker-imports")
+                plugin = WorkerSetup(target.worker_imports)
+                client.register_plugin(plugin, name="mosaicnet-worker-setup")
                 outcome.cluster_start_s = time.perf_counter() - cluster_started
                 bar = tqdm(
                     total=total, initial=done, disable=not progress, desc=f"sweep {spec.name}",
