@@ -71,11 +71,7 @@ def cluster():
     import dask
     from distributed import LocalCluster
 
-    settings = {
-        "distributed.scheduler.allowed-failures": 0,
-        "distributed.scheduler.worker-saturation": 1.0,
-    }
-    with dask.config.set(settings):
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         local = LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
             silence_logs=logging.CRITICAL,

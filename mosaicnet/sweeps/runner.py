@@ -358,8 +358,6 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
         # A worker death surfaces at once as KilledWorker; the runner retries the
         # trial itself and records the failure in the study (module docstring).
         "distributed.scheduler.allowed-failures": 0,
-        # Never queue a second trial on a busy worker: a kill would take both.
-        "distributed.scheduler.worker-saturation": 1.0,
     }
     with dask.config.set(settings):
         cluster = LocalCluster(
@@ -377,16 +375,17 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
 
 
 def _capacity(client, local_workers: int | None) -> int:
-    """How many trials to keep in flight: one per worker thread, plus one.
+    """How many trials to keep in flight: one per worker thread.
 
-    The extra trial waits in the scheduler's queue (never on a busy worker: the
-    local cluster's ``worker-saturation`` is 1), so a worker that finishes starts
-    it at once instead of idling while the client records the result and asks the
-    sampler for the next parameters.
+    Never more: Dask's scheduler queues only large groups of root tasks, so an
+    extra trial would be sent to a busy worker and a kill of that worker would
+    lose both. The price is that a worker idles while the client records its
+    result and asks the sampler for the next trial (the benchmark's "scheduler
+    overhead per trial").
     """
     if local_workers is not None:
-        return local_workers + 1
-    return max(1, sum(client.nthreads().values())) + 1
+        return local_workers
+    return max(1, sum(client.nthreads().values()))
 
 
 # ----------------------------------------------------------------------------- the sweep
