@@ -91,6 +91,24 @@ def test_prefs_compile_for_cxx17_on_device_and_host(tmp_path):
     assert gcc == ["-w", "-O3", "-march=native", "-std=c++11"], "input list must not change"
 
 
+def test_exact_prefs_turn_off_fast_math_and_fma(tmp_path):
+    """Exact mode: no -use_fast_math, no FMA contraction, C++17 still last."""
+    chosen = gb.cuda_standalone_prefs(
+        _toolchain(tmp_path),
+        compute_capability=9.0,
+        gpu_id=0,
+        curand_link_dir=None,
+        make_jobs=1,
+        gcc_args=["-w", "-O3"],
+        nvcc_args=gb.EXACT_NVCC_ARGS,
+    )
+    nvcc_args = chosen["devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc"]
+    assert "--fmad=false" in nvcc_args
+    assert "-use_fast_math" not in nvcc_args
+    assert nvcc_args[-1] == "-std=c++17"
+    assert chosen["codegen.cpp.extra_compile_args_gcc"] == ["-w", "-O3", "-std=c++17"]
+
+
 def test_prefs_fix_the_gpu_without_detection_and_point_at_curand(tmp_path):
     toolchain = _toolchain(tmp_path)
     chosen = gb.cuda_standalone_prefs(
@@ -346,7 +364,10 @@ def test_missing_genn_tree_is_reported(tmp_path, monkeypatch):
 
 
 def _tiny_network() -> dict:
-    """8 LIF neurons with input, recurrence and a readout, like the real builder."""
+    """8 LIF neurons with input, recurrence and a readout, like the real builder.
+
+    Returns every object: a standalone build needs them alive until it is done.
+    """
     from brian2 import (
         NeuronGroup,
         SpikeGeneratorGroup,
@@ -381,7 +402,11 @@ def _tiny_network() -> dict:
     spikes = SpikeMonitor(rec, name="rec_spikes")
     readout = StateMonitor(out, "v", record=True, name="out_v")
     run(20 * ms)
-    return {"spikes": spikes, "readout": readout}
+    return {
+        "objects": (inputs, rec, out, w_in, w_rec, w_out),
+        "spikes": spikes,
+        "readout": readout,
+    }
 
 
 def _dynamic_section(program: Path) -> str:
@@ -402,8 +427,9 @@ def test_tiny_network_generates_and_compiles_for_cuda(tmp_path):
 
     build = gb.configure_cuda_standalone(tmp_path / "cuda_project", compile_only=True)
     try:
-        _tiny_network()
+        network = _tiny_network()
         build.build()
+        del network
     finally:
         build.restore()
         set_device("runtime")

@@ -43,6 +43,9 @@ Brian2 2.9.0 and CUDA 13.0):
   ``libcurand.so -> libcurand.so.10`` is created inside the build directory,
   and the wheel's directory is recorded as run path so the program finds the
   library when it runs.
+* With ``exact=True`` the nvcc arguments are :data:`EXACT_NVCC_ARGS`
+  (``--fmad=false``, no ``-use_fast_math``) and the host flags are the CPU
+  backends' exact flags, so GPU and CPU builds round float64 arithmetic alike.
 * ``devices.cpp_standalone.extra_make_args_unix = ['-j<N>']``: Brian2's
   default ``-j`` starts every nvcc at once (about 30 processes of up to 1 GB
   each for the network); N defaults to the number of CPU cores.
@@ -80,8 +83,16 @@ DEFAULT_COMPUTE_CAPABILITY = 9.0
 #: (``CUDAStandaloneDevice.minimal_compute_capability`` in its ``device.py``).
 MIN_COMPUTE_CAPABILITY = 5.0
 
-#: brian2cuda's default extra nvcc arguments (its ``cuda_prefs.py``).
-_BRIAN2CUDA_DEFAULT_NVCC_ARGS = ("-w", "-use_fast_math")
+#: brian2cuda's default extra nvcc arguments (its ``cuda_prefs.py``): fast math.
+FAST_NVCC_ARGS: tuple[str, ...] = ("-w", "-use_fast_math")
+
+#: nvcc arguments of the exact mode: no ``-use_fast_math`` and no fused
+#: multiply-add contraction (``--fmad=false``; nvcc contracts ``a*b+c`` by
+#: default, also in double precision), so that float64 kernels round every
+#: operation as the CPU build of ``exact=True`` does. CUDA's ``exp``/``pow``
+#: may still differ from glibc's in the last bit (CUDA C Programming Guide,
+#: "Mathematical Functions": double ``exp`` has 1 ulp maximum error).
+EXACT_NVCC_ARGS: tuple[str, ...] = ("-w", "--fmad=false")
 
 #: C++ standard the generated CUDA code is compiled with: Thrust and CUB of
 #: CUDA >= 13 refuse older standards ("Thrust requires at least C++17").
@@ -389,6 +400,7 @@ def cuda_standalone_prefs(
     curand_link_dir: Path | None,
     make_jobs: int,
     gcc_args: list[str],
+    nvcc_args: tuple[str, ...] = FAST_NVCC_ARGS,
 ) -> dict[str, Any]:
     """The Brian2 preferences that make brian2cuda compile with this toolchain.
 
@@ -409,8 +421,11 @@ def cuda_standalone_prefs(
     make_jobs
         Parallel compiler processes.
     gcc_args
-        The current ``codegen.cpp.extra_compile_args_gcc``; its ``-std``
-        flags are replaced by :data:`CUDA_CXX_STANDARD`.
+        Host compiler flags (e.g. the current ``codegen.cpp.extra_compile_args_gcc``);
+        their ``-std`` flags are replaced by :data:`CUDA_CXX_STANDARD`.
+    nvcc_args
+        Device compiler flags, :data:`FAST_NVCC_ARGS` or :data:`EXACT_NVCC_ARGS`;
+        :data:`CUDA_CXX_STANDARD` is appended.
     """
     curand = toolchain.curand
     library_dirs = [str(curand_link_dir if curand_link_dir is not None else curand.library_dir)]
@@ -420,7 +435,7 @@ def cuda_standalone_prefs(
         "devices.cuda_standalone.cuda_backend.compute_capability": float(compute_capability),
         "devices.cuda_standalone.cuda_backend.cuda_path": str(toolchain.cuda_path),
         "devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc": [
-            *_BRIAN2CUDA_DEFAULT_NVCC_ARGS,
+            *(arg for arg in nvcc_args if not arg.startswith("-std=")),
             CUDA_CXX_STANDARD,
         ],
         "codegen.cpp.extra_compile_args_gcc": [
@@ -529,6 +544,7 @@ def configure_cuda_standalone(
     *,
     compute_capability: float | None = DEFAULT_COMPUTE_CAPABILITY,
     compile_only: bool,
+    exact: bool = False,
     gpu_id: int = 0,
     cuda_path: str | os.PathLike[str] | None = None,
     make_jobs: int | None = None,
@@ -550,6 +566,11 @@ def configure_cuda_standalone(
         ``nvidia-smi`` for the GPU's, which needs a GPU.
     compile_only
         Generate and compile without running: works on machines without a GPU.
+    exact
+        Compile device code with :data:`EXACT_NVCC_ARGS` and host code with
+        :data:`mosaicnet.network.brian_backends.EXACT_COMPILE_ARGS` (the CPU
+        backends' exact mode). Otherwise brian2cuda's fast-math defaults and
+        the current gcc preference.
     gpu_id
         Index of the GPU to run on.
     cuda_path
@@ -598,6 +619,12 @@ def configure_cuda_standalone(
     from brian2 import prefs, set_device
     from brian2.devices.device import all_devices
 
+    if exact:
+        from mosaicnet.network.brian_backends import EXACT_COMPILE_ARGS
+
+        host_args = list(EXACT_COMPILE_ARGS)
+    else:
+        host_args = list(prefs["codegen.cpp.extra_compile_args_gcc"])
     build_dir = Path(directory).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     link_dir = None
@@ -609,7 +636,8 @@ def configure_cuda_standalone(
         gpu_id=gpu_id,
         curand_link_dir=link_dir,
         make_jobs=make_jobs if make_jobs is not None else max(1, os.cpu_count() or 1),
-        gcc_args=list(prefs["codegen.cpp.extra_compile_args_gcc"]),
+        gcc_args=host_args,
+        nvcc_args=EXACT_NVCC_ARGS if exact else FAST_NVCC_ARGS,
     )
     previous = {name: prefs[name] for name in chosen}
     for name, value in chosen.items():
