@@ -38,6 +38,7 @@ and re-run the program with the batch's input as ``run_args``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 from collections.abc import Iterable, Mapping
@@ -261,12 +262,13 @@ class BrianNetwork:
         self.programmed = (
             dict(programmed) if programmed is not None else program_spec(spec, rng=programming_seed)
         )
-        self._check_programmed(self.programmed)
+        self._check_programmed(self.programmed, self.t_read_s)
         self.standalone = backend in STANDALONE_BACKENDS
         self.project: StandaloneProject | None = None
         # Standalone: values that replace the compiled initial values at each run.
         self._run_args: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._ran = False
+        # Whether the synapses' w may not reflect the current device state yet.
+        self._stale_read = True
         if self.standalone:
             self.project = StandaloneProject(
                 backend, exact=self.exact, directory=directory, cuda_options=cuda_options
@@ -276,12 +278,18 @@ class BrianNetwork:
         else:
             select_runtime_device()
         try:
-            self._build()
             if self.standalone:
+                self._build()
                 self.network.run(
                     self.sequential * self.n_steps * self.dt_s * _second(), namespace={}
                 )
                 self.project.build()
+            else:
+                # Code run while building (synapse creation, the first read) must
+                # use this backend and its compile flags too.
+                with brian_prefs(runtime_prefs(backend, self.exact)):
+                    self._build()
+                self._stale_read = self.noisy_reads
         except BaseException:
             if self.standalone:
                 select_runtime_device()
@@ -294,7 +302,7 @@ class BrianNetwork:
         """Samples simulated per run: ``copies * sequential``."""
         return self.copies * self.sequential
 
-    def _check_programmed(self, programmed: Mapping[str, Any]) -> None:
+    def _check_programmed(self, programmed: Mapping[str, Any], t_read_s: float) -> None:
         for name in PATHWAYS:
             if name not in programmed:
                 raise ConfigError(f"programmed arrays lack {name!r}; give all of {PATHWAYS}")
@@ -309,9 +317,9 @@ class BrianNetwork:
                     f"device model is {self.form.model.describe()}"
                 )
             latest = float(np.max(programmed[name].t_prog_s, initial=0.0))
-            if latest > self.t_read_s:
+            if latest > t_read_s:
                 raise ConfigError(
-                    f"read time {self.t_read_s:g} s precedes the programming of {name} "
+                    f"read time {t_read_s:g} s precedes the programming of {name} "
                     f"(at {latest:g} s); read at or after programming"
                 )
 
@@ -413,6 +421,10 @@ class BrianNetwork:
                 self.form.apply_read(synapses)
         objects = [self.input, self.recurrent, self.readout, *self.synapses.values()]
         self.network = Network(objects, name="mosaicnet_network")
+        # Brian2 warns about objects deleted without ever running in a network;
+        # these belong to one (a network built only to describe it never runs).
+        for obj in self.network.objects:
+            obj._network = self.network.id
         self.monitors: dict[str, Any] = {}
         self._make_monitors()
 
@@ -471,42 +483,57 @@ class BrianNetwork:
         if unknown:
             raise ConfigError(f"unknown pathway(s) {sorted(unknown)}; use {PATHWAYS}")
         merged = {**self.programmed, **programmed}
-        if t_read_s is not None:
-            self.t_read_s = float(t_read_s)
-        self._check_programmed(merged)
+        self._check_programmed(merged, self.t_read_s if t_read_s is None else float(t_read_s))
         self.programmed = merged
         for name in programmed:
             self._write_device_state(name, programmed[name])
+        self._stale_read = self.standalone or self.noisy_reads
         if t_read_s is not None:
-            self.set_read_time(self.t_read_s)
+            self.set_read_time(t_read_s)
         elif not self.standalone and not self.noisy_reads:
-            for name in programmed:
-                self.form.apply_read(self.synapses[name])
+            with self._code_prefs():
+                for name in programmed:
+                    self.form.apply_read(self.synapses[name])
+
+    def _code_prefs(self) -> Any:
+        """Context for code that Brian2 generates and runs now (runtime backends)."""
+        if self.standalone:
+            return contextlib.nullcontext()
+        return brian_prefs(runtime_prefs(self.backend, self.exact))
 
     def set_read_time(self, t_read_s: float) -> None:
         """Read the devices at ``t_read_s`` seconds on the programming clock from now on."""
         from brian2 import second
 
         t_read = float(t_read_s)
+        self._check_programmed(self.programmed, t_read)
         self.t_read_s = t_read
-        self._check_programmed(self.programmed)
+        self._stale_read = self.standalone or self.noisy_reads
         for synapses in self.synapses.values():
             if self.standalone and self.project is not None and self.project.built:
                 self._run_args[(synapses.name, "t_read")] = (synapses.t_read, t_read * second)
             else:
                 synapses.t_read = t_read * second
                 if not self.noisy_reads:
-                    self.form.apply_read(synapses)
+                    with self._code_prefs():
+                        self.form.apply_read(synapses)
 
     def effective_weights(self) -> dict[str, np.ndarray]:
         """Dense effective weights ``{"w_in", "w_rec", "w_out"}`` of copy 0, as last read.
 
-        Standalone networks read inside the program: before their first run
-        this performs one run with an all-silent input. With noisy reads the
-        values are those of the last sample's read.
+        Standalone networks read inside the program: if the device state or
+        read time changed since their last run, this performs one run with an
+        all-silent input. With read noise the values are one noisy read (the
+        last sample's; runtime networks draw a fresh read when stale).
         """
-        if self.standalone and not self._ran:
-            self.run(np.zeros((1, self.n_steps, self.spec.n_in)))
+        if self._stale_read:
+            if self.standalone:
+                self.run(np.zeros((1, self.n_steps, self.spec.n_in)))
+            else:
+                with self._code_prefs():
+                    for synapses in self.synapses.values():
+                        self.form.apply_read(synapses)
+            self._stale_read = False
         weights = {}
         for name in PATHWAYS:
             pre, post = self._indices[name]
@@ -548,7 +575,7 @@ class BrianNetwork:
             wall += time.perf_counter() - tic
             for key, array in recorded.items():
                 outputs[key][start : start + batch.shape[0]] = array[: batch.shape[0]]
-        self._ran = True
+        self._stale_read = False
         return SimulationResult(
             input_spikes=outputs.get("input"),
             recurrent_spikes=outputs.get("recurrent"),
@@ -597,7 +624,7 @@ class BrianNetwork:
             )
             first_step = int(round(float(self.network.t / second) / self.dt_s))
             self.input.t_start = self.network.t
-            with brian_prefs(runtime_prefs(self.backend, self.exact)):
+            with self._code_prefs():
                 self.network.run(duration, namespace={})
         return self._collect(first_step)
 
@@ -657,7 +684,7 @@ class BrianNetwork:
                 lines.append(f"    reset: {group.event_codes['spike']}")
             lines.append("    one step (Brian2's exact integrator):")
             lines += [f"        {line}" for line in update.code.splitlines()]
-        lines.append("    state reset to 0 at the start of every sample")
+            lines.append("    state reset to 0 at the start of every sample")
         counts = self.synapse_counts()
         for name in PATHWAYS:
             synapses = self.synapses[name]
@@ -668,7 +695,8 @@ class BrianNetwork:
             lines.append(f"    on_pre: {synapses.pre.code}".rstrip())
         lines.append("    synapse model (all pathways):")
         lines += [f"        {line}" for line in self.form.synapse_model.splitlines()]
-        lines.append(f"    read: {self.form.read_code}")
+        lines.append("    read (effective weight from the devices at t_read):")
+        lines += [f"        {line}" for line in self.form.read_code.splitlines()]
         constants = {**neuron.namespace(), **self.form.namespace, "dt": neuron.dt}
         lines.append("namespace: " + ", ".join(f"{k} = {v}" for k, v in constants.items()))
         return "\n".join(lines)

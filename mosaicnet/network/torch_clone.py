@@ -99,7 +99,8 @@ def exact_linear_update(equations: str, namespace: Mapping[str, Any], dt: Any) -
     from brian2.stateupdaters.exact import linear
 
     eqs = Equations(equations)
-    names = tuple(eqs.diff_eq_names)
+    # Definition order (diff_eq_names is a set, whose order varies between runs).
+    names = tuple(name for name in eqs.keys() if name in eqs.diff_eq_names)
     code = linear(eqs, {})
     updates: dict[str, sympy.Expr] = {}
     for line in code.splitlines():
@@ -221,7 +222,7 @@ class TorchClone:
             self.a_ii = self.recurrent_update.coefficient("I", "I")
         self.rec_mask = torch.as_tensor(spec.rec_mask, dtype=torch.bool, device=self.device)
         self._mask_float = self.rec_mask.to(dtype)
-        self._filters: dict[int, torch.Tensor] = {}
+        self._filters: dict[int, np.ndarray] = {}
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -319,9 +320,10 @@ class TorchClone:
         """``(T, T)`` lower-triangular ``K[t, s] = kappa^(t - s)``: the readout's response."""
         if n_steps not in self._filters:
             lags = np.subtract.outer(np.arange(n_steps), np.arange(n_steps))
-            kernel = np.where(lags >= 0, self.kappa ** np.maximum(lags, 0), 0.0)
-            self._filters[n_steps] = torch.tensor(kernel, dtype=self.dtype, device=self.device)
-        return self._filters[n_steps]
+            self._filters[n_steps] = np.where(lags >= 0, self.kappa ** np.maximum(lags, 0), 0.0)
+        # A fresh tensor per call: a tensor cached from inside a torch.func
+        # transform would leak that transform's level into later calls.
+        return torch.tensor(self._filters[n_steps], dtype=self.dtype, device=self.device)
 
     def readout_trace(self, z: torch.Tensor) -> torch.Tensor:
         """The readout's leaky filter of the spikes: ``trace[t] = kappa trace[t-1] + z[t]``.
