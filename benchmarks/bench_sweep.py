@@ -24,6 +24,7 @@ Run: ``python benchmarks/bench_sweep.py`` (``--busy-s 1`` for a quicker run). Wi
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -89,6 +90,8 @@ def main() -> None:
     parser.add_argument("--train", action="store_true", help="tiny real train+evaluate trials")
     args = parser.parse_args()
 
+    # The machine is shared: the load average says how much of its 2 cores was ours.
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         spec = parse_sweep(sweep_data(args, work), base_dir=work, default_name="bench")
@@ -98,7 +101,8 @@ def main() -> None:
 
     n = spec.n_trials
     kind = "train+evaluate" if args.train else f"{args.busy_s:g} CPU-s synthetic"
-    print(f"{n} trials of {kind}, best of {args.repeats}")
+    print(f"{n} trials of {kind}, best of {args.repeats}; {os.cpu_count()} cores, load average "
+          f"{load_before:.1f} before / {os.getloadavg()[0]:.1f} after")  # fmt: skip
     print(f"  sequential (in-process)        {seq:8.2f} s")
     print(f"  sweep, 1 worker process        {one.trials_wall_s:8.2f} s")
     print(f"  sweep, 2 worker processes      {two.trials_wall_s:8.2f} s")
