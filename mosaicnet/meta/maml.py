@@ -168,22 +168,51 @@ def global_labels(local_y: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     return classes.gather(-1, local_y)
 
 
+def peak_times(w_out: torch.Tensor, trace: torch.Tensor) -> torch.Tensor:
+    """Time of each readout unit's peak potential, ``(S, n_out)`` (not differentiated)."""
+    with torch.no_grad():
+        return (trace.detach() @ w_out.detach()).argmax(dim=-2)
+
+
+def trace_at(trace: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """Rows of ``trace`` ``(..., S, T, n_rec)`` at ``times`` ``(..., S, U)``: ``(..., S, U, n_rec)``."""
+    *leading, n_steps, n_rec = trace.shape
+    # Whole rows of the flattened trace: a contiguous copy per row, and a backward
+    # that adds rows back (cheaper than an element-wise gather and scatter).
+    first_row = torch.arange(math.prod(leading), device=times.device).reshape(*leading, 1)
+    flat = times + n_steps * first_row
+    rows = trace.reshape(-1, n_rec).index_select(0, flat.reshape(-1))
+    return rows.reshape(*times.shape, n_rec)
+
+
+def logits_from_rows(w_out: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``logits[s, c] = rows[s, c] . w_out[:, c]``: the potential of unit c at its peak."""
+    return (rows * w_out.transpose(-1, -2)).sum(dim=-1)
+
+
 def readout_logits(w_out: torch.Tensor, trace: torch.Tensor) -> torch.Tensor:
     """Logits of the published readout: ``max_t (trace @ w_out)``, shape ``(S, n_out)``.
 
     ``trace @ w_out`` is the readout potential (:meth:`TorchClone.readout`); the
     readout is linear in ``w_out`` given the trace of the recurrent spikes.
+
+    Computed as the product of ``w_out`` with the trace at each unit's peak time
+    (:func:`peak_times`, found without gradient tracking): value and gradients of
+    any order equal those of ``max_t`` of the full product, whose gradient also
+    reaches only the peak time, but the differentiated expression holds only the
+    ``(S, n_out, n_rec)`` rows at the peaks instead of the ``(S, T, n_out)`` product.
     """
-    return max_over_time(trace @ w_out)
+    return logits_from_rows(w_out, trace_at(trace, peak_times(w_out, trace)))
 
 
-def readout_inner_loss(w_out: torch.Tensor, trace: torch.Tensor, labels: torch.Tensor):
-    """Inner loss on the readout: cross-entropy over all units with global labels.
+def readout_inner_loss(w_out: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor):
+    """Inner loss on the readout, from the trace rows at the peak times.
 
-    The published inner loss also has a firing-rate term; it does not depend on
-    ``w_out`` (the spikes are fixed), so its gradient is zero and it is left out.
+    Cross-entropy over all units with global labels. The published inner loss also
+    has a firing-rate term; it does not depend on ``w_out`` (the spikes are fixed),
+    so its gradient is zero and it is left out.
     """
-    return cross_entropy(readout_logits(w_out, trace), labels)
+    return cross_entropy(logits_from_rows(w_out, rows), labels)
 
 
 def adapt_readout(
@@ -201,6 +230,13 @@ def adapt_readout(
     Pure function of its inputs, differentiable (second order through the steps
     unless ``config.first_order``), usable under ``vmap`` and on traces recorded
     from any simulator (the Brian2 chip-in-the-loop evaluation reuses it).
+
+    Two passes make extra steps cheap: the first runs the steps without gradient
+    tracking only to find each step's peak times; the second gathers the trace
+    rows at all of them at once and repeats the steps on those small rows, so the
+    differentiated graph never holds a full ``(S, T, ...)`` tensor per step and its
+    backward scatters into the trace once. Both passes compute the same values
+    with the same operations, so the peaks found first are those of the second.
 
     Parameters
     ----------
@@ -228,9 +264,22 @@ def adapt_readout(
     labels = global_labels(support_y, classes)
     lr = config.resolved_inner_lr if inner_lr is None else inner_lr
     n_steps = config.inner_steps if steps is None else int(steps)
+    n_units = w_out.shape[-1]
     step_grad = grad(readout_inner_loss)
-    for _ in range(n_steps):
-        gradient = step_grad(w_out, support_trace, labels)
+
+    with torch.no_grad():
+        w, trace = w_out.detach(), support_trace.detach()
+        lr_value = lr.detach() if isinstance(lr, torch.Tensor) else lr
+        times = []
+        for _ in range(n_steps):
+            times.append(peak_times(w, trace))
+            w = w - lr_value * step_grad(w, trace_at(trace, times[-1]), labels)
+
+    rows = trace_at(support_trace, torch.cat(times, dim=-1))  # (S, steps * n_out, n_rec)
+    # split, not slicing: the backward of one split is one concatenation, whereas
+    # every slice's backward would fill a zero tensor of the full size.
+    for step_rows in rows.split(n_units, dim=-2):
+        gradient = step_grad(w_out, step_rows, labels)
         if config.first_order:
             gradient = gradient.detach()
         w_out = w_out - lr * gradient
@@ -367,7 +416,7 @@ def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
     z = clone.recurrent_spikes(weights, x.flatten(0, 1))
     trace = clone.readout_trace(z).unflatten(0, (n_tasks, -1))
     z = z.unflatten(0, (n_tasks, -1))
-    s_trace, q_trace = trace[:, :n_support], trace[:, n_support:]
+    s_trace, q_trace = trace.split([n_support, trace.shape[1] - n_support], dim=1)
     fixed_l2 = l2_penalty([weights["w_in"], weights["w_rec"]], config.l2)
     lr = rates["w_out"]
     w_out = weights["w_out"]
@@ -382,7 +431,8 @@ def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
     ce, l2_out, q_logits = vmap(task)(
         s_trace, batch.support_y, q_trace, batch.query_y, batch.classes
     )
-    rate = RATE_SCALE * z[:, n_support:].sum(dim=-2).mean(dim=(1, 2))
+    q_z = z.split([n_support, z.shape[1] - n_support], dim=1)[1]
+    rate = RATE_SCALE * q_z.sum(dim=-2).mean(dim=(1, 2))
     s_logits = readout_logits(w_out, s_trace)
     return ce, l2_out + fixed_l2, rate, q_logits, s_logits
 
