@@ -175,7 +175,10 @@ def peak_times(w_out: torch.Tensor, trace: torch.Tensor) -> torch.Tensor:
 
 
 def trace_at(trace: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-    """Rows of ``trace`` ``(..., S, T, n_rec)`` at ``times`` ``(..., S, U)``: ``(..., S, U, n_rec)``."""
+    """Rows of ``trace`` ``(..., S, T, n_rec)`` at ``times`` ``(..., S, U)``.
+
+    Returns ``(..., S, U, n_rec)``: ``out[..., s, u] = trace[..., s, times[..., s, u]]``.
+    """
     *leading, n_steps, n_rec = trace.shape
     # Whole rows of the flattened trace: a contiguous copy per row, and a backward
     # that adds rows back (cheaper than an element-wise gather and scatter).
