@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 
 HELP_ORDER = 60
 
@@ -36,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "sweep",
         help="run or resume a parameter sweep on Dask workers, results in an Optuna study",
-        description=(
+        # Pre-wrapped: the raw formatter (which keeps the epilog's layout) does not wrap.
+        description=textwrap.fill(
             "Run the trials of SWEEP_FILE (a protocol, train+evaluate, or the diagnostic "
             "synthetic-quadratic target) over a grid or an Optuna sampler. Trials run on a "
             "Dask LocalCluster of worker processes, or on an existing cluster given by "
@@ -44,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "stored at once in an Optuna storage (SQLite file in the output directory by "
             "default, or an RDB URL); running the command again resumes the study. A trial "
             "whose worker dies is marked failed and retried. Afterwards fANOVA importances, "
-            "Optuna's plots and trials.csv are written to the output directory."
+            "Optuna's plots and trials.csv are written to the output directory.",
+            width=79,
         ),
         epilog=_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,

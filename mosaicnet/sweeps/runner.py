@@ -422,6 +422,12 @@ def run_sweep(
     report
         Write parameter importances, plots and the trials table afterwards
         (:func:`mosaicnet.sweeps.report.write_report`).
+
+    Notes
+    -----
+    The LocalCluster starts its workers with ``multiprocessing``'s spawn method,
+    which re-imports the calling script: a script that calls ``run_sweep`` must
+    do so under ``if __name__ == "__main__":``.
     """
     import optuna
     from tqdm.auto import tqdm
@@ -430,6 +436,8 @@ def run_sweep(
     out = Path(out_dir).resolve() if out_dir is not None else spec.out_dir
     url = storage_url(storage) if storage else (spec.storage or default_storage(out))
     total = spec.n_trials if n_trials is None else int(n_trials)
+    if scheduler is None and workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
     if total < 1:
         raise ConfigError(f"--n-trials must be >= 1, got {total}")
     if spec.sampler == "grid" and total > len(spec.grid()):
