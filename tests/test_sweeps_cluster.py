@@ -80,7 +80,7 @@ def cluster():
     local.close()
 
 
-def test_four_trials_on_two_worker_processes_then_resume_then_extend(tmp_path, capsys):
+def test_four_trials_on_two_worker_processes_then_resume_then_extend(tmp_path, capsys, cluster):
     sweep = quadratic_sweep(tmp_path / "quad.toml", n_trials=4, sleep_s=0.3)
     out = tmp_path / "quad_sweep"
     command = ["sweep", str(sweep), "--workers", "2", "--no-report", "--quiet", "--json"]
@@ -105,7 +105,8 @@ def test_four_trials_on_two_worker_processes_then_resume_then_extend(tmp_path, c
     ]
 
     # Asking for more trials extends the study; the first four are kept as they were.
-    assert main([*command, "--n-trials", "6"]) == 0
+    # (On the already running test cluster: `--scheduler` instead of a new LocalCluster.)
+    assert main([*command, "--n-trials", "6", "--scheduler", cluster.scheduler_address]) == 0
     extended = json.loads(capsys.readouterr().out)
     assert extended["started"] == 2 and extended["complete"] == 6
     now = load_trials(out, "quad")
