@@ -1,0 +1,117 @@
+"""The output directory of a protocol: never overwrite results silently, resume the rest.
+
+A protocol writes only these names in its ``--out`` directory::
+
+    protocol.json   which protocol, with which parameters and data (written first)
+    results.json    every number of the run (written last: its presence means done)
+    results.md      the Markdown tables
+    figures/        PNG figures
+    runs/           training runs (mosaicnet.meta.training run directories)
+
+Rules (:func:`prepare_output_dir`):
+
+- ``results.json`` present: refuse unless ``overwrite`` (results are a user's
+  work and are never replaced silently);
+- ``protocol.json`` present without ``results.json`` (an interrupted run): resume
+  when protocol, parameters and data are the same (finished training runs are
+  reused, unfinished ones continue from their checkpoint); refuse otherwise;
+- ``overwrite``: delete the names above (only those), then start afresh.
+
+Other files in the directory are left alone, so a sweep's trial directory (which
+holds the trial's private ``tmp/`` and ``build/``) works as an output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mosaicnet.errors import RunDirectoryError
+from mosaicnet.meta.config import write_text_atomic
+from mosaicnet.protocols_support.reporting import RESULTS_JSON, RESULTS_MD, json_ready
+
+MANIFEST = "protocol.json"
+FIGURES = "figures"
+RUNS = "runs"
+OWNED = (MANIFEST, RESULTS_JSON, RESULTS_MD, FIGURES, RUNS)
+
+
+def prepare_output_dir(
+    out_dir: str | Path,
+    *,
+    protocol: str,
+    parameters: dict[str, Any],
+    data: str | None,
+    overwrite: bool = False,
+) -> Path:
+    """Create or check ``out_dir`` for a run of ``protocol``; return it as a Path.
+
+    Raises
+    ------
+    RunDirectoryError
+        ``out_dir`` is a file; holds results and ``overwrite`` is false; holds an
+        unfinished run with other parameters or data; or holds some of the
+        protocol's names without a ``protocol.json`` (not a protocol output).
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RunDirectoryError(f"--out {out} is a file; choose a directory")
+    manifest = {"protocol": protocol, "parameters": json_ready(parameters), "data": data}
+    if out.is_dir():
+        present = [name for name in OWNED if (out / name).exists()]
+        if present and overwrite:
+            if not (out / MANIFEST).is_file():
+                raise RunDirectoryError(
+                    f"--out {out} holds {present} but no {MANIFEST}: it is not the output "
+                    "of a mosaicnet protocol, so --overwrite will not delete anything there; "
+                    "choose another directory"
+                )
+            for name in present:
+                path = out / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        elif (out / RESULTS_JSON).exists():
+            raise RunDirectoryError(
+                f"--out {out} already holds results ({RESULTS_JSON}); pass --overwrite to "
+                "replace them, or choose another --out"
+            )
+        elif (out / MANIFEST).is_file():
+            stored = _read_manifest(out / MANIFEST)
+            if stored != json.loads(json.dumps(manifest)):
+                raise RunDirectoryError(
+                    f"--out {out} holds an unfinished run with other settings "
+                    f"({_difference(stored, manifest)}); pass the same settings to resume "
+                    "it, --overwrite to start again, or choose another --out"
+                )
+        elif present:
+            raise RunDirectoryError(
+                f"--out {out} holds {present} but no {MANIFEST}: it is not the output of a "
+                "mosaicnet protocol; choose another directory"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / FIGURES).mkdir(exist_ok=True)
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return out
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunDirectoryError(
+            f"{path} is damaged ({error}); pass --overwrite to start again"
+        ) from error
+
+
+def _difference(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
+    wanted = json.loads(json.dumps(wanted))
+    notes = []
+    for key in ("protocol", "data"):
+        if stored.get(key) != wanted.get(key):
+            notes.append(f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}")
+    old, new = stored.get("parameters", {}), wanted["parameters"]
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            notes.append(f"{name}: {old.get(name)!r} -> {new.get(name)!r}")
+    return ", ".join(notes) or "unknown difference"

@@ -1,0 +1,165 @@
+"""Protocol parameters and the command line every protocol script shares.
+
+A protocol declares its parameters as named constants and collects them in a
+``PARAMETERS`` dict (name -> full-run value), plus ``QUICK`` and ``SMOKE`` dicts
+of the values that change for ``--quick`` (minutes on 2 cores) and ``--smoke``
+(seconds: a check that the pipeline runs, used by the default test run).
+:func:`resolve_parameters` merges them with the caller's overrides, and
+:func:`protocol_main` is the script's ``main(argv)``.
+
+Command line (every protocol)::
+
+    --data DIR       SHD directory (shd_train.h5, shd_test.h5); default: the
+                     synthetic default in data/synthetic, generated on first use
+    --out DIR        output directory (default results/<protocol>)
+    --quick          the minutes-scale setting
+    --smoke          the seconds-scale setting (pipeline check, not science)
+    --overwrite      replace earlier results in --out
+    --set NAME=VALUE change one parameter (repeatable; VALUE is JSON, else a string)
+    --no-progress    no progress bars
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mosaicnet.errors import ConfigError, MosaicnetError
+
+
+def resolve_parameters(
+    defaults: Mapping[str, Any],
+    *,
+    params: Mapping[str, Any] | None = None,
+    quick: bool = False,
+    smoke: bool = False,
+    quick_changes: Mapping[str, Any] | None = None,
+    smoke_changes: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The parameters of one run: defaults, then the quick/smoke changes, then ``params``.
+
+    ``smoke`` applies the quick changes first (a smoke run is a smaller quick run).
+
+    Raises
+    ------
+    ConfigError
+        ``params`` names a parameter the protocol does not have (the message lists
+        the valid names), or changes a value's kind (a number for a list, ...).
+    """
+    resolved = dict(defaults)
+    if quick or smoke:
+        resolved.update(quick_changes or {})
+    if smoke:
+        resolved.update(smoke_changes or {})
+    for name, value in (params or {}).items():
+        if name not in defaults:
+            raise ConfigError(
+                f"unknown protocol parameter {name!r}; valid parameters are {sorted(defaults)}"
+            )
+        resolved[name] = _coerce(name, value, defaults[name])
+    return resolved
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """``value`` in the kind of ``default`` (ints accepted for floats, lists for tuples)."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"parameter {name} must be true or false, got {value!r}")
+        return value
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, float) and is_number:
+        return float(value)
+    if isinstance(default, int) and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(default, list | tuple) and isinstance(value, list | tuple):
+        return type(default)(value)
+    if isinstance(default, str) and isinstance(value, str):
+        return value
+    raise ConfigError(
+        f"parameter {name} must be like its default {default!r} "
+        f"({type(default).__name__}), got {value!r}"
+    )
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"NAME=VALUE"`` -> ``(NAME, value)``; VALUE is read as JSON, else kept as a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise ConfigError(f"--set takes NAME=VALUE (e.g. --set ITERATIONS=50), got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return name.strip(), value
+
+
+def build_parser(prog: str, description: str, default_out: Path) -> argparse.ArgumentParser:
+    """The argument parser shared by all protocols."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="directory holding shd_train.h5 and shd_test.h5 (real SHD or synthetic); "
+        "default: the synthetic default in data/synthetic, generated on first use",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=default_out, help=f"output directory (default {default_out})"
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="minutes-scale setting")
+    size.add_argument(
+        "--smoke", action="store_true", help="seconds-scale pipeline check (not science)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change one parameter (repeatable), e.g. --set ITERATIONS=100",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def protocol_main(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    run: Callable[..., dict[str, Any]],
+) -> int:
+    """Parse the command line and call the protocol's ``run``; return an exit code.
+
+    Errors the user can fix (:class:`~mosaicnet.errors.MosaicnetError`) print as
+    one line on stderr and return 2.
+    """
+    parser = build_parser(prog, description, Path("results") / Path(prog).stem)
+    args = parser.parse_args(argv)
+    try:
+        params = dict(parse_assignment(text) for text in args.assignments)
+        run(
+            params,
+            args.out,
+            args.quick,
+            smoke=args.smoke,
+            data=args.data,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    except MosaicnetError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,98 @@
+"""Brian2 recordings of a trained run on test samples (rasters, spike counts for routing).
+
+The trained network of a run directory is programmed into its device model's
+memristors (programming noise, per-device drift parameters) and simulated in
+Brian2 on a few samples of the test split: the recording feeds the spike
+rasters and the routing traffic (hops per spike) of the protocols.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class SampleRecording:
+    """A Brian2 simulation of test samples and what it was run on."""
+
+    result: Any  # mosaicnet.network.brian_network.SimulationResult
+    spec: Any  # mosaicnet.network.spec.NetworkSpec
+    labels: np.ndarray  # global class label of each sample
+    label_names: dict[int, str]
+    read_time_s: float
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """Published decision rule on the unadapted readout: argmax over units of max_t v."""
+        return self.result.readout.max(axis=1).argmax(axis=1)
+
+    def spike_counts(self) -> np.ndarray:
+        """Recurrent spikes per neuron, summed over samples and time."""
+        return self.result.recurrent_spikes.sum(axis=(0, 1))
+
+
+def split_inputs(data_dir: Path, config, n_samples: int, *, seed: int = 0):
+    """``(x, labels, label_names)``: ``n_samples`` test samples (one per class in turn).
+
+    Samples are drawn class by class (class 0, 1, ..., then again) so that a
+    handful of samples covers many classes; ``x`` is ``(n, n_bins, channels)``
+    binned counts of the first spatial-sampling view (offset 0), as the network
+    was trained on.
+    """
+    from mosaicnet.meta.training import load_split
+
+    dataset = load_split(Path(data_dir), "test")
+    rng = np.random.default_rng(seed)
+    by_class = [rng.permutation(np.flatnonzero(dataset.labels == c)) for c in range(20)]
+    by_class = [idx for idx in by_class if idx.size]
+    order = [by_class[k % len(by_class)][k // len(by_class)] for k in range(n_samples)]
+    indices = np.asarray(order, dtype=np.int64)
+    x = dataset.binned(
+        indices, n_bins=config.n_bins, window_s=config.window_s,
+        stride=config.spatial_stride, offset=0,
+    ).numpy()  # fmt: skip
+    return x, dataset.labels[indices], dict(dataset.label_names)
+
+
+def record_test_samples(
+    run_dir: Path,
+    data_dir: Path,
+    *,
+    n_samples: int,
+    backend: str = "cython",
+    read_time_s: float = 1.0,
+    seed: int = 0,
+) -> SampleRecording:
+    """Program the run's trained network into Brian2 and record ``n_samples`` test samples.
+
+    Parameters
+    ----------
+    run_dir
+        A finished training run.
+    data_dir
+        Directory with ``shd_test.h5``.
+    n_samples
+        Samples to simulate.
+    backend
+        Brian2 device (``"numpy"``, ``"cython"``, ``"cpp_standalone"``).
+    read_time_s
+        Seconds between programming and reading the memristors.
+    seed
+        Seed of the programming noise and of the sample choice.
+    """
+    from mosaicnet.meta.training import RunDirectory
+    from mosaicnet.network.brian_network import simulate
+
+    run = RunDirectory(run_dir)
+    config = run.load_config()
+    spec = run.load_spec()
+    x, labels, names = split_inputs(data_dir, config, n_samples, seed=seed)
+    result = simulate(
+        spec, x, backend=backend, record=("input", "recurrent", "readout"),
+        programming_seed=seed, seed=seed, t_read_s=read_time_s,
+    )  # fmt: skip
+    return SampleRecording(result, spec, labels, names, read_time_s)

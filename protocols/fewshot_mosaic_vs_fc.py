@@ -1,0 +1,381 @@
+"""Few-shot learning on the Mosaic vs a fully-connected network, evaluated on the Brian2 chip.
+
+Question
+--------
+Does constraining a recurrent spiking network to the Mosaic -- 256 neurons in
+8 x 8 tiles of 4, trained with the layout loss that makes long routes expensive
+-- cost few-shot accuracy compared with a fully-connected network of 64 neurons
+(a similar number of recurrent parameters), once both are programmed into
+memristors and run as a Brian2 network? The talk reports that it does not
+("Constrained network architecture does *not* reduce the performance of the
+model", better on unseen classes), with 5-way 5-shot tasks, one inner step,
+seen and unseen classes scored separately.
+
+Work reproduced: K. C. Raghunathan et al., "Hardware-aware few-shot learning on
+a memristor-based small-world architecture", NICE 2024 (talk; code
+EIS-Hub/meta-mosaic); the Mosaic architecture: T. Dalgaty et al., "Mosaic:
+in-memory computing and routing for small-world spike-based neuromorphic
+systems", Nature Communications 15, 142 (2024).
+
+What runs
+---------
+1. Meta-train both networks with MAML (inner loop on the readout only, one
+   step), hardware-aware: device noise of ``DEVICE_MODEL`` in the forward pass.
+2. Program each trained network into its memristors (differential pairs with
+   programming noise and per-device drift) as a Brian2 network.
+3. Chip in the loop: every meta-test task's support set runs in Brian2, the
+   readout update is computed from the recorded traces and written back, the
+   query set runs in Brian2. Seen (meta-trained) and unseen (held-out) classes
+   are scored separately, with 95 % confidence intervals over tasks. The torch
+   clone with ideal weights is evaluated on the same tasks for comparison.
+4. Hardware cost: memristors used, recurrent synapses by hop class, hops per
+   spike (from Brian2 recordings of test samples).
+5. Table (printed, ``results.md``), ``results.json``, figures (accuracies, the
+   Mosaic layout, spike rasters, training curves) in ``--out``.
+
+Run::
+
+    python protocols/fewshot_mosaic_vs_fc.py --quick          # minutes on 2 cores
+    python protocols/fewshot_mosaic_vs_fc.py --data ~/shd     # real SHD, full setting
+
+``results.json`` keys: ``protocol``, ``question``, ``setting`` (full/quick/smoke),
+``parameters``, ``data``, ``networks`` -> ``mosaic`` / ``fc`` -> {``description``,
+``run``, ``brian2`` (chip-in-the-loop summary: ``accuracy_seen``, ``ci95_seen``,
+``accuracy_unseen``, ``ci95_unseen``, ``*_20way``, ``tasks_seen``,
+``tasks_unseen``), ``torch`` (same keys), ``hardware`` (``memristors``,
+``recurrent_synapses``, ``synapses_intra_tile`` / ``_one_hop`` / ``_multi_hop``,
+``hops_per_spike``, ...), ``final_training``}, ``fc_on_mosaic`` (routing cost of
+the dense network placed on Mosaic tiles), ``figures``, ``timing_s``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# ----------------------------------------------------------------------------- parameters
+SEED = 0
+# The Mosaic network (published: 8 x 8 tiles x 4 neurons = 256 neurons, beta 8).
+MOSAIC_ROWS = 8
+MOSAIC_COLS = 8
+NEURONS_PER_TILE = 4
+BETA = 8.0  # layout cost S = exp(BETA * hops) - 1
+LAYOUT_LAMBDA = 1e-6  # weight of the layout loss mean(S * W_rec^2) (see TrainConfig)
+# The fully-connected baseline (published: 64 neurons).
+FC_NEURONS = 64
+# Few-shot protocol (published: 5-way 5-shot, one inner step on the readout).
+N_WAY = 5
+K_SHOT = 5
+N_QUERY = 5  # query samples per class
+INNER_STEPS = 1
+# Meta-training (published: 256 tasks per step, 5000 steps, Adam lr 1e-4).
+ITERATIONS = 1000
+META_BATCH = 16
+OUTER_LR = 1e-3
+# Hardware: device preset of the memristors (mosaicnet.devices.list_presets()).
+DEVICE_MODEL = "rram_hfox"
+READ_TIME_S = 1.0  # seconds between programming and evaluation
+# Meta-test.
+EVAL_TASKS = 100  # tasks per kind (seen, unseen)
+BRIAN_DEVICE = "cython"  # Brian2 backend: numpy, cython, cpp_standalone
+RASTER_SAMPLES = 20  # test samples recorded in Brian2 for rasters and hops per spike
+
+PARAMETERS: dict[str, Any] = {
+    "SEED": SEED,
+    "MOSAIC_ROWS": MOSAIC_ROWS,
+    "MOSAIC_COLS": MOSAIC_COLS,
+    "NEURONS_PER_TILE": NEURONS_PER_TILE,
+    "BETA": BETA,
+    "LAYOUT_LAMBDA": LAYOUT_LAMBDA,
+    "FC_NEURONS": FC_NEURONS,
+    "N_WAY": N_WAY,
+    "K_SHOT": K_SHOT,
+    "N_QUERY": N_QUERY,
+    "INNER_STEPS": INNER_STEPS,
+    "ITERATIONS": ITERATIONS,
+    "META_BATCH": META_BATCH,
+    "OUTER_LR": OUTER_LR,
+    "DEVICE_MODEL": DEVICE_MODEL,
+    "READ_TIME_S": READ_TIME_S,
+    "EVAL_TASKS": EVAL_TASKS,
+    "BRIAN_DEVICE": BRIAN_DEVICE,
+    "RASTER_SAMPLES": RASTER_SAMPLES,
+}
+#: --quick: the README main job (target ~5 minutes on 2 cores on the synthetic data).
+QUICK: dict[str, Any] = {"ITERATIONS": 150, "META_BATCH": 8, "EVAL_TASKS": 20, "RASTER_SAMPLES": 8}
+#: --smoke: a pipeline check in well under a minute (small networks, a few steps).
+SMOKE: dict[str, Any] = {
+    "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "NEURONS_PER_TILE": 4, "FC_NEURONS": 8,
+    "ITERATIONS": 2, "META_BATCH": 2, "EVAL_TASKS": 2, "RASTER_SAMPLES": 2,
+    "BRIAN_DEVICE": "numpy",
+}  # fmt: skip
+
+QUESTION = (
+    "Does the Mosaic-constrained network (small-world layout, layout loss) lose few-shot "
+    "accuracy against a fully-connected network of similar size, evaluated on the Brian2 "
+    "network after programming into memristors?"
+)
+
+
+# ----------------------------------------------------------------------------- build
+def train_config(p: dict[str, Any], layout: str):
+    """The :class:`~mosaicnet.meta.config.TrainConfig` of one of the two networks."""
+    from mosaicnet.meta.config import TrainConfig
+
+    return TrainConfig(
+        seed=p["SEED"], iterations=p["ITERATIONS"], meta_batch=p["META_BATCH"],
+        checkpoint_every=max(1, min(50, p["ITERATIONS"])),
+        n_way=p["N_WAY"], k_shot=p["K_SHOT"], n_query=p["N_QUERY"],
+        layout=layout, rows=p["MOSAIC_ROWS"], cols=p["MOSAIC_COLS"],
+        neurons_per_tile=p["NEURONS_PER_TILE"], beta=p["BETA"], fc_neurons=p["FC_NEURONS"],
+        layout_lambda=p["LAYOUT_LAMBDA"], inner_steps=p["INNER_STEPS"], outer_lr=p["OUTER_LR"],
+        device_model=p["DEVICE_MODEL"],
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- run
+def run(
+    params: dict[str, Any] | None,
+    out_dir: str | Path,
+    quick: bool,
+    *,
+    smoke: bool = False,
+    data: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the protocol into ``out_dir``; return what ``results.json`` holds.
+
+    Parameters
+    ----------
+    params
+        Changes to :data:`PARAMETERS` (names as there), applied after the
+        quick/smoke changes.
+    out_dir
+        Output directory (refused if it holds results, unless ``overwrite``; an
+        unfinished run with the same settings is resumed).
+    quick, smoke
+        Use the :data:`QUICK` (or :data:`SMOKE`) setting.
+    data
+        SHD directory (``shd_train.h5``, ``shd_test.h5``); ``None``: the synthetic
+        default, generated on first use.
+    """
+    from mosaicnet.layout import Layout
+    from mosaicnet.layout.figures import plot_tile_grid
+    from mosaicnet.meta.training import RunDirectory, resolve_data_dir
+    from mosaicnet.network.figures import plot_sample
+    from mosaicnet.protocols_support import figures, hardware_costs, reporting
+    from mosaicnet.protocols_support.evaluation import evaluate_brian, evaluate_torch
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir
+    from mosaicnet.protocols_support.parameters import resolve_parameters
+    from mosaicnet.protocols_support.recordings import record_test_samples
+    from mosaicnet.protocols_support.runs import train_or_resume
+
+    started = time.perf_counter()
+    p = resolve_parameters(
+        PARAMETERS, params=params, quick=quick, smoke=smoke, quick_changes=QUICK,
+        smoke_changes=SMOKE,
+    )  # fmt: skip
+    setting = "smoke" if smoke else "quick" if quick else "full"
+    out = prepare_output_dir(
+        out_dir, protocol="fewshot_mosaic_vs_fc", parameters={**p, "setting": setting},
+        data=None if data is None else str(data), overwrite=overwrite,
+    )  # fmt: skip
+    data_dir = resolve_data_dir(data, progress=progress)
+    timing: dict[str, float] = {}
+    networks: dict[str, dict[str, Any]] = {}
+    recordings = {}
+    for name, layout in (("mosaic", "mosaic"), ("fc", "fc")):
+        config = train_config(p, layout)
+        run_dir = out / RUNS / name
+        tic = time.perf_counter()
+        train_or_resume(config, run_dir, data=data_dir, progress=progress)
+        timing[f"train_{name}"] = time.perf_counter() - tic
+
+        tic = time.perf_counter()
+        chip = evaluate_brian(
+            run_dir, data=data_dir, tasks=p["EVAL_TASKS"], backend=p["BRIAN_DEVICE"],
+            read_time_s=p["READ_TIME_S"], seed=p["SEED"], progress=progress,
+        )  # fmt: skip
+        timing[f"brian2_evaluation_{name}"] = time.perf_counter() - tic
+        tic = time.perf_counter()
+        reference = evaluate_torch(
+            run_dir, data=data_dir, tasks=p["EVAL_TASKS"], seed=p["SEED"], progress=progress
+        )
+        timing[f"torch_evaluation_{name}"] = time.perf_counter() - tic
+
+        tic = time.perf_counter()
+        recording = record_test_samples(
+            run_dir, data_dir, n_samples=p["RASTER_SAMPLES"], backend=p["BRIAN_DEVICE"],
+            read_time_s=p["READ_TIME_S"], seed=p["SEED"],
+        )  # fmt: skip
+        timing[f"brian2_recording_{name}"] = time.perf_counter() - tic
+        recordings[name] = recording
+        spec = recording.spec
+        metrics = RunDirectory(run_dir).read_metrics()
+        networks[name] = {
+            "description": Layout.from_dict(dict(spec.layout)).describe(),
+            "run": str(Path(RUNS) / name),
+            "brian2": chip,
+            "torch": reference,
+            "hardware": hardware_costs.hardware_costs(spec, recording.spike_counts()),
+            "firing_rate_hz": recording.result.firing_rate_hz(),
+            "final_training": metrics[-1] if metrics else None,
+        }
+
+    # The dense baseline placed on Mosaic tiles: what routing it would need there.
+    fc_layout = hardware_costs.mosaic_placement_of_dense(
+        recordings["fc"].spec.n_rec, p["NEURONS_PER_TILE"], p["BETA"]
+    )
+    fc_on_mosaic = None
+    if fc_layout is not None:
+        fc_on_mosaic = hardware_costs.dense_on_mosaic_costs(
+            recordings["fc"].spec, fc_layout, recordings["fc"].spike_counts()
+        )
+
+    # ------------------------------------------------------------------------- figures
+    fig_dir = out / FIGURES
+    paths: dict[str, Path] = {}
+    labels = {n: _short_name(networks[n]["hardware"]) for n in networks}
+    groups = [f"{labels[n]}\n{backend}" for backend in ("Brian2", "torch") for n in networks]
+    evaluations = [networks[n][key] for key in ("brian2", "torch") for n in networks]
+    paths["accuracy"] = figures.plot_accuracy_bars(
+        fig_dir / "accuracy_seen_unseen.png",
+        groups,
+        {
+            "seen classes": (
+                [e["accuracy_seen"] for e in evaluations],
+                [e["ci95_seen"] for e in evaluations],
+            ),
+            "unseen classes": (
+                [e["accuracy_unseen"] for e in evaluations],
+                [e["ci95_unseen"] for e in evaluations],
+            ),
+        },  # fmt: skip
+        title=f"{p['N_WAY']}-way {p['K_SHOT']}-shot, {p['INNER_STEPS']} inner step(s), "
+        f"95 % CI over {p['EVAL_TASKS']} tasks",
+        chance=1.0 / p["N_WAY"],
+    )
+    mosaic_spec = recordings["mosaic"].spec
+    mosaic_layout = Layout.from_dict(dict(mosaic_spec.layout))
+    paths["layout"] = plot_tile_grid(
+        mosaic_layout, mosaic_spec.w_rec, fig_dir / "layout_mosaic.png",
+        title=f"trained Mosaic {networks['mosaic']['description']}: "
+        f"{networks['mosaic']['hardware']['recurrent_synapses']} recurrent synapses",
+    )  # fmt: skip
+    for name, recording in recordings.items():
+        sample = 0
+        label = int(recording.labels[sample])
+        paths[f"raster_{name}"] = plot_sample(
+            recording.result, fig_dir / f"raster_{name}.png", sample=sample, spec=recording.spec,
+            predicted=int(recording.predicted[sample]),
+            label=recording.label_names.get(label, label),
+            title=f"{labels[name]} on Brian2 ({p['BRIAN_DEVICE']}), test sample of class "
+            f"{recording.label_names.get(label, label)!r}",
+        )  # fmt: skip
+    paths["training"] = figures.plot_training_curves(
+        fig_dir / "training_curves.png",
+        {labels[n]: RunDirectory(out / RUNS / n).read_metrics() for n in networks},
+        title="meta-training (hardware-aware, " + p["DEVICE_MODEL"] + ")",
+    )
+
+    # ------------------------------------------------------------------------- table
+    timing["total"] = time.perf_counter() - started
+    results = {
+        "protocol": "fewshot_mosaic_vs_fc",
+        "question": QUESTION,
+        "setting": setting,
+        "parameters": p,
+        "data": str(data_dir),
+        "networks": networks,
+        "fc_on_mosaic": fc_on_mosaic,
+        "figures": reporting.relative_paths(paths, out),
+        "timing_s": timing,
+    }
+    text = markdown_report(results)
+    reporting.write_markdown(out, text)
+    reporting.write_results(out, results)
+    print(text)
+    print(f"results: {out / reporting.RESULTS_JSON}, {out / reporting.RESULTS_MD}")
+    print("figures:")
+    for path in paths.values():
+        print(f"  {path}")
+    print(f"wall time {timing['total']:.0f} s")
+    return results
+
+
+def _short_name(hardware: dict[str, Any]) -> str:
+    kind = "FC" if hardware["layout"].startswith("fully") else "Mosaic"
+    return f"{kind} {hardware['neurons']}"
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    """The Markdown tables of a results dict."""
+    from mosaicnet.protocols_support.reporting import markdown_table, number, percent_ci
+
+    p = results["parameters"]
+    rows = []
+    for net in results["networks"].values():
+        hw = _short_name(net["hardware"])
+        for key, where in (("brian2", f"Brian2 ({p['BRIAN_DEVICE']}), chip in the loop"),
+                           ("torch", "torch clone, ideal weights")):  # fmt: skip
+            e = net[key]
+            rows.append([
+                hw, where,
+                percent_ci(e["accuracy_seen"], e["ci95_seen"]),
+                percent_ci(e["accuracy_unseen"], e["ci95_unseen"]),
+                percent_ci(e.get("accuracy_seen_20way"), e.get("ci95_seen_20way")),
+                percent_ci(e.get("accuracy_unseen_20way"), e.get("ci95_unseen_20way")),
+            ])  # fmt: skip
+    accuracy = markdown_table(
+        ["network", "evaluated on", "seen (%)", "unseen (%)", "seen, 20-unit (%)",
+         "unseen, 20-unit (%)"],
+        rows,
+    )  # fmt: skip
+    cost_rows = []
+    for net in results["networks"].values():
+        hw = net["hardware"]
+        cost_rows.append([
+            _short_name(hw), hw["memristors"], hw["recurrent_synapses"],
+            hw["synapses_intra_tile"], hw["synapses_one_hop"], hw["synapses_multi_hop"],
+            number(hw["mean_hops_per_synapse"]), number(hw["hops_per_spike"]),
+            number(net["firing_rate_hz"]),
+        ])  # fmt: skip
+    if results.get("fc_on_mosaic"):
+        f = results["fc_on_mosaic"]
+        fc = results["networks"]["fc"]["hardware"]
+        cost_rows.append([
+            f"FC {fc['neurons']} placed on {f['layout'].split(' =')[0]}", fc["memristors"],
+            fc["recurrent_synapses"], f["synapses_intra_tile"], f["synapses_one_hop"],
+            f["synapses_multi_hop"], number(f["mean_hops_per_synapse"]),
+            number(f["hops_per_spike"]), number(results["networks"]["fc"]["firing_rate_hz"]),
+        ])  # fmt: skip
+    costs = markdown_table(
+        ["network", "memristors", "recurrent synapses", "intra-tile", "1 hop", ">= 2 hops",
+         "hops / synapse", "hops / spike", "rate (Hz)"],
+        cost_rows,
+    )  # fmt: skip
+    tasks = p["EVAL_TASKS"]
+    return (
+        f"# Few-shot: Mosaic vs fully connected ({results['setting']} setting)\n\n"
+        f"{p['N_WAY']}-way {p['K_SHOT']}-shot, {p['INNER_STEPS']} inner step(s), "
+        f"{p['ITERATIONS']} outer steps of {p['META_BATCH']} tasks, hardware-aware "
+        f"({p['DEVICE_MODEL']}), read {p['READ_TIME_S']:g} s after programming. "
+        f"Accuracy: mean ± 95 % CI over {tasks} tasks per kind; chance "
+        f"{100 / p['N_WAY']:.0f} %. Data: {results['data']}.\n\n"
+        f"{accuracy}\nHardware cost (memristors: 2 per non-zero weight; hops per spike from "
+        f"Brian2 recordings of {p['RASTER_SAMPLES']} test samples):\n\n{costs}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    from mosaicnet.protocols_support.parameters import protocol_main
+
+    return protocol_main(argv, prog="fewshot_mosaic_vs_fc.py", description=__doc__, run=run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
