@@ -1,0 +1,719 @@
+"""Chip-in-the-loop few-shot evaluation on the Brian2 network, at any read time after programming.
+
+The user's question: does the meta-trained network still learn new classes from a
+few examples when it runs on the (simulated) memristive chip, and for how long
+while the devices drift? The procedure (DESIGN.md sections 1.5, 5, 6):
+
+1. **Program** the run's trained weights (``spec.npz``, pruned as trained) into
+   differential pairs of the run's device model at ``t = 0``: programming noise,
+   one drift parameter per device (:func:`mosaicnet.devices.program_weights`).
+   The readout pairs get a weight scale of ``readout_headroom * max |w_out|`` so
+   that the few-shot updates have conductance range to grow into; an update
+   beyond it saturates the pair, as on a chip, and the summary reports the
+   fraction of written readout weights that saturated (``readout_clipped_fraction``).
+2. **Read time** ``t``: every device is read at ``t`` by the Brian2 synapses
+   themselves (drift, and read noise at the start of every sample, are part of
+   the simulated model: :mod:`mosaicnet.devices.brian_form`).
+3. **Per task**, on the Brian2 network: run the support recordings and record
+   the recurrent spikes; read the chip's readout weights ``w_chip`` (the
+   effective weights of the Brian2 readout synapses at ``t``); compute the
+   inner-loop update from the RECORDED spikes with the rule and number of steps
+   of training (:func:`mosaicnet.meta.maml.adapt_readout` on the readout trace of
+   the recorded spikes, starting from ``w_chip``, as training starts from the
+   device-perturbed readout); write the adapted weights as new conductances of
+   the changed readout pairs (:meth:`ProgrammedArray.reprogram`: write noise,
+   new drift parameters, programming time ``t``); run the query recordings in
+   Brian2 with those devices and classify from the Brian2 readout potential
+   (logit of a unit = its peak potential). Seen and unseen classes are scored
+   separately with the metrics of :mod:`mosaicnet.meta.torch_evaluation`.
+
+Timing convention (drift): the chip is programmed at ``t = 0`` and read at
+``t = read_time_s``; the readout update of a task is written at ``t_prog = t``
+and the queries run right after, so the rewritten readout pairs have not
+drifted (their drift starts at ``t``) while the input and recurrent pairs have
+drifted for ``t``. Every task starts from the same chip state: tasks are
+evaluated on separate copies of the programmed chip (Brian2 copies of the
+network), so no task sees another task's update.
+
+Global drift compensation (``drift_compensation=True``; V. Joshi et al., Nat.
+Commun. 11, 2473, 2020, as in IBM aihwkit, see
+:mod:`mosaicnet.devices.compensation`): each pathway's periphery gain is scaled
+by ``sum |w|`` of a calibration read right after programming over ``sum |w|`` of
+a calibration read at ``t``. In Brian2 the gain is the synapse group's shared
+``w_scale``, so the compensated weight is ``factor * w_read`` inside the
+simulation. The rewritten readout is read at its own programming time and is
+not compensated (its factor would be 1). Documented behaviour, tested: the
+compensated effective weights of each pathway at ``t`` have the same ``sum |w|``
+as right after programming (exactly without read noise), which removes the
+common drift scale; device-to-device drift differences remain.
+
+``noise=False`` switches off programming noise, write noise of the updates and
+read noise; drift (including its per-device spread) stays, it is what the read
+time is about. With the ``ideal`` device model and ``noise=False`` the
+predictions equal those of the torch evaluation task by task (the clone is
+spike-exact in float64; train with ``"dtype": "float64"`` for bitwise-equal
+recurrent spikes).
+
+Batching without recompilation: the Brian2 network is built ONCE per call
+(:func:`drift_curve`: once for all read times) with ``copies x sequential``
+samples per run. Query samples are laid out task-major, so that every copy of
+the network holds the queries of one task, and before a query run each copy's
+readout synapses get that task's reprogrammed devices: runtime backends set the
+synaptic variables; standalone backends pass them as ``run_args`` of the
+compiled program (Brian2 >= 2.6). Support and query recordings are each
+simulated once, as in the torch evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mosaicnet.errors import ConfigError
+from mosaicnet.meta.read_time import format_read_time, parse_read_time, parse_read_times
+from mosaicnet.network.brian_network import PATHWAYS, BrianNetwork
+
+__all__ = [
+    "BRIAN_DEVICES",
+    "ChipNetwork",
+    "ChipSession",
+    "check_brian_device",
+    "drift_curve",
+    "evaluate_on_chip",
+    "evaluate_run",
+    "parse_read_time",
+    "parse_read_times",
+]
+
+#: Brian2 devices the chip evaluation accepts (``runtime`` is an alias of ``cython``).
+BRIAN_DEVICES: tuple[str, ...] = ("numpy", "cython", "cpp_standalone", "cuda_standalone", "genn")
+_ALIASES = {"runtime": "cython"}
+
+#: Default read times of :func:`drift_curve`: 1 s, 1 h, 1 day, 30 days.
+DEFAULT_TIMES_S: tuple[float, ...] = (1.0, 3600.0, 86400.0, 30 * 86400.0)
+
+#: Readout weight scale over ``max |w_out|``: room for the few-shot updates. With one
+#: inner step at the published rate (1.0) the adapted readouts of a trained tiny run
+#: reached 1.5x the trained ``max |w_out|``; 2x leaves margin without spending much
+#: more of the conductance range (programming noise is a fixed fraction of it).
+DEFAULT_READOUT_HEADROOM = 2.0
+
+# Runtime backends: synapses per network (all copies). Beyond ~4e6 the runtime
+# backends spend more time in memory traffic than batching gains (the Brian2
+# network module uses the same bound for its own batching).
+_RUNTIME_SYNAPSES_PER_RUN = 4_000_000
+# Standalone backends: tasks per program run (each run has a fixed start-up cost).
+_STANDALONE_TASKS_PER_RUN = 16
+
+# Independent random streams derived from the evaluation seed (SeedSequence spawn keys).
+_STREAM_PROGRAM, _STREAM_WRITE, _STREAM_CALIBRATE, _STREAM_BRIAN = range(4)
+
+
+def _stream(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def check_brian_device(name: str) -> str:
+    """The backend name for a ``--brian-device`` value; clear errors for others.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name.
+    BackendUnavailableError
+        Known but unusable here (``genn``: no batched re-runs; ``cython`` without Cython).
+    """
+    from mosaicnet.network.brian_backends import check_backend
+
+    backend = _ALIASES.get(name, name)
+    if backend not in BRIAN_DEVICES:
+        raise ConfigError(
+            f"unknown Brian2 device {name!r}; choose one of "
+            f"{', '.join((*BRIAN_DEVICES, *_ALIASES))}"
+        )
+    return check_backend(backend)
+
+
+# ---------------------------------------------------------------------------
+# Devices: programming, writing updates, compensation
+# ---------------------------------------------------------------------------
+
+
+def _writer(array: Any, noise: bool) -> Any:
+    """``array`` whose model writes without programming noise when ``noise`` is off.
+
+    The programming-noise switch only matters while writing; reads use the
+    drift and read laws, so the written array is handed back with the original
+    model (which the Brian2 network checks against the spec's).
+    """
+    if noise:
+        return array
+    return dataclasses.replace(array, model=array.model.with_parameters(programming_noise=False))
+
+
+def program_chip(
+    spec: Any,
+    *,
+    rng: np.random.Generator,
+    noise: bool = True,
+    readout_headroom: float = DEFAULT_READOUT_HEADROOM,
+) -> dict[str, Any]:
+    """Program the spec's weights into devices of its model at ``t = 0``.
+
+    Returns ``{"w_in", "w_rec", "w_out"}`` -> ``ProgrammedArray``; ``w_in`` and
+    ``w_rec`` use ``w_scale = max |w|``, ``w_out`` ``readout_headroom * max |w|``.
+    """
+    from mosaicnet.devices import get_device_model, program_weights
+    from mosaicnet.devices.mapping import derive_w_scale
+
+    model = get_device_model(spec.device_model)
+    writer = model if noise else model.with_parameters(programming_noise=False)
+    arrays = {}
+    for name in PATHWAYS:
+        weights = np.asarray(getattr(spec, name), dtype=np.float64)
+        scale = derive_w_scale(weights) * (readout_headroom if name == "w_out" else 1.0)
+        programmed = program_weights(weights, writer, rng=rng, w_scale=scale, t_prog_s=0.0)
+        arrays[name] = dataclasses.replace(programmed, model=model)
+    return arrays
+
+
+def write_readout(
+    programmed: Any,
+    weights: np.ndarray,
+    *,
+    changed: np.ndarray,
+    t_prog_s: float,
+    rng: np.random.Generator,
+    noise: bool = True,
+) -> tuple[Any, int]:
+    """Write adapted readout weights into the ``changed`` pairs at ``t_prog_s``.
+
+    Returns the new array and how many written weights exceeded the pair's
+    range (``|w| > w_scale``) and saturated.
+    """
+    clipped = int((np.abs(weights[changed]) > programmed.w_scale).sum())
+    written = _writer(programmed, noise).reprogram(
+        weights, t_prog_s=t_prog_s, rng=rng, mask=changed, clip=True
+    )
+    return dataclasses.replace(written, model=programmed.model), clipped
+
+
+def compensated(
+    arrays: Mapping[str, Any],
+    references: Mapping[str, float],
+    t_read_s: float,
+    *,
+    rng: np.random.Generator,
+    noise: bool,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Arrays whose gain (``w_scale``) carries the global drift compensation at ``t_read_s``.
+
+    ``references`` holds ``sum |w|`` of each pathway's calibration read right
+    after programming; the factor is that over ``sum |w|`` of a calibration read
+    at ``t_read_s`` (:class:`mosaicnet.devices.GlobalDriftCompensation`).
+    """
+    from mosaicnet.devices import GlobalDriftCompensation
+
+    views, factors = {}, {}
+    for name, array in arrays.items():
+        read = array.read_weights(t_read_s, rng=rng if noise else None, read_noise=noise)
+        factor = float(GlobalDriftCompensation(references[name]).factor(read))
+        views[name] = dataclasses.replace(array, w_scale=array.w_scale * factor)
+        factors[name] = factor
+    return views, factors
+
+
+# ---------------------------------------------------------------------------
+# The network with one readout per task
+# ---------------------------------------------------------------------------
+
+
+class ChipNetwork(BrianNetwork):
+    """A :class:`BrianNetwork` whose copies can hold different device states.
+
+    :meth:`program_copies` gives every copy of one pathway its own programmed
+    array (one readout per task); the shared weight scale must agree. Runtime
+    backends set the synaptic variables, standalone backends pass them to the
+    next run of the compiled program (no recompilation).
+    """
+
+    def program_copies(self, name: str, arrays: Sequence[Any]) -> None:
+        """Program copy ``c`` of pathway ``name`` with ``arrays[c]``."""
+        from mosaicnet.network.brian_backends import brian_prefs, runtime_prefs
+        from mosaicnet.network.brian_network import _device_values
+
+        if name not in PATHWAYS:
+            raise ConfigError(f"unknown pathway {name!r}; choose from {PATHWAYS}")
+        if len(arrays) != self.copies:
+            raise ConfigError(f"{len(arrays)} arrays given for {self.copies} copies of {name}")
+        first = arrays[0]
+        for array in arrays:
+            if array.w_scale != first.w_scale:
+                raise ConfigError(
+                    f"copies of {name} share one weight scale (a shared synaptic variable); "
+                    f"got {array.w_scale} and {first.w_scale}"
+                )
+            if tuple(array.shape) != getattr(self.spec, name).shape:
+                raise ConfigError(
+                    f"programmed {name} has shape {array.shape}, the spec's is "
+                    f"{getattr(self.spec, name).shape}"
+                )
+            if array.model != self.form.model:
+                raise ConfigError(
+                    f"programmed {name} uses {array.model.describe()}, the network reads "
+                    f"{self.form.model.describe()}"
+                )
+            latest = float(np.max(array.t_prog_s, initial=0.0))
+            if latest > self.t_read_s:
+                raise ConfigError(
+                    f"read time {self.t_read_s:g} s precedes the programming of {name} "
+                    f"(at {latest:g} s); read at or after programming"
+                )
+        pre, post = self._indices[name]
+        per_copy = pre.size // self.copies
+        parts = [_device_values(a, pre[:per_copy], post[:per_copy]) for a in arrays]
+        synapses = self.synapses[name]
+        built = self.standalone and self.project is not None and self.project.built
+        for variable, value in parts[0].items():
+            if variable != "w_scale":  # shared: one value for all copies
+                value = _concatenate([part[variable] for part in parts])
+            if built:
+                self._run_args[(synapses.name, variable)] = (getattr(synapses, variable), value)
+            else:
+                setattr(synapses, variable, value)
+        self.programmed[name] = first
+        self._stale_read = self.standalone or self.noisy_reads
+        if not self.standalone and not self.noisy_reads:
+            with brian_prefs(runtime_prefs(self.backend, self.exact)):
+                self.form.apply_read(synapses)
+
+
+def _concatenate(values: list[Any]) -> Any:
+    """Concatenate numpy arrays, or Brian2 quantities of one dimension."""
+    from brian2 import Quantity
+
+    joined = np.concatenate([np.asarray(value) for value in values])
+    if isinstance(values[0], Quantity):
+        return Quantity(joined, dim=values[0].dim)
+    return joined
+
+
+# ---------------------------------------------------------------------------
+# The evaluation
+# ---------------------------------------------------------------------------
+
+
+def _layout(backend: str, spec: Any, n_query: int, tasks: int) -> tuple[int, int, int]:
+    """``(tasks_per_run, copies, sequential)`` of the chip network.
+
+    Runtime backends vectorise over copies: one copy per query sample (the
+    copies of one task share its readout), as many tasks as fit
+    :data:`_RUNTIME_SYNAPSES_PER_RUN`. Standalone backends: one copy per task
+    with its queries run back to back.
+    """
+    from mosaicnet.network.brian_backends import RUNTIME_BACKENDS
+
+    if backend in RUNTIME_BACKENDS:
+        per_copy = spec.n_in * spec.n_rec + int(spec.rec_mask.sum()) + spec.n_rec * spec.n_out
+        fit = max(1, _RUNTIME_SYNAPSES_PER_RUN // max(per_copy * n_query, 1))
+        per_run = min(tasks, fit)
+        return per_run, per_run * n_query, 1
+    per_run = min(tasks, _STANDALONE_TASKS_PER_RUN)
+    return per_run, per_run, n_query
+
+
+class ChipSession:
+    """A trained run programmed into a Brian2 chip, ready to be evaluated at read times.
+
+    The network is built (and, standalone, compiled) once in the constructor;
+    :meth:`evaluate` runs the chip-in-the-loop meta-test at one read time and
+    may be called for any number of read times. Use as a context manager or
+    call :meth:`close`. Parameters: see :func:`evaluate_on_chip`.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        *,
+        data_dir: str | os.PathLike | None = None,
+        brian_device: str = "cython",
+        tasks: int = 100,
+        inner_steps: int | None = None,
+        noise: bool = True,
+        drift_compensation: bool = False,
+        seed: int = 0,
+        protocol: str = "separate",
+        readout_headroom: float = DEFAULT_READOUT_HEADROOM,
+        first_read_time_s: float = 1.0,
+        progress: bool = True,
+    ) -> None:
+        import torch
+
+        from mosaicnet.meta.maml import inner_learning_rates
+        from mosaicnet.meta.torch_evaluation import PROTOCOLS
+        from mosaicnet.meta.training import RunDirectory, load_split, resolve_data_dir
+        from mosaicnet.network.torch_clone import TorchClone
+
+        self.backend = check_brian_device(brian_device)
+        if protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        if isinstance(tasks, bool) or int(tasks) < 1:
+            raise ConfigError(f"--tasks must be >= 1, got {tasks}")
+        headroom = float(readout_headroom)
+        if not math.isfinite(headroom) or headroom < 1:
+            raise ConfigError(f"readout_headroom must be a number >= 1, got {readout_headroom!r}")
+        first_read = parse_read_time(first_read_time_s)
+        self.run_dir = Path(run_dir)
+        run = RunDirectory.open(run_dir)
+        config = run.load_config()
+        if inner_steps is not None:
+            if int(inner_steps) < 1:
+                raise ConfigError(f"--inner-steps must be >= 1, got {inner_steps}")
+            config = config.with_changes(inner_steps=int(inner_steps))
+        self.config = config
+        self.spec = run.load_spec()
+        learned = run.load_checkpoint()["params"] if config.learn_inner_lr else {}
+        rate = inner_learning_rates(learned, config)["w_out"]
+        # The chip's host computes in float64, Brian2's precision.
+        self.inner_lr = float(rate)
+        self.clone = TorchClone(self.spec, dtype=torch.float64)
+        self.tasks = int(tasks)
+        self.noise = bool(noise)
+        self.drift_compensation = bool(drift_compensation)
+        self.seed = int(seed)
+        self.protocol = protocol
+        self.readout_headroom = headroom
+        self.progress = progress
+        self.dataset = load_split(resolve_data_dir(data_dir, progress=progress), "test")
+        self.splits = (
+            [("meta-test-seen", self.tasks), ("meta-test-unseen", self.tasks)]
+            if protocol == "separate"
+            else [("meta-test", self.tasks)]
+        )
+
+        self.chip = program_chip(
+            self.spec,
+            rng=_stream(self.seed, _STREAM_PROGRAM),
+            noise=self.noise,
+            readout_headroom=headroom,
+        )
+        # Calibration reads right after programming (the compensation's reference).
+        calibration = _stream(self.seed, _STREAM_CALIBRATE, 0)
+        self.references = {
+            name: float(
+                np.abs(array.read_weights(0.0, rng=calibration, read_noise=self.noise)).sum()
+            )
+            for name, array in self.chip.items()
+        }
+        n_query = config.n_query_total
+        self.tasks_per_run, copies, sequential = _layout(
+            self.backend, self.spec, n_query, self.tasks
+        )
+        self.copies_per_task = copies // self.tasks_per_run
+        if self.backend in ("numpy", "cython"):
+            import brian2
+
+            # Runtime read noise comes from Brian2's global generator: seed it.
+            brian2.seed(int(_stream(self.seed, _STREAM_BRIAN).integers(2**31)))
+        tic = time.perf_counter()
+        self.network = ChipNetwork(
+            self.spec,
+            config.n_bins,
+            backend=self.backend,
+            copies=copies,
+            sequential=sequential,
+            record=("recurrent", "readout"),
+            programmed=self._views(first_read)[0],
+            read_noise=self.noise,
+            t_read_s=first_read,
+            seed=int(_stream(self.seed, _STREAM_BRIAN).integers(2**31)),
+        )
+        self.build_seconds = time.perf_counter() - tic
+
+    # ----------------------------------------------------------------- pieces
+    def _views(self, t_read_s: float) -> tuple[dict[str, Any], dict[str, float]]:
+        """The chip's arrays as the network holds them at ``t_read_s`` (compensated or not)."""
+        if not self.drift_compensation:
+            return dict(self.chip), dict.fromkeys(self.chip, 1.0)
+        rng = _stream(self.seed, _STREAM_CALIBRATE, 1, int(t_read_s * 1e3))
+        return compensated(self.chip, self.references, t_read_s, rng=rng, noise=self.noise)
+
+    def _run(self, x: Any) -> Any:
+        return self.network.run(np.asarray(x, dtype=np.float64))
+
+    # --------------------------------------------------------------- evaluate
+    def evaluate(self, read_time_s: str | float) -> dict[str, Any]:
+        """The chip-in-the-loop meta-test at one read time; the summary dict."""
+        import torch
+        from tqdm.auto import tqdm
+
+        from mosaicnet.meta.maml import adapt_readout
+        from mosaicnet.meta.torch_evaluation import TaskOutcome, meta_test_batches, summarize
+
+        t_read = parse_read_time(read_time_s)
+        views, factors = self._views(t_read)
+        network = self.network
+        network.program(views, t_read_s=t_read)
+        # The host reads the chip's readout once: every task starts from this state.
+        w_chip = network.effective_weights()["w_out"]
+        w_start = torch.as_tensor(w_chip, dtype=torch.float64)
+        readout_base = self.chip["w_out"]
+        config, n_support = self.config, self.config.n_support
+        outcomes: list[TaskOutcome] = []
+        clipped = written = 0
+        started = time.perf_counter()
+        total = sum(n for _, n in self.splits)
+        label = f"chip {self.backend} @ {format_read_time(t_read)}"
+        with tqdm(total=total, disable=not self.progress, desc=label, unit="task") as bar:
+            for split_index, (split, n) in enumerate(self.splits):
+                batches = meta_test_batches(
+                    self.dataset, config, split=split, tasks=n, seed=self.seed,
+                    batch_size=self.tasks_per_run,
+                )  # fmt: skip
+                for batch in batches:
+                    n_tasks = batch.n_tasks
+                    support = self._run(batch.support_x.flatten(0, 1))
+                    spikes = torch.as_tensor(support.recurrent_spikes, dtype=torch.float64)
+                    traces = self.clone.readout_trace(spikes).unflatten(0, (n_tasks, n_support))
+                    per_task = []
+                    for b in range(n_tasks):
+                        adapted = adapt_readout(
+                            w_start, traces[b], batch.support_y[b], batch.classes[b], config,
+                            inner_lr=self.inner_lr,
+                        ).numpy()  # fmt: skip
+                        changed = adapted != w_chip
+                        rng = _stream(self.seed, _STREAM_WRITE, split_index, int(batch.task_ids[b]))
+                        array, n_clipped = write_readout(
+                            readout_base, adapted, changed=changed, t_prog_s=t_read, rng=rng,
+                            noise=self.noise,
+                        )  # fmt: skip
+                        clipped += n_clipped
+                        written += int(changed.sum())
+                        per_task.append(array)
+                    # Copies of tasks missing from a last, short batch: any readout will do.
+                    per_task += [readout_base] * (self.tasks_per_run - n_tasks)
+                    # With compensation too: rewritten pairs are read at their programming
+                    # time, not drifted, so their gain stays the programmed scale.
+                    network.program_copies(
+                        "w_out", [a for a in per_task for _ in range(self.copies_per_task)]
+                    )
+                    query = self._run(batch.query_x.flatten(0, 1))
+                    logits = torch.as_tensor(query.readout.max(axis=1)).unflatten(0, (n_tasks, -1))
+                    for b in range(n_tasks):
+                        classes = batch.classes[b]
+                        task_logits = logits[b].index_select(-1, classes)
+                        outcomes.append(
+                            TaskOutcome(
+                                task_id=int(batch.task_ids[b]),
+                                split=split,
+                                classes=classes.tolist(),
+                                labels=classes[batch.query_y[b]].tolist(),
+                                predicted=classes[task_logits.argmax(dim=-1)].tolist(),
+                                predicted_all_units=logits[b].argmax(dim=-1).tolist(),
+                                seen=batch.query_seen[b].tolist(),
+                            )
+                        )
+                    # Back to the chip's readout for the next support run's host read.
+                    network.program({"w_out": views["w_out"]})
+                    bar.update(n_tasks)
+        wall = time.perf_counter() - started
+        result = summarize(outcomes)
+        result.update(
+            {
+                "backend": "brian2",
+                "brian_device": self.backend,
+                "run": str(self.run_dir),
+                "protocol": self.protocol,
+                "n_way": config.n_way,
+                "k_shot": config.k_shot,
+                "n_query": config.n_query,
+                "inner_steps": config.inner_steps,
+                "inner_lr": self.inner_lr,
+                "seed": self.seed,
+                "read_time_s": t_read,
+                "read_time": format_read_time(t_read),
+                "device_model": self.spec.device_model,
+                "noise": self.noise,
+                "drift_compensation": self.drift_compensation,
+                "compensation_factors": factors,
+                "readout_headroom": self.readout_headroom,
+                "readout_clipped_fraction": clipped / written if written else 0.0,
+                "build_seconds": self.build_seconds,
+                "wall_seconds": wall,
+                "tasks_per_second": len(outcomes) / wall if wall > 0 else math.nan,
+                "predictions": [o.predicted for o in outcomes],
+                "task_details": [asdict(o) for o in outcomes],
+            }
+        )
+        return result
+
+    # ------------------------------------------------------------------ close
+    def close(self) -> None:
+        """Release the network (and a standalone build directory)."""
+        self.network.close()
+
+    def __enter__(self) -> ChipSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def evaluate_on_chip(
+    run_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    brian_device: str = "cython",
+    read_time_s: str | float = 1.0,
+    tasks: int = 100,
+    inner_steps: int | None = None,
+    noise: bool = True,
+    drift_compensation: bool = False,
+    seed: int = 0,
+    protocol: str = "separate",
+    readout_headroom: float = DEFAULT_READOUT_HEADROOM,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Chip-in-the-loop few-shot meta-test of a trained run on the Brian2 network.
+
+    Parameters
+    ----------
+    run_dir
+        A training run (:class:`mosaicnet.meta.training.RunDirectory`).
+    data_dir
+        Directory with ``shd_test.h5``; ``None`` uses the synthetic default.
+    brian_device
+        ``"numpy"``, ``"cython"`` (alias ``"runtime"``), ``"cpp_standalone"``,
+        ``"cuda_standalone"`` (needs a GPU) or ``"genn"`` (refused with the reason).
+    read_time_s
+        Time since programming at which the chip is used: seconds, or text such
+        as ``"30d"`` (:func:`parse_read_time`).
+    tasks
+        Tasks per kind (seen, unseen) with ``protocol="separate"``, else in total.
+    inner_steps
+        Inner steps (default: as trained; the learning rate follows as in
+        :func:`mosaicnet.meta.torch_evaluation.evaluate_run`).
+    noise
+        Programming, write and read noise of the device model (drift stays).
+    drift_compensation
+        Global drift compensation of every pathway's gain (module docstring).
+    seed
+        Seed of the task streams (the torch evaluation's tasks for the same
+        seed), of programming and write noise and of Brian2's read noise.
+    protocol
+        ``"separate"`` or ``"mixed"``, as the torch evaluation.
+    readout_headroom
+        Readout weight scale over ``max |w_out|`` (module docstring).
+    progress
+        Show a progress bar over tasks.
+
+    Returns
+    -------
+    dict
+        The keys of :func:`mosaicnet.meta.torch_evaluation.evaluate_run`
+        (``accuracy_seen``, ``accuracy_unseen``, ``ci95_*``, ``*_20way``, ``tasks``,
+        ``predictions``, ``task_details``, ...) with ``backend="brian2"``, plus
+        ``brian_device``, ``read_time_s``, ``noise``, ``drift_compensation``,
+        ``compensation_factors``, ``readout_clipped_fraction``, ``build_seconds``,
+        ``wall_seconds`` and ``tasks_per_second``.
+    """
+    t_read = parse_read_time(read_time_s)
+    with ChipSession(
+        run_dir, data_dir=data_dir, brian_device=brian_device, tasks=tasks,
+        inner_steps=inner_steps, noise=noise, drift_compensation=drift_compensation, seed=seed,
+        protocol=protocol, readout_headroom=readout_headroom, first_read_time_s=t_read,
+        progress=progress,
+    ) as session:  # fmt: skip
+        return session.evaluate(t_read)
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    tasks: int = 100,
+    inner_steps: int | None = None,
+    seed: int = 0,
+    protocol: str = "separate",
+    progress: bool = True,
+    brian_device: str = "cython",
+    read_time_s: str | float = 1.0,
+    noise: bool = True,
+    drift_compensation: bool = False,
+) -> dict[str, Any]:
+    """:func:`evaluate_on_chip` with the signature of the ``evaluate`` command's backends."""
+    return evaluate_on_chip(
+        run_dir, data_dir=data_dir, brian_device=brian_device, read_time_s=read_time_s,
+        tasks=tasks, inner_steps=inner_steps, noise=noise, drift_compensation=drift_compensation,
+        seed=seed, protocol=protocol, progress=progress,
+    )  # fmt: skip
+
+
+#: Per-time series that :func:`drift_curve` collects from each summary.
+CURVE_KEYS: tuple[str, ...] = tuple(
+    f"{metric}_{kind}{suffix}"
+    for metric in ("accuracy", "ci95")
+    for kind in ("seen", "unseen")
+    for suffix in ("", "_20way")
+)
+
+
+def drift_curve(
+    run_dir: str | os.PathLike,
+    *,
+    times_s: Iterable[str | float] = DEFAULT_TIMES_S,
+    data_dir: str | os.PathLike | None = None,
+    brian_device: str = "cython",
+    tasks: int = 100,
+    inner_steps: int | None = None,
+    noise: bool = True,
+    drift_compensation: bool = False,
+    seed: int = 0,
+    protocol: str = "separate",
+    readout_headroom: float = DEFAULT_READOUT_HEADROOM,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Chip-in-the-loop accuracy against read time: ONE programmed chip read at each time.
+
+    The network is built once; each read time reuses it (new read time and
+    device state, no recompilation), so the points differ only by drift (and
+    by the read noise drawn). Options as :func:`evaluate_on_chip`.
+
+    Returns
+    -------
+    dict
+        ``times_s`` and, per time, the lists :data:`CURVE_KEYS` (``accuracy_seen``,
+        ``accuracy_unseen``, ``ci95_seen``, ...), ``summaries`` (the full
+        :func:`evaluate_on_chip` dict per time) and the shared settings.
+    """
+    times = parse_read_times(times_s if not isinstance(times_s, int | float) else [times_s])
+    summaries = []
+    with ChipSession(
+        run_dir, data_dir=data_dir, brian_device=brian_device, tasks=tasks,
+        inner_steps=inner_steps, noise=noise, drift_compensation=drift_compensation, seed=seed,
+        protocol=protocol, readout_headroom=readout_headroom, first_read_time_s=times[0],
+        progress=progress,
+    ) as session:  # fmt: skip
+        for t_read in times:
+            summaries.append(session.evaluate(t_read))
+    first = summaries[0]
+    curve: dict[str, Any] = {
+        "times_s": list(times),
+        "labels": [format_read_time(t) for t in times],
+        **{key: [s[key] for s in summaries] for key in CURVE_KEYS},
+    }
+    shared = ("backend", "brian_device", "run", "protocol", "n_way", "k_shot", "n_query",
+              "inner_steps", "inner_lr", "seed", "device_model", "noise", "drift_compensation",
+              "readout_headroom", "build_seconds")  # fmt: skip
+    curve.update({key: first[key] for key in shared})
+    curve["tasks"] = first["tasks"]
+    curve["summaries"] = summaries
+    return curve
