@@ -40,6 +40,8 @@ setup(
             "nbformat>=5.7",
             "ipykernel>=6",
             "scipy>=1.10",
+            # baseline of benchmarks/bench_clone.py (the clone's training step vs snnTorch)
+            "snntorch>=0.9",
         ],
         # brian2cuda 1.0a7 pins brian2==2.8.0 but generates code under 2.9;
         # install it with --no-deps (see README, "GPU backends").
