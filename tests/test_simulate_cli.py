@@ -94,6 +94,25 @@ def test_seed_chooses_distinct_samples_reproducibly():
     assert choose_samples(40, 40, seed=2).tolist() == list(range(40))
 
 
+def test_same_seed_same_spikes_with_read_noise(capsys, data_dir, tmp_path):
+    # aihwkit PCM has programming and read noise: the seed must fix both.
+    path = _spec().copy_with(device_model="pcm_aihwkit").save(tmp_path / "noisy.npz")
+    argv = ["simulate", str(path), "--data", str(data_dir), "--samples", "2", "--json"]
+    first, second = _json(capsys, argv), _json(capsys, argv)
+    assert first["sample_indices"] == second["sample_indices"]
+    assert first["spike_counts"] == second["spike_counts"]
+
+
+@pytest.mark.slow
+def test_cpp_standalone_counts_equal_numpy(capsys, data_dir, spec_file):
+    base = ["simulate", str(spec_file), "--data", str(data_dir), "--samples", "3", "--json"]
+    numpy_report = _json(capsys, base)
+    cpp_report = _json(capsys, [*base, "--backend", "cpp_standalone"])
+    assert cpp_report["backend"] == "cpp_standalone"
+    assert cpp_report["spike_counts"] == numpy_report["spike_counts"]
+    assert cpp_report["predicted"] == numpy_report["predicted"]
+
+
 def test_text_report_and_raster_file(capsys, data_dir, spec_file, tmp_path):
     raster = tmp_path / "figs" / "sample0.png"
     argv = ["simulate", str(spec_file), "--data", str(data_dir), "--samples", "2",

@@ -377,8 +377,16 @@ def run_simulate(args: argparse.Namespace) -> int:
     x = dataset.binned(indices, n_bins=n_bins, window_s=window_s, stride=stride).numpy()
     dropped = int(dataset.last_dropped_spikes)
 
+    from mosaicnet.network.brian_backends import RUNTIME_BACKENDS
     from mosaicnet.network.brian_network import simulate
 
+    if args.backend in RUNTIME_BACKENDS:
+        import brian2
+
+        # BrianNetwork applies its ``seed`` only to standalone programs; runtime
+        # read noise draws from Brian2's global generator, seeded here so that
+        # the same --seed gives the same spikes.
+        brian2.seed(args.seed)
     options: dict[str, Any] = {"programming_seed": args.seed, "seed": args.seed}
     if read_time_s is not None:
         options["t_read_s"] = read_time_s
