@@ -149,6 +149,23 @@ def test_genn_is_refused_with_a_reason(spec):
         simulate(spec, np.zeros((1, T, spec.n_in)), backend="genn")
 
 
+def test_cuda_standalone_without_gpu_fails_cleanly(spec):
+    """No GPU (or no brian2cuda): a clear error, and Brian2 is left as it was."""
+    from brian2 import get_device, prefs
+    from brian2.devices.device import RuntimeDevice
+
+    from mosaicnet.network.gpu_backends import visible_gpus
+
+    if visible_gpus():
+        pytest.skip("a GPU is visible: cuda_standalone would really build")
+    flags = list(prefs["codegen.cpp.extra_compile_args_gcc"])
+    with pytest.raises(BackendUnavailableError, match="cuda"):
+        simulate(spec, np.zeros((1, T, spec.n_in)), backend="cuda_standalone")
+    assert isinstance(get_device(), RuntimeDevice)
+    assert list(prefs["codegen.cpp.extra_compile_args_gcc"]) == flags
+    assert simulate(spec, np.ones((1, T, spec.n_in))).recurrent_spikes.any()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fixture", ["spec", "spec_current"])
 def test_cython_equals_numpy_and_clone(fixture, request):

@@ -204,7 +204,7 @@ class StandaloneProject:
         if self.backend == "cuda_standalone":
             from mosaicnet.network.gpu_backends import configure_cuda_standalone
 
-            options = {"compile_only": False, **self.cuda_options}
+            options = {"compile_only": False, "exact": self.exact, **self.cuda_options}
             self._cuda_build = configure_cuda_standalone(self.directory, **options)
             return
         # A standalone device keeps every object created while it is current;
@@ -255,6 +255,7 @@ class StandaloneProject:
                 self._cuda_build.restore()
             for name, value in self._previous_prefs.items():
                 prefs[name] = value
+            self._previous_prefs = {}
             select_runtime_device()
         self.build_seconds = time.perf_counter() - start
         self.built = True
@@ -276,6 +277,18 @@ class StandaloneProject:
             for name in list(getattr(device, "run_args_arrays", [])):
                 (static / name).unlink(missing_ok=True)
                 (static / f"{name}.lock").unlink(missing_ok=True)
+
+    def abandon(self) -> None:
+        """After a failed build: put preferences and the runtime device back, delete files."""
+        from brian2 import prefs
+
+        if self._cuda_build is not None:
+            self._cuda_build.restore()
+        for name, value in self._previous_prefs.items():
+            prefs[name] = value
+        self._previous_prefs = {}
+        select_runtime_device()
+        self.close()
 
     def close(self) -> None:
         """Delete the build directory if this project created it."""

@@ -274,11 +274,11 @@ class BrianNetwork:
                 backend, exact=self.exact, directory=directory, cuda_options=cuda_options
             )
             self._finalizer = weakref.finalize(self, self.project.close)
-            self.project.select()
         else:
             select_runtime_device()
         try:
             if self.standalone:
+                self.project.select()
                 self._build()
                 self.network.run(
                     self.sequential * self.n_steps * self.dt_s * _second(), namespace={}
@@ -292,8 +292,7 @@ class BrianNetwork:
                 self._stale_read = self.noisy_reads
         except BaseException:
             if self.standalone:
-                select_runtime_device()
-                self.project.close()
+                self.project.abandon()
             raise
 
     # ------------------------------------------------------------------ build
