@@ -11,6 +11,8 @@ Modules
     MAML as pure functions (inner loop, outer loss, tasks batched with vmap) and
     the readout-only fast path; :func:`adapt_readout` and :func:`predict` work on
     traces recorded from any simulator.
+``adam``
+    The outer-loop Adam as a pure function with named-tensor state.
 ``hardware``
     Device-model weight perturbation for hardware-aware training.
 ``training``

@@ -113,9 +113,12 @@ class TrainConfig:
         L2 coefficient: ``l2 * mean(w^2)`` per weight matrix (published 0.01).
     layout_lambda
         Weight of the layout loss ``mean(S * W_rec^2)``. Published 1 made the layout
-        term (~3.6e5) dwarf the cross-entropy (~3); the default 1e-6 is in the range
-        where the term starts at 0.1-1x the cross-entropy on the 8 x 8 x 4 Mosaic
-        (:mod:`mosaicnet.layout.loss`). Ignored for ``layout="fc"``.
+        term (~3.6e5) dwarf the cross-entropy (~3). The default 1e-4 makes it start
+        at about a tenth of the cross-entropy of 20 classes (ln 20 = 3.0) on the
+        default network: initial ``W_rec`` entries have standard deviation
+        ``0.5 / sqrt(256)``, and on the 8 x 8 x 4 Mosaic ``mean(S * W^2)`` is then
+        about 2970 (:meth:`mosaicnet.layout.Layout.expected_layout_loss`), so the
+        term starts at 0.30. Ignored for ``layout="fc"``.
     prune_threshold, prune_start
         Recurrent weights with ``|w| < prune_threshold`` (published 5e-4) are zero in
         the forward pass and in the stored parameters from iteration ``prune_start``
@@ -164,7 +167,7 @@ class TrainConfig:
     lambda_fr: float = 0.01
     target_rate: float = 8.0
     l2: float = 0.01
-    layout_lambda: float = 1e-6
+    layout_lambda: float = 1e-4
     prune_threshold: float = 5e-4
     prune_start: int = 0
     device_model: str | None = None
