@@ -19,6 +19,15 @@ HELP_ORDER = 45
 #: Evaluation backends: name -> module with ``evaluate_run``.
 EVALUATION_BACKENDS: dict[str, str] = {
     "torch": "mosaicnet.meta.torch_evaluation",
+    "brian2": "mosaicnet.meta.chip_evaluation",
+}
+
+#: Options of the Brian2 chip-in-the-loop backend only: option -> keyword of its evaluate_run.
+BRIAN2_OPTIONS: dict[str, str] = {
+    "brian_device": "brian_device",
+    "read_time": "read_time_s",
+    "no_noise": "noise",
+    "drift_compensation": "drift_compensation",
 }
 
 
@@ -59,6 +68,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="separate: seen-class tasks and held-out-class tasks (default); mixed: tasks "
         "over all classes, each query scored as seen or unseen",
     )
+    brian2 = parser.add_argument_group("brian2 backend (chip in the loop)")
+    brian2.add_argument(
+        "--brian-device",
+        metavar="DEVICE",
+        help="numpy, cython (= runtime, default), cpp_standalone, cuda_standalone or genn",
+    )
+    brian2.add_argument(
+        "--read-time",
+        metavar="T",
+        help="time since programming the chip, e.g. 1s, 2.5h, 1d, 30d (default 1s)",
+    )
+    brian2.add_argument(
+        "--no-noise",
+        action="store_true",
+        default=None,
+        help="no programming, write or read noise (drift stays)",
+    )
+    brian2.add_argument(
+        "--drift-compensation",
+        action="store_true",
+        default=None,
+        help="global drift compensation of each pathway's gain",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_evaluate)
@@ -66,6 +98,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Dispatch to the backend and print its result."""
+    from mosaicnet.errors import ConfigError
+
+    given = {key: getattr(args, key) for key in BRIAN2_OPTIONS if getattr(args, key) is not None}
+    if given and args.backend != "brian2":
+        options = ", ".join("--" + key.replace("_", "-") for key in given)
+        raise ConfigError(f"{options} apply to --backend brian2 only")
+    extra = {BRIAN2_OPTIONS[key]: value for key, value in given.items()}
+    if "noise" in extra:
+        extra["noise"] = not extra["noise"]
     module = importlib.import_module(EVALUATION_BACKENDS[args.backend])
     result = module.evaluate_run(
         args.run_dir,
@@ -75,6 +116,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         protocol=args.protocol,
         progress=not (args.quiet or args.json),
+        **extra,
     )
     if args.json:
         print(json.dumps(result, allow_nan=True))
@@ -100,6 +142,14 @@ def format_result(result: dict) -> str:
         f"{'classes':<8} {'tasks':>6}  {'N-way accuracy (95 % CI)':<26} "
         "20-unit accuracy (published metric)",
     ]
+    if "read_time" in result:  # the brian2 backend: which chip, read when
+        lines.insert(
+            1,
+            f"Brian2 device {result['brian_device']}, {result['device_model']} devices read "
+            f"{result['read_time']} after programming (noise "
+            f"{'on' if result['noise'] else 'off'}, drift compensation "
+            f"{'on' if result['drift_compensation'] else 'off'})",
+        )
     for kind in ("seen", "unseen"):
         lines.append(
             f"{kind:<8} {result[f'tasks_{kind}']:>6}  {cell(kind, ''):<26} {cell(kind, '_20way')}"

@@ -311,22 +311,31 @@ def _concatenate(values: list[Any]) -> Any:
 # ---------------------------------------------------------------------------
 
 
-def _layout(backend: str, spec: Any, n_query: int, tasks: int) -> tuple[int, int, int]:
+def _layout(
+    backend: str, spec: Any, n_query: int, tasks: int, tasks_per_run: int | None
+) -> tuple[int, int, int]:
     """``(tasks_per_run, copies, sequential)`` of the chip network.
 
     Runtime backends vectorise over copies: one copy per query sample (the
-    copies of one task share its readout), as many tasks as fit
+    copies of one task share its readout), by default as many tasks as fit
     :data:`_RUNTIME_SYNAPSES_PER_RUN`. Standalone backends: one copy per task
-    with its queries run back to back.
+    with its queries run back to back, :data:`_STANDALONE_TASKS_PER_RUN` tasks.
     """
     from mosaicnet.network.brian_backends import RUNTIME_BACKENDS
 
-    if backend in RUNTIME_BACKENDS:
+    runtime = backend in RUNTIME_BACKENDS
+    if tasks_per_run is not None:
+        if isinstance(tasks_per_run, bool) or int(tasks_per_run) < 1:
+            raise ConfigError(f"tasks_per_run must be >= 1, got {tasks_per_run!r}")
+        fit = int(tasks_per_run)
+    elif runtime:
         per_copy = spec.n_in * spec.n_rec + int(spec.rec_mask.sum()) + spec.n_rec * spec.n_out
         fit = max(1, _RUNTIME_SYNAPSES_PER_RUN // max(per_copy * n_query, 1))
-        per_run = min(tasks, fit)
+    else:
+        fit = _STANDALONE_TASKS_PER_RUN
+    per_run = min(tasks, fit)
+    if runtime:
         return per_run, per_run * n_query, 1
-    per_run = min(tasks, _STANDALONE_TASKS_PER_RUN)
     return per_run, per_run, n_query
 
 
@@ -353,6 +362,7 @@ class ChipSession:
         protocol: str = "separate",
         readout_headroom: float = DEFAULT_READOUT_HEADROOM,
         first_read_time_s: float = 1.0,
+        tasks_per_run: int | None = None,
         progress: bool = True,
     ) -> None:
         import torch
@@ -415,7 +425,7 @@ class ChipSession:
         }
         n_query = config.n_query_total
         self.tasks_per_run, copies, sequential = _layout(
-            self.backend, self.spec, n_query, self.tasks
+            self.backend, self.spec, n_query, self.tasks, tasks_per_run
         )
         self.copies_per_task = copies // self.tasks_per_run
         if self.backend in ("numpy", "cython"):
@@ -469,6 +479,7 @@ class ChipSession:
         config, n_support = self.config, self.config.n_support
         outcomes: list[TaskOutcome] = []
         clipped = written = 0
+        spike_count, neuron_steps = 0, 0
         started = time.perf_counter()
         total = sum(n for _, n in self.splits)
         label = f"chip {self.backend} @ {format_read_time(t_read)}"
@@ -481,6 +492,8 @@ class ChipSession:
                 for batch in batches:
                     n_tasks = batch.n_tasks
                     support = self._run(batch.support_x.flatten(0, 1))
+                    spike_count += int(support.recurrent_spikes.sum())
+                    neuron_steps += support.recurrent_spikes.size
                     spikes = torch.as_tensor(support.recurrent_spikes, dtype=torch.float64)
                     traces = self.clone.readout_trace(spikes).unflatten(0, (n_tasks, n_support))
                     per_task = []
@@ -506,6 +519,8 @@ class ChipSession:
                         "w_out", [a for a in per_task for _ in range(self.copies_per_task)]
                     )
                     query = self._run(batch.query_x.flatten(0, 1))
+                    spike_count += int(query.recurrent_spikes.sum())
+                    neuron_steps += query.recurrent_spikes.size
                     logits = torch.as_tensor(query.readout.max(axis=1)).unflatten(0, (n_tasks, -1))
                     for b in range(n_tasks):
                         classes = batch.classes[b]
@@ -546,6 +561,7 @@ class ChipSession:
                 "compensation_factors": factors,
                 "readout_headroom": self.readout_headroom,
                 "readout_clipped_fraction": clipped / written if written else 0.0,
+                "firing_rate_hz": spike_count / neuron_steps / self.network.dt_s,
                 "build_seconds": self.build_seconds,
                 "wall_seconds": wall,
                 "tasks_per_second": len(outcomes) / wall if wall > 0 else math.nan,
@@ -580,6 +596,7 @@ def evaluate_on_chip(
     seed: int = 0,
     protocol: str = "separate",
     readout_headroom: float = DEFAULT_READOUT_HEADROOM,
+    tasks_per_run: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Chip-in-the-loop few-shot meta-test of a trained run on the Brian2 network.
@@ -612,6 +629,9 @@ def evaluate_on_chip(
         ``"separate"`` or ``"mixed"``, as the torch evaluation.
     readout_headroom
         Readout weight scale over ``max |w_out|`` (module docstring).
+    tasks_per_run
+        Tasks simulated per Brian2 run (default: runtime backends as many as fit
+        4e6 synapses, standalone 16); memory grows with it.
     progress
         Show a progress bar over tasks.
 
@@ -622,7 +642,8 @@ def evaluate_on_chip(
         (``accuracy_seen``, ``accuracy_unseen``, ``ci95_*``, ``*_20way``, ``tasks``,
         ``predictions``, ``task_details``, ...) with ``backend="brian2"``, plus
         ``brian_device``, ``read_time_s``, ``noise``, ``drift_compensation``,
-        ``compensation_factors``, ``readout_clipped_fraction``, ``build_seconds``,
+        ``compensation_factors``, ``readout_clipped_fraction``, ``firing_rate_hz``
+        (recurrent layer, support and query runs), ``build_seconds``,
         ``wall_seconds`` and ``tasks_per_second``.
     """
     t_read = parse_read_time(read_time_s)
@@ -630,7 +651,7 @@ def evaluate_on_chip(
         run_dir, data_dir=data_dir, brian_device=brian_device, tasks=tasks,
         inner_steps=inner_steps, noise=noise, drift_compensation=drift_compensation, seed=seed,
         protocol=protocol, readout_headroom=readout_headroom, first_read_time_s=t_read,
-        progress=progress,
+        tasks_per_run=tasks_per_run, progress=progress,
     ) as session:  # fmt: skip
         return session.evaluate(t_read)
 
@@ -679,6 +700,7 @@ def drift_curve(
     seed: int = 0,
     protocol: str = "separate",
     readout_headroom: float = DEFAULT_READOUT_HEADROOM,
+    tasks_per_run: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Chip-in-the-loop accuracy against read time: ONE programmed chip read at each time.
@@ -700,7 +722,7 @@ def drift_curve(
         run_dir, data_dir=data_dir, brian_device=brian_device, tasks=tasks,
         inner_steps=inner_steps, noise=noise, drift_compensation=drift_compensation, seed=seed,
         protocol=protocol, readout_headroom=readout_headroom, first_read_time_s=times[0],
-        progress=progress,
+        tasks_per_run=tasks_per_run, progress=progress,
     ) as session:  # fmt: skip
         for t_read in times:
             summaries.append(session.evaluate(t_read))
@@ -715,5 +737,7 @@ def drift_curve(
               "readout_headroom", "build_seconds")  # fmt: skip
     curve.update({key: first[key] for key in shared})
     curve["tasks"] = first["tasks"]
+    curve["firing_rate_hz"] = [s["firing_rate_hz"] for s in summaries]
+    curve["compensation_factors"] = [s["compensation_factors"] for s in summaries]
     curve["summaries"] = summaries
     return curve

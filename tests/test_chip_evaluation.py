@@ -1,0 +1,298 @@
+"""Chip-in-the-loop few-shot evaluation on the Brian2 network, under drift.
+
+One tiny run is trained once per module (2 x 2 tiles of 4 neurons, 30 bins, float64,
+two outer steps on synthetic SHD); a second run holds the same trained weights with
+the ``pcm_aihwkit`` device model, i.e. the same network programmed into drifting
+PCM. Default tests use Brian2's numpy backend (nothing to compile); the compiled
+backends, whose point is not to recompile, are checked in the slow tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from mosaicnet.cli import main
+from mosaicnet.cli.drift_commands import format_curve
+from mosaicnet.data import write_synthetic_shd
+from mosaicnet.errors import BackendUnavailableError, ConfigError
+from mosaicnet.meta import chip_evaluation
+from mosaicnet.meta.chip_evaluation import (
+    ChipSession,
+    check_brian_device,
+    drift_curve,
+    evaluate_on_chip,
+)
+from mosaicnet.meta.config import TrainConfig, save_config
+from mosaicnet.meta.torch_evaluation import evaluate_run
+from mosaicnet.meta.training import SPEC_FILE, RunDirectory
+
+MONTH = "30d"
+TINY = dict(
+    rows=2, cols=2, neurons_per_tile=4, n_bins=30, spatial_stride=10, meta_batch=2,
+    n_way=3, k_shot=2, n_query=2, checkpoint_every=2, outer_lr=3e-3, dtype="float64",
+)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: intra-op threads only add contention on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shd")
+    write_synthetic_shd(out, seed=3, n_train=300, n_test=200)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ideal_run(tmp_path_factory, data_dir):
+    """A trained tiny run with ideal devices (float64, so Brian2 and torch spike alike)."""
+    root = tmp_path_factory.mktemp("runs")
+    save_config(TrainConfig(**TINY), root / "tiny.json")
+    run = root / "ideal"
+    args = ["train", "--data", str(data_dir), "--out", str(run), "--quiet",
+            "--iterations", "2", "--config", str(root / "tiny.json")]  # fmt: skip
+    assert main(args) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def pcm_run(ideal_run):
+    """The same trained weights, programmed into PCM (aihwkit model: drift, noise)."""
+    run = ideal_run.parent / "pcm"
+    shutil.copytree(ideal_run, run)
+    directory = RunDirectory.open(run)
+    spec = directory.load_spec().copy_with(device_model="pcm_aihwkit")
+    spec.save(directory.file(SPEC_FILE), overwrite=True)
+    return run
+
+
+def test_ideal_devices_without_noise_predict_as_torch_task_by_task(ideal_run, data_dir):
+    common = dict(data_dir=data_dir, tasks=3, seed=5, progress=False)
+    torch_result = evaluate_run(ideal_run, **common)
+    # Headroom 4: no adapted readout weight saturates, so the chip holds exactly the
+    # weights torch uses (saturation is the one intended difference between them).
+    chip = evaluate_on_chip(
+        ideal_run, brian_device="numpy", noise=False, readout_headroom=4.0, **common
+    )
+    assert chip["readout_clipped_fraction"] == 0.0
+    # The same tasks (same seed -> same task streams), and the same answers.
+    for ours, theirs in zip(chip["task_details"], torch_result["task_details"], strict=True):
+        for key in ("task_id", "split", "classes", "labels", "seen"):
+            assert ours[key] == theirs[key]
+    assert chip["predictions"] == torch_result["predictions"]
+    assert [d["predicted_all_units"] for d in chip["task_details"]] == [
+        d["predicted_all_units"] for d in torch_result["task_details"]
+    ]
+    # Not a degenerate network: queries of one task get different answers somewhere.
+    assert any(len(set(p)) > 1 for p in chip["predictions"])
+    # Same summary keys as torch (users switch backends without changing scripts).
+    assert set(torch_result) <= set(chip)
+    assert chip["backend"] == "brian2" and chip["brian_device"] == "numpy"
+    assert chip["read_time_s"] == 1.0 and chip["tasks"] == torch_result["tasks"] == 6
+    for key in ("accuracy_seen", "accuracy_unseen", "accuracy_seen_20way"):
+        assert chip[key] == torch_result[key]
+
+
+def _abs_sums(weights):
+    return {name: float(np.abs(w).sum()) for name, w in weights.items()}
+
+
+def _count_builds(monkeypatch) -> list:
+    built = []
+    original = chip_evaluation.ChipNetwork.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(kwargs.get("backend"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(chip_evaluation.ChipNetwork, "__init__", counting)
+    return built
+
+
+def test_drift_changes_the_chip_inside_brian2(pcm_run, data_dir, monkeypatch):
+    built = _count_builds(monkeypatch)
+    with ChipSession(
+        pcm_run, data_dir=data_dir, brian_device="numpy", tasks=2, noise=False, progress=False
+    ) as session:
+        second = session.evaluate("1s")
+        read_second = session.network.effective_weights()
+        month = session.evaluate(MONTH)
+        read_month = session.network.effective_weights()
+        chip = session.chip
+    assert built == ["numpy"]  # one network for both read times
+    for summary in (second, month):
+        assert math.isfinite(summary["accuracy_seen"]) and math.isfinite(summary["accuracy_unseen"])
+        assert summary["compensation_factors"] == {"w_in": 1.0, "w_rec": 1.0, "w_out": 1.0}
+    # The Brian2 synapses read the drifted devices: their weights are those the
+    # device model gives at 30 days (drift happens in the simulated model) ...
+    for name in ("w_in", "w_rec"):
+        expected = chip[name].read_weights(30 * 86400.0, read_noise=False)
+        np.testing.assert_allclose(read_month[name], expected, rtol=1e-9, atol=1e-12)
+    # ... and PCM drift (nu ~ 0.05 per decade-log, 20 s -> 30 d) shrinks them by ~40 %.
+    before, after = _abs_sums(read_second), _abs_sums(read_month)
+    for name in ("w_in", "w_rec"):
+        assert after[name] < 0.8 * before[name]
+    # Weaker synapses: the recurrent layer's activity changes, and with it the run.
+    assert month["firing_rate_hz"] != second["firing_rate_hz"]
+    assert second["firing_rate_hz"] > 0
+
+
+def test_global_drift_compensation_restores_each_pathways_scale(pcm_run, data_dir):
+    month_s = 30 * 86400.0
+    with ChipSession(
+        pcm_run, data_dir=data_dir, brian_device="numpy", tasks=1, noise=False,
+        drift_compensation=True, first_read_time_s=month_s, progress=False,
+    ) as session:  # fmt: skip
+        result = session.evaluate(month_s)
+        compensated = session.network.effective_weights()
+        references, chip = session.references, session.chip
+    nominal = RunDirectory.open(pcm_run).load_spec()
+    for name in ("w_in", "w_rec", "w_out"):
+        # Documented behaviour: sum |w| of the compensated Brian2 weights at 30 days
+        # equals that of the read right after programming (no read noise: exactly) ...
+        assert float(np.abs(compensated[name]).sum()) == pytest.approx(references[name], rel=1e-9)
+        assert result["compensation_factors"][name] > 1.2
+        # ... which brings the weights closer to the programmed ones than drift left them.
+        drifted = chip[name].read_weights(month_s, read_noise=False)
+        target = getattr(nominal, name)
+        assert np.linalg.norm(compensated[name] - target) < np.linalg.norm(drifted - target)
+    assert result["drift_compensation"] is True
+
+
+def test_many_tasks_reuse_one_network(pcm_run, data_dir, monkeypatch):
+    """Batches of tasks never build a new network or new Brian2 objects."""
+    built = _count_builds(monkeypatch)
+    with ChipSession(
+        pcm_run, data_dir=data_dir, brian_device="numpy", tasks=3, tasks_per_run=1,
+        protocol="mixed", progress=False,
+    ) as session:  # fmt: skip
+        objects = {obj.name for obj in session.network.network.objects}
+        result = session.evaluate("1h")
+        assert {obj.name for obj in session.network.network.objects} == objects
+        assert session.copies_per_task == session.network.copies  # one task per run
+    assert built == ["numpy"]
+    assert result["tasks"] == 3 and result["protocol"] == "mixed"
+
+
+def test_drift_command_writes_json_and_figure(pcm_run, data_dir, tmp_path, capsys):
+    figure = tmp_path / "drift.png"
+    args = ["drift", str(pcm_run), "--data", str(data_dir), "--times", "1s,30d", "--tasks",
+            "1", "--brian-device", "numpy", "--json", "--figure", str(figure)]  # fmt: skip
+    assert main(args) == 0
+    curve = json.loads(capsys.readouterr().out)
+    assert curve["times_s"] == [1.0, 2592000.0] and curve["labels"] == ["1 s", "30 d"]
+    assert len(curve["accuracy_seen"]) == len(curve["accuracy_unseen"]) == 2
+    assert [s["read_time_s"] for s in curve["summaries"]] == [1.0, 2592000.0]
+    assert curve["device_model"] == "pcm_aihwkit" and curve["noise"] is True
+    assert figure.stat().st_size > 10_000 and figure.read_bytes()[:4] == b"\x89PNG"
+    # The text table names both read times.
+    table = format_curve(curve)
+    assert "1 s" in table and "30 d" in table and "pcm_aihwkit" in table
+    assert str(figure) in table
+
+
+def test_evaluate_command_runs_the_chip(pcm_run, data_dir, capsys):
+    args = ["evaluate", str(pcm_run), "--data", str(data_dir), "--backend", "brian2",
+            "--brian-device", "numpy", "--read-time", "1d", "--tasks", "1", "--no-noise",
+            "--drift-compensation", "--json"]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["backend"] == "brian2" and result["read_time_s"] == 86400.0
+    assert result["noise"] is False and result["drift_compensation"] is True
+    assert result["compensation_factors"]["w_in"] > 1.0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--brian-device", "loihi"], "unknown Brian2 device 'loihi'"),
+        (["--read-time=-1d"], "negative"),
+        (["--read-time", "tomorrow"], "cannot read 'tomorrow'"),
+        (["--read-time", "3m"], "ambiguous"),
+    ],
+)
+def test_evaluate_command_rejects_bad_chip_options(pcm_run, data_dir, capsys, extra, message):
+    args = ["evaluate", str(pcm_run), "--data", str(data_dir), "--backend", "brian2",
+            "--brian-device", "numpy", "--tasks", "1", *extra]  # fmt: skip
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_chip_options_need_the_brian2_backend(pcm_run, capsys):
+    assert main(["evaluate", str(pcm_run), "--read-time", "1d"]) == 2
+    assert "--read-time apply to --backend brian2 only" in capsys.readouterr().err
+
+
+def test_bad_devices_and_times_fail_before_building(pcm_run, capsys):
+    with pytest.raises(ConfigError, match="choose one of numpy, cython"):
+        check_brian_device("spinnaker")
+    assert check_brian_device("runtime") == "cython"
+    with pytest.raises(BackendUnavailableError, match="genn"):
+        check_brian_device("genn")
+    with pytest.raises(ConfigError, match="negative"):
+        drift_curve(pcm_run, times_s=["1s", -3.0], brian_device="numpy")
+    assert main(["drift", str(pcm_run), "--times", "1s,soon"]) == 2
+    assert "cannot read 'soon'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="tasks"):
+        evaluate_on_chip(pcm_run, tasks=0, brian_device="numpy")
+
+
+# ----------------------------------------------------------------------------- slow
+
+
+@pytest.mark.slow
+def test_cpp_standalone_compiles_once_and_agrees_with_numpy(pcm_run, data_dir, monkeypatch):
+    """One compilation for all tasks and read times; per-task readouts via run_args."""
+    from mosaicnet.network.brian_backends import StandaloneProject
+
+    builds, runs = [], []
+    build, run = StandaloneProject.build, StandaloneProject.run
+    monkeypatch.setattr(StandaloneProject, "build", lambda self: builds.append(1) or build(self))
+    monkeypatch.setattr(
+        StandaloneProject, "run", lambda self, args: runs.append(1) or run(self, args)
+    )
+    options = dict(data_dir=data_dir, times_s=("1s", MONTH), tasks=3, noise=False,
+                   progress=False)  # fmt: skip
+    standalone = drift_curve(pcm_run, brian_device="cpp_standalone", tasks_per_run=2, **options)
+    runtime = drift_curve(pcm_run, brian_device="numpy", **options)
+    assert len(builds) == 1
+    # Per read time: one read run, then per batch of <= 2 tasks a support and a query run.
+    batches_per_time = 2 * math.ceil(3 / 2)
+    assert len(runs) == 2 * (1 + 2 * batches_per_time)
+    for ours, theirs in zip(standalone["summaries"], runtime["summaries"], strict=True):
+        assert ours["predictions"] == theirs["predictions"]
+        assert ours["firing_rate_hz"] == pytest.approx(theirs["firing_rate_hz"], rel=1e-12)
+
+
+@pytest.mark.slow
+def test_cython_compiles_nothing_after_the_first_tasks(pcm_run, data_dir, monkeypatch):
+    import Cython.Build
+
+    compiled = []
+    cythonize = Cython.Build.cythonize
+
+    def counting(*args, **kwargs):
+        compiled.append(1)
+        return cythonize(*args, **kwargs)
+
+    monkeypatch.setattr(Cython.Build, "cythonize", counting)
+    with ChipSession(
+        pcm_run, data_dir=data_dir, brian_device="cython", tasks=4, tasks_per_run=2,
+        progress=False,
+    ) as session:  # fmt: skip
+        session.evaluate("1s")
+        after_first = len(compiled)
+        session.evaluate(MONTH)
+    assert len(compiled) == after_first
