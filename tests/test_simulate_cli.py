@@ -161,7 +161,7 @@ def test_describe_prints_the_brian2_equations(capsys, spec_file):
     "extra, match",
     [
         (["--backend", "nest"], "unknown backend 'nest'; choose one of numpy, cython"),
-        (["--stride", "3"], "--stride 3 keeps 234 of the data's 700 channels"),
+        (["--stride", "3"], "stride 3 keeps 234 of the data's 700 channels"),
         (["--samples", "41"], "exceeds the 40 samples"),
         (["--samples", "0"], "--samples must be >= 1"),
         (["--read-time", "soon"], "is not a time"),

@@ -257,7 +257,8 @@ def input_stride(n_channels: int, n_in: int, stride: int | None = None) -> int:
         kept = math.ceil(n_channels / stride)
         if kept != n_in:
             raise ConfigError(
-                f"--stride {stride} keeps {kept} of the data's {n_channels} channels but the "
+                f"spatial-sampling stride {stride} keeps {kept} of the data's {n_channels} "
+                f"channels but the "
                 f"network has n_in={n_in} inputs; use a stride that keeps {n_in} channels or "
                 "a spec built for this data"
             )
@@ -454,10 +455,20 @@ def format_report(report: dict[str, Any], spec: NetworkSpec) -> str:
         f"({layout['rows']} x {layout['cols']} tiles of {layout['neurons_per_tile']}), "
         f"n_out {spec.n_out}; device {spec.device_model} read at {report['read_time_s']:g} s",
         f"data {report['data_file']}: {report['samples']} sample(s) {report['sample_indices']}, "
-        f"{report['n_bins']} bins over {report['window_s']:g} s (one step of "
-        f"{1e3 * report['dt_s']:g} ms per bin), channels 0, {report['stride']}, "
+        f"{report['n_bins']} bins over {report['window_s']:g} s (one simulation step of "
+        f"dt = {1e3 * report['dt_s']:g} ms per bin), channels 0, {report['stride']}, "
         f"{2 * report['stride']}, ... (stride {report['stride']}); "
         f"{report['dropped_late_spikes']} spike(s) after the window dropped",
+    ]
+    bin_s = report["window_s"] / report["n_bins"]
+    if not math.isclose(bin_s, report["dt_s"], rel_tol=1e-9):
+        # Training runs bin by their configuration, whatever the spec's dt: the
+        # network sees one bin per step, so simulated time is steps x dt.
+        lines.append(
+            f"note: bins are {1e3 * bin_s:g} ms wide but the spec steps {1e3 * report['dt_s']:g} "
+            "ms; the network sees one bin per step (times in figures are steps x dt)"
+        )
+    lines += [
         f"backend {report['backend']}: simulation {report['wall_time_s']:.2f} s "
         f"(total with loading and building {report['total_time_s']:.2f} s)",
         "",
