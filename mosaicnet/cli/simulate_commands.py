@@ -30,12 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mosaicnet.errors import ConfigError, DataFormatError
+
+# Light (no torch): the read-time syntax every command shares.
+from mosaicnet.meta.read_time import parse_read_time
 
 if TYPE_CHECKING:  # heavy imports stay inside the command functions
     import numpy as np
@@ -48,23 +50,6 @@ HELP_ORDER = 42
 
 #: Window of the published preprocessing, seconds (EIS-Hub/meta-mosaic: 100 bins over 1.4 s).
 PUBLISHED_WINDOW_S = 1.4
-
-#: Time units ``--read-time`` understands, in seconds. A month is 30 days and a
-#: year 365 days, as in the device weight-error report (mosaicnet.devices.weight_error).
-TIME_UNITS_S: dict[str, float] = {
-    "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0,
-    "ms": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3,
-    "min": 60.0, "minute": 60.0, "minutes": 60.0,
-    "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
-    "d": 86400.0, "day": 86400.0, "days": 86400.0,
-    "week": 7 * 86400.0, "weeks": 7 * 86400.0,
-    "month": 30 * 86400.0, "months": 30 * 86400.0,
-    "y": 365 * 86400.0, "yr": 365 * 86400.0, "year": 365 * 86400.0, "years": 365 * 86400.0,
-}  # fmt: skip
-
-_TIME_PATTERN = re.compile(
-    r"^\s*(?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*\*?\s*(?P<unit>[A-Za-z]*)\s*$"
-)
 
 #: Spiking populations of the network (the readout is non-spiking).
 SPIKING_POPULATIONS: tuple[str, ...] = ("input", "recurrent")
@@ -170,42 +155,14 @@ def _add_read_time_argument(parser: argparse.ArgumentParser) -> None:
         "--read-time",
         metavar="TIME",
         help="time after programming at which the memristors are read: seconds or a "
-        "number with a unit, e.g. 3600, '1 h', '2 days', '1 month' (30 days); default: "
-        "the spec's read time",
+        "number with a unit (ms, s, min, h, d, w, y), e.g. 3600, 1h, 30d; default: the "
+        "spec's read time",
     )
 
 
 # ---------------------------------------------------------------------------
 # Pieces (usable from scripts)
 # ---------------------------------------------------------------------------
-
-
-def parse_read_time(text: str) -> float:
-    """Seconds of a read time given as seconds (``"3600"``) or with a unit (``"1 h"``).
-
-    Units are those of :data:`TIME_UNITS_S`; ``"2*hour"`` (Brian2 style) works too.
-
-    Raises
-    ------
-    ConfigError
-        Unparseable text, an unknown unit, or a negative or non-finite time.
-    """
-    match = _TIME_PATTERN.match(str(text))
-    if match is None:
-        raise ConfigError(
-            f"--read-time {text!r} is not a time; give seconds (3600) or a number with a "
-            "unit ('1 h', '2 days', '1 month')"
-        )
-    unit = match["unit"]
-    if unit and unit not in TIME_UNITS_S:
-        raise ConfigError(
-            f"--read-time {text!r}: unknown unit {unit!r}; use one of "
-            f"{', '.join(sorted(TIME_UNITS_S, key=TIME_UNITS_S.get))}"
-        )
-    seconds = float(match["number"]) * (TIME_UNITS_S[unit] if unit else 1.0)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ConfigError(f"--read-time {text!r} must be a time >= 0 after programming")
-    return seconds
 
 
 def load_network(source: str | Path) -> tuple[NetworkSpec, TrainConfig | None]:
