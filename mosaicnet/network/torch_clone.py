@@ -222,7 +222,6 @@ class TorchClone:
             self.a_ii = self.recurrent_update.coefficient("I", "I")
         self.rec_mask = torch.as_tensor(spec.rec_mask, dtype=torch.bool, device=self.device)
         self._mask_float = self.rec_mask.to(dtype)
-        self._filters: dict[int, np.ndarray] = {}
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -289,6 +288,8 @@ class TorchClone:
         """
         x = self.encode(x)
         w_in = params["w_in"]
+        # Dense product with the masked weights: on CPU it beat a gather/scatter
+        # over the synapse list even at the Mosaic's 2 % density (torch 2.x).
         w_rec = params["w_rec"] * self._mask_float
         # Input synapses do not depend on the network state: all steps in one
         # matrix product instead of one small product per step.
@@ -297,7 +298,9 @@ class TorchClone:
         v = drive.new_zeros(drive.shape[0], drive.shape[2])
         current = v if self.has_synaptic_current else None
         spikes = []
-        for t in range(drive.shape[1]):
+        # unbind, not drive[:, t]: the backward of T indexing ops would build T
+        # full-size gradient tensors; unbind's backward stacks them once.
+        for drive_t in drive.unbind(dim=1):
             # 'groups': exact integration, old current into v (Brian2's order).
             if current is not None:
                 v, current = self.a_vi * current + self.alpha * v, self.a_ii * current
@@ -306,7 +309,7 @@ class TorchClone:
             # 'thresholds'
             z = self._spike(v - threshold)
             # 'synapses'
-            delivered = drive[:, t] + z @ w_rec
+            delivered = torch.addmm(drive_t, z, w_rec)  # drive_t + z @ w_rec
             if current is not None:
                 current = current + delivered
             else:
@@ -316,23 +319,18 @@ class TorchClone:
             spikes.append(z)
         return torch.stack(spikes, dim=1)
 
-    def readout_filter(self, n_steps: int) -> torch.Tensor:
-        """``(T, T)`` lower-triangular ``K[t, s] = kappa^(t - s)``: the readout's response."""
-        if n_steps not in self._filters:
-            lags = np.subtract.outer(np.arange(n_steps), np.arange(n_steps))
-            self._filters[n_steps] = np.where(lags >= 0, self.kappa ** np.maximum(lags, 0), 0.0)
-        # A fresh tensor per call: a tensor cached from inside a torch.func
-        # transform would leak that transform's level into later calls.
-        return torch.tensor(self._filters[n_steps], dtype=self.dtype, device=self.device)
-
     def readout_trace(self, z: torch.Tensor) -> torch.Tensor:
         """The readout's leaky filter of the spikes: ``trace[t] = kappa trace[t-1] + z[t]``.
 
-        ``(B, T, n_rec)`` in, ``(B, T, n_rec)`` out. Computed as one product with
-        :meth:`readout_filter` (equal to the recursion up to rounding).
+        ``(B, T, n_rec)`` in, ``(B, T, n_rec)`` out; the same recursion (and the
+        same float operations) as Brian2's readout state update.
         """
-        kernel = self.readout_filter(z.shape[-2]).to(z.dtype)
-        return torch.einsum("ts,...sn->...tn", kernel, z)
+        trace = torch.zeros_like(z[..., 0, :])
+        traces = []
+        for z_t in z.unbind(dim=-2):
+            trace = self.kappa * trace + z_t
+            traces.append(trace)
+        return torch.stack(traces, dim=-2)
 
     def readout(self, w_out: torch.Tensor, trace: torch.Tensor) -> torch.Tensor:
         """Readout potential ``trace @ w_out``, ``(B, T, n_out)``; index ``t``: after step ``t``."""
