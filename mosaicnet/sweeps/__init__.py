@@ -19,6 +19,9 @@ Modules
     fANOVA parameter importance and Optuna's plots as files.
 ``report``
     The trials table and summary written after a sweep.
+``worker_setup``
+    The Dask worker plugin: imports Brian2 in each worker's main thread and
+    removes build directories left by killed workers.
 
 Needs the ``dist`` extra (``pip install mosaicnet[dist]``: dask[distributed],
 optuna, scikit-learn for fANOVA). Nothing heavy is imported with this package.
