@@ -62,7 +62,9 @@ def parameter_importances(study, *, seed: int = 0) -> tuple[dict[str, float] | N
     return {k: float(v) for k, v in importances.items()}, "fANOVA"
 
 
-def write_plots(study, out_dir: Path, *, with_importance: bool) -> dict[str, str]:
+def write_plots(
+    study, out_dir: Path, *, with_importance: bool, objective: str = "Objective Value"
+) -> dict[str, str]:
     """Write Optuna's matplotlib plots of ``study`` as PNG files in ``out_dir``.
 
     Plots that do not apply are skipped: the contour plot needs two varying
@@ -93,6 +95,8 @@ def write_plots(study, out_dir: Path, *, with_importance: bool) -> dict[str, str
             kwargs["params"] = varying
         if stem == "param_importances":
             kwargs["evaluator"] = _evaluator()
+        if stem != "timeline":
+            kwargs["target_name"] = objective  # label axes with the objective's name
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             axes = getattr(ovm, function)(study, **kwargs)

@@ -104,5 +104,7 @@ def write_report(study, out_dir: Path, *, objective: str = "objective") -> dict[
     }
     plots: dict[str, str] = {}
     if summary["best"] is not None:
-        plots = write_plots(study, out_dir / "plots", with_importance=importances is not None)
+        plots = write_plots(
+            study, out_dir / "plots", with_importance=importances is not None, objective=objective
+        )
     return {"files": files, "plots": plots, "importances": importances, "importance_note": how}
