@@ -62,7 +62,7 @@ MOSAIC_ROWS = 8
 MOSAIC_COLS = 8
 NEURONS_PER_TILE = 4
 BETA = 8.0  # layout cost S = exp(BETA * hops) - 1
-LAYOUT_LAMBDA = 1e-6  # weight of the layout loss mean(S * W_rec^2) (see TrainConfig)
+LAYOUT_LAMBDA = 1e-4  # weight of the layout loss mean(S * W_rec^2): TrainConfig default
 # The fully-connected baseline (published: 64 neurons).
 FC_NEURONS = 64
 # Few-shot protocol (published: 5-way 5-shot, one inner step on the readout).
@@ -104,7 +104,7 @@ PARAMETERS: dict[str, Any] = {
     "RASTER_SAMPLES": RASTER_SAMPLES,
 }
 #: --quick: the README main job (target ~5 minutes on 2 cores on the synthetic data).
-QUICK: dict[str, Any] = {"ITERATIONS": 150, "META_BATCH": 8, "EVAL_TASKS": 20, "RASTER_SAMPLES": 8}
+QUICK: dict[str, Any] = {"ITERATIONS": 60, "META_BATCH": 8, "EVAL_TASKS": 20, "RASTER_SAMPLES": 8}
 #: --smoke: a pipeline check in well under a minute (small networks, a few steps).
 SMOKE: dict[str, Any] = {
     "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "NEURONS_PER_TILE": 4, "FC_NEURONS": 8,

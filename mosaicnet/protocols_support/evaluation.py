@@ -23,7 +23,8 @@ from mosaicnet.protocols_support.runs import cached_evaluation
 SUMMARY_KEYS = (
     "accuracy_seen", "ci95_seen", "accuracy_unseen", "ci95_unseen",
     "accuracy_seen_20way", "ci95_seen_20way", "accuracy_unseen_20way", "ci95_unseen_20way",
-    "tasks_seen", "tasks_unseen", "inner_steps", "backend",
+    "tasks_seen", "tasks_unseen", "inner_steps", "inner_lr", "backend", "read_time_s",
+    "readout_clipped_fraction", "firing_rate_hz", "compensation_factors", "wall_seconds",
 )  # fmt: skip
 
 
@@ -96,3 +97,60 @@ def evaluate_brian(
         f"{'' if noise else '_nonoise'}{'_comp' if drift_compensation else ''}"
     )
     return cached_evaluation(run_dir, name, settings, compute)
+
+
+def drift_curve_brian(
+    run_dir: Path,
+    *,
+    data: Path,
+    times_s: list[float],
+    tasks: int,
+    backend: str = "cython",
+    drift_compensation: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Chip-in-the-loop accuracy of ONE programmed chip read at each of ``times_s`` (cached).
+
+    :func:`mosaicnet.meta.chip_evaluation.drift_curve`; returns ``times_s`` and one
+    summary per time (``summaries``, see :data:`SUMMARY_KEYS`).
+    """
+    from mosaicnet.meta.chip_evaluation import drift_curve
+
+    settings = {
+        "backend": f"brian2-{backend}", "tasks": tasks, "times_s": list(times_s),
+        "drift_compensation": drift_compensation, "seed": seed, "data": str(data),
+    }  # fmt: skip
+
+    def compute() -> dict[str, Any]:
+        curve = drift_curve(
+            run_dir, times_s=times_s, data_dir=data, brian_device=backend, tasks=tasks,
+            drift_compensation=drift_compensation, seed=seed, progress=progress,
+        )  # fmt: skip
+        return {
+            "times_s": [float(t) for t in curve["times_s"]],
+            "summaries": [summary_only(s) for s in curve["summaries"]],
+        }
+
+    name = f"brian_{backend}_drift{'_comp' if drift_compensation else ''}"
+    return cached_evaluation(run_dir, name, settings, compute)
+
+
+def evaluate(
+    run_dir: Path, *, on: str, data: Path, tasks: int, inner_steps: int | None = None,
+    backend: str = "cython", read_time_s: float = 1.0, seed: int = 0, progress: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Meta-test on ``on="torch"`` (the clone) or ``on="brian2"`` (chip in the loop)."""
+    if on == "torch":
+        return evaluate_torch(
+            run_dir, data=data, tasks=tasks, inner_steps=inner_steps, seed=seed,
+            progress=progress,
+        )  # fmt: skip
+    if on == "brian2":
+        return evaluate_brian(
+            run_dir, data=data, tasks=tasks, backend=backend, read_time_s=read_time_s,
+            inner_steps=inner_steps, seed=seed, progress=progress,
+        )  # fmt: skip
+    from mosaicnet.errors import ConfigError
+
+    raise ConfigError(f"EVALUATE_ON must be 'torch' or 'brian2', got {on!r}")

@@ -1,0 +1,235 @@
+"""Few-shot accuracy on the drifting chip: standard vs hardware-aware training, 1 s .. 30 days.
+
+Question
+--------
+Memristor conductances relax after programming, so the weights a network was
+trained with are not the weights the chip computes with an hour, a day or a
+month later. Does training with the device model in the forward pass
+(hardware-aware training) keep few-shot accuracy on the chip higher over time
+than standard training with ideal weights? The talk motivates RRAM-aware
+training with exactly this drift ("Conductance drift on RRAMs").
+
+Work reproduced: K. C. Raghunathan et al., "Hardware-aware few-shot learning on
+a memristor-based small-world architecture", NICE 2024 (talk; code
+EIS-Hub/meta-mosaic); Mosaic: T. Dalgaty et al., Nature Communications 15, 142
+(2024); device models: see ``mosaicnet.devices`` (HfOx RRAM of IBM aihwkit by
+default).
+
+What runs
+---------
+Two Mosaic networks meta-trained on the same tasks: "standard" (no device
+perturbation while training) and "hardware-aware" (device noise and drift at a
+log-uniformly drawn read time in every forward pass). Both are programmed into
+the same device model and evaluated chip in the loop on the Brian2 network,
+ONE programmed chip per network read at every time of ``READ_TIMES_S`` (the
+points differ only by drift and read noise). Optionally also with global drift
+compensation (``DRIFT_COMPENSATION``).
+
+Run::
+
+    python protocols/drift.py --quick
+
+``results.json`` keys: ``protocol``, ``question``, ``setting``, ``parameters``,
+``data``, ``read_times_s``, ``networks`` -> ``standard`` / ``hardware_aware`` ->
+{``run``, ``curve`` (one summary per read time: ``accuracy_seen``,
+``ci95_seen``, ``accuracy_unseen``, ``ci95_unseen``, ``*_20way``, ...)},
+``figures``, ``timing_s``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# ----------------------------------------------------------------------------- parameters
+SEED = 0
+READ_TIMES_S = [1.0, 3600.0, 86400.0, 2592000.0]  # 1 s, 1 h, 1 d, 30 d after programming
+DEVICE_MODEL = "rram_hfox"  # the chip's devices (mosaicnet.devices.list_presets())
+READ_TIME_MIN_S = 1.0  # hardware-aware training draws read times in this range (s)
+READ_TIME_MAX_S = 2592000.0
+DRIFT_COMPENSATION = False  # global drift compensation of every pathway's gain
+MOSAIC_ROWS = 8
+MOSAIC_COLS = 8
+NEURONS_PER_TILE = 4
+N_WAY = 5
+K_SHOT = 5
+N_QUERY = 5
+INNER_STEPS = 1
+ITERATIONS = 1000
+META_BATCH = 16
+OUTER_LR = 1e-3
+EVAL_TASKS = 100  # tasks per kind (seen, unseen) at each read time
+BRIAN_DEVICE = "cython"
+
+PARAMETERS: dict[str, Any] = {
+    "SEED": SEED, "READ_TIMES_S": READ_TIMES_S, "DEVICE_MODEL": DEVICE_MODEL,
+    "READ_TIME_MIN_S": READ_TIME_MIN_S, "READ_TIME_MAX_S": READ_TIME_MAX_S,
+    "DRIFT_COMPENSATION": DRIFT_COMPENSATION, "MOSAIC_ROWS": MOSAIC_ROWS,
+    "MOSAIC_COLS": MOSAIC_COLS, "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY,
+    "K_SHOT": K_SHOT, "N_QUERY": N_QUERY, "INNER_STEPS": INNER_STEPS,
+    "ITERATIONS": ITERATIONS, "META_BATCH": META_BATCH, "OUTER_LR": OUTER_LR,
+    "EVAL_TASKS": EVAL_TASKS, "BRIAN_DEVICE": BRIAN_DEVICE,
+}  # fmt: skip
+#: --quick: a 4 x 4 x 4 Mosaic (64 neurons), short training, 20 tasks per point.
+QUICK: dict[str, Any] = {
+    "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 40, "META_BATCH": 8, "EVAL_TASKS": 20,
+}  # fmt: skip
+SMOKE: dict[str, Any] = {
+    "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2, "META_BATCH": 2, "EVAL_TASKS": 2,
+    "READ_TIMES_S": [1.0, 2592000.0], "BRIAN_DEVICE": "numpy",
+}  # fmt: skip
+
+QUESTION = (
+    "Does hardware-aware training keep few-shot accuracy on the drifting chip higher than "
+    "standard training, from 1 s to 30 days after programming?"
+)
+NETWORKS = ("standard", "hardware_aware")
+
+
+def train_config(p: dict[str, Any], hardware_aware: bool):
+    """Training configuration; both carry the device model so the chip is the same.
+
+    The standard network keeps the device model in its spec (it is programmed into
+    the same devices) but never sees device noise while training: the
+    perturbation starts after the last iteration (``noise_start``).
+    """
+    from mosaicnet.meta.config import TrainConfig
+
+    return TrainConfig(
+        seed=p["SEED"], iterations=p["ITERATIONS"], meta_batch=p["META_BATCH"],
+        checkpoint_every=max(1, min(50, p["ITERATIONS"])), n_way=p["N_WAY"],
+        k_shot=p["K_SHOT"], n_query=p["N_QUERY"], rows=p["MOSAIC_ROWS"], cols=p["MOSAIC_COLS"],
+        neurons_per_tile=p["NEURONS_PER_TILE"], inner_steps=p["INNER_STEPS"],
+        outer_lr=p["OUTER_LR"], device_model=p["DEVICE_MODEL"],
+        noise_start=0 if hardware_aware else p["ITERATIONS"],
+        read_time_min_s=p["READ_TIME_MIN_S"], read_time_max_s=p["READ_TIME_MAX_S"],
+    )  # fmt: skip
+
+
+def run(
+    params: dict[str, Any] | None,
+    out_dir: str | Path,
+    quick: bool,
+    *,
+    smoke: bool = False,
+    data: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
+    from mosaicnet.meta.training import resolve_data_dir
+    from mosaicnet.protocols_support import figures, reporting
+    from mosaicnet.protocols_support.evaluation import drift_curve_brian
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir
+    from mosaicnet.protocols_support.parameters import resolve_parameters
+    from mosaicnet.protocols_support.runs import train_or_resume
+
+    started = time.perf_counter()
+    p = resolve_parameters(
+        PARAMETERS, params=params, quick=quick, smoke=smoke, quick_changes=QUICK,
+        smoke_changes=SMOKE,
+    )  # fmt: skip
+    setting = "smoke" if smoke else "quick" if quick else "full"
+    out = prepare_output_dir(
+        out_dir, protocol="drift", parameters={**p, "setting": setting},
+        data=None if data is None else str(data), overwrite=overwrite,
+    )  # fmt: skip
+    data_dir = resolve_data_dir(data, progress=progress)
+    times = [float(t) for t in p["READ_TIMES_S"]]
+    networks: dict[str, Any] = {}
+    timing: dict[str, float] = {}
+    for name in NETWORKS:
+        run_dir = out / RUNS / name
+        tic = time.perf_counter()
+        train_or_resume(
+            train_config(p, name == "hardware_aware"), run_dir, data=data_dir, progress=progress
+        )
+        timing[f"train_{name}"] = time.perf_counter() - tic
+        tic = time.perf_counter()
+        curve = drift_curve_brian(
+            run_dir, data=data_dir, times_s=times, tasks=p["EVAL_TASKS"],
+            backend=p["BRIAN_DEVICE"], drift_compensation=p["DRIFT_COMPENSATION"],
+            seed=p["SEED"], progress=progress,
+        )  # fmt: skip
+        timing[f"brian2_{name}"] = time.perf_counter() - tic
+        networks[name] = {"run": str(Path(RUNS) / name), "curve": curve["summaries"]}
+
+    series = {}
+    for name in NETWORKS:
+        label = name.replace("_", "-")
+        curve = networks[name]["curve"]
+        for kind in ("seen", "unseen"):
+            series[f"{label}, {kind}"] = (
+                [s[f"accuracy_{kind}"] for s in curve],
+                [s[f"ci95_{kind}"] for s in curve],
+            )
+    paths = {
+        "accuracy_vs_read_time": figures.plot_accuracy_curves(
+            out / FIGURES / "accuracy_vs_read_time.png",
+            times,
+            series,
+            title=f"chip in the loop on Brian2 ({p['DEVICE_MODEL']}), 95 % CI over "
+            f"{p['EVAL_TASKS']} tasks",
+            xlabel="read time after programming",
+            logx=True,
+            xticks=times,
+            xticklabels=[_time_label(t) for t in times],
+            chance=1.0 / p["N_WAY"],
+        )  # fmt: skip
+    }
+    timing["total"] = time.perf_counter() - started
+    results = {
+        "protocol": "drift", "question": QUESTION, "setting": setting, "parameters": p,
+        "data": str(data_dir), "read_times_s": times, "networks": networks,
+        "figures": reporting.relative_paths(paths, out), "timing_s": timing,
+    }  # fmt: skip
+    text = markdown_report(results)
+    reporting.write_markdown(out, text)
+    reporting.write_results(out, results)
+    print(text)
+    print(f"results: {out / reporting.RESULTS_JSON}; figure: {paths['accuracy_vs_read_time']}")
+    return results
+
+
+def _time_label(seconds: float) -> str:
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    """The Markdown table of a results dict."""
+    from mosaicnet.protocols_support.reporting import markdown_table, percent_ci
+
+    p = results["parameters"]
+    rows = []
+    for name in NETWORKS:
+        for t, s in zip(results["read_times_s"], results["networks"][name]["curve"], strict=True):
+            rows.append([
+                name.replace("_", "-"), _time_label(t),
+                percent_ci(s["accuracy_seen"], s["ci95_seen"]),
+                percent_ci(s["accuracy_unseen"], s["ci95_unseen"]),
+            ])  # fmt: skip
+    table = markdown_table(["training", "read time", "seen (%)", "unseen (%)"], rows)
+    return (
+        f"# Accuracy vs read time on the drifting chip ({results['setting']} setting)\n\n"
+        f"Mosaic {p['MOSAIC_ROWS']} x {p['MOSAIC_COLS']} x {p['NEURONS_PER_TILE']}, "
+        f"{p['DEVICE_MODEL']} devices, {p['ITERATIONS']} outer steps of {p['META_BATCH']} "
+        f"tasks, chip in the loop on Brian2 ({p['BRIAN_DEVICE']})"
+        f"{', drift compensation' if p['DRIFT_COMPENSATION'] else ''}; mean ± 95 % CI over "
+        f"{p['EVAL_TASKS']} tasks per kind; chance {100 / p['N_WAY']:.0f} %.\n\n{table}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    from mosaicnet.protocols_support.parameters import protocol_main
+
+    return protocol_main(argv, prog="drift.py", description=__doc__, run=run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

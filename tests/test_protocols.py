@@ -1,0 +1,232 @@
+"""Protocol scripts: the flagship's smoke run end to end, output-directory rules, helpers.
+
+The flagship (``protocols/fewshot_mosaic_vs_fc.py``) runs in its ``--smoke`` setting
+(two tiny networks, two outer steps, two tasks per kind, Brian2 numpy backend) on
+the synthetic default data; the ``--quick`` runs of every protocol are marked
+slow (minutes each).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mosaicnet.errors import ConfigError, RunDirectoryError
+
+ROOT = Path(__file__).resolve().parents[1]
+PROTOCOLS = ROOT / "protocols"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def load_protocol(name: str):
+    """Import ``protocols/<name>.py`` as a module (the scripts are not a package)."""
+    key = f"protocol_under_test_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, PROTOCOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """The synthetic default data (generated once for this module, as a user gets it)."""
+    from mosaicnet.data import ensure_synthetic_shd
+
+    path = tmp_path_factory.mktemp("data")
+    ensure_synthetic_shd(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def flagship_smoke(tmp_path_factory, data_dir):
+    """One smoke run of the flagship through its command line; (out dir, exit code)."""
+    out = tmp_path_factory.mktemp("flagship") / "out"
+    module = load_protocol("fewshot_mosaic_vs_fc")
+    code = module.main(["--smoke", "--data", str(data_dir), "--out", str(out), "--no-progress"])
+    return out, code
+
+
+def check_accuracy_summary(summary: dict, tasks: int) -> None:
+    for kind in ("seen", "unseen"):
+        accuracy = summary[f"accuracy_{kind}"]
+        assert 0.0 <= accuracy <= 1.0
+        assert summary[f"tasks_{kind}"] == tasks
+        # Half-width of a 95 % CI of a mean of values in [0, 1] over n tasks is at
+        # most 1.96 * 0.5 * sqrt(n / (n - 1)) / sqrt(n) (maximal sample std).
+        half = summary[f"ci95_{kind}"]
+        bound = 1.96 * 0.5 * math.sqrt(tasks / (tasks - 1)) / math.sqrt(tasks)
+        assert half is None or 0.0 <= half <= bound + 1e-12
+
+
+def test_flagship_smoke_writes_documented_results(flagship_smoke, data_dir):
+    out, code = flagship_smoke
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    for key in ("protocol", "question", "setting", "parameters", "data", "networks",
+                "fc_on_mosaic", "figures", "timing_s"):  # fmt: skip
+        assert key in results, key
+    assert results["setting"] == "smoke"
+    assert results["data"] == str(data_dir)
+    tasks = results["parameters"]["EVAL_TASKS"]
+    for name in ("mosaic", "fc"):
+        net = results["networks"][name]
+        assert net["brian2"]["backend"].startswith("brian2")
+        check_accuracy_summary(net["brian2"], tasks)
+        check_accuracy_summary(net["torch"], tasks)
+        assert Path(out / net["run"] / "config.json").is_file()
+    # The smoke setting: a 2 x 2 x 4 Mosaic and 8 dense neurons.
+    assert results["networks"]["mosaic"]["hardware"]["neurons"] == 16
+    assert results["networks"]["fc"]["hardware"]["neurons"] == 8
+
+
+def test_flagship_hardware_costs_match_the_trained_weights(flagship_smoke):
+    from mosaicnet.network.spec import NetworkSpec
+
+    out, _ = flagship_smoke
+    results = json.loads((out / "results.json").read_text())
+    for name in ("mosaic", "fc"):
+        hardware = results["networks"][name]["hardware"]
+        spec = NetworkSpec.load(out / "runs" / name / "spec.npz")
+        nonzero = sum(int(np.count_nonzero(w)) for w in (spec.w_in, spec.w_rec, spec.w_out))
+        assert hardware["memristors"] == 2 * nonzero  # one differential pair per weight
+        assert hardware["recurrent_synapses"] == int(np.count_nonzero(spec.w_rec))
+        split = ("synapses_intra_tile", "synapses_one_hop", "synapses_multi_hop")
+        assert sum(hardware[k] for k in split) == hardware["recurrent_synapses"]
+    # The dense baseline sits in one crossbar: no routing at all.
+    fc = results["networks"]["fc"]["hardware"]
+    assert fc["synapses_one_hop"] == fc["synapses_multi_hop"] == 0
+    assert fc["hops_per_spike"] in (0.0, None)
+    # On 2 x 2 tiles, a dense network has synapses leaving every tile.
+    mosaic = results["networks"]["mosaic"]["hardware"]
+    assert mosaic["synapses_one_hop"] + mosaic["synapses_multi_hop"] > 0
+
+
+def test_flagship_figures_and_table_are_written(flagship_smoke):
+    out, _ = flagship_smoke
+    results = json.loads((out / "results.json").read_text())
+    expected = {"accuracy", "layout", "raster_mosaic", "raster_fc", "training"}
+    assert set(results["figures"]) == expected
+    for relative in results["figures"].values():
+        path = out / relative
+        assert path.read_bytes()[:8] == PNG_MAGIC
+        assert path.stat().st_size > 5_000  # a drawn figure, not an empty canvas
+    table = (out / "results.md").read_text()
+    mosaic = results["networks"]["mosaic"]["brian2"]
+    from mosaicnet.protocols_support.reporting import percent_ci
+
+    assert percent_ci(mosaic["accuracy_seen"], mosaic["ci95_seen"]) in table
+    assert "| Mosaic 16 |" in table and "| FC 8 |" in table
+
+
+def test_flagship_refuses_existing_results_and_resumes_runs(flagship_smoke, data_dir, capsys):
+    out, _ = flagship_smoke
+    module = load_protocol("fewshot_mosaic_vs_fc")
+    argv = ["--smoke", "--data", str(data_dir), "--out", str(out), "--no-progress"]
+    before = (out / "results.json").read_text()
+    assert module.main(argv) == 2
+    assert "already holds results" in capsys.readouterr().err
+    assert (out / "results.json").read_text() == before
+
+    # An interrupted protocol (no results.json yet) resumes: the finished runs and
+    # their cached evaluations are reused, not recomputed.
+    checkpoint = out / "runs" / "mosaic" / "checkpoint.pt"
+    stamp = checkpoint.stat().st_mtime_ns
+    (out / "results.json").unlink()
+    assert module.main(argv) == 0
+    assert checkpoint.stat().st_mtime_ns == stamp
+    again = json.loads((out / "results.json").read_text())
+    assert (
+        again["networks"]["mosaic"]["brian2"] == json.loads(before)["networks"]["mosaic"]["brian2"]
+    )
+
+    # Other settings on an unfinished run are refused, not mixed in.
+    (out / "results.json").unlink()
+    assert module.main([*argv, "--set", "ITERATIONS=3"]) == 2
+    assert "ITERATIONS: 2 -> 3" in capsys.readouterr().err
+
+
+def test_flagship_rejects_unknown_parameter(tmp_path, capsys):
+    module = load_protocol("fewshot_mosaic_vs_fc")
+    code = module.main(["--smoke", "--out", str(tmp_path / "o"), "--set", "ITERATONS=3"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown protocol parameter 'ITERATONS'" in err and "ITERATIONS" in err
+    assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------- helpers
+def test_resolve_parameters_layers_and_coerces():
+    from mosaicnet.protocols_support.parameters import resolve_parameters
+
+    defaults = {"A": 1, "B": 0.5, "C": "x", "D": (1, 2)}
+    p = resolve_parameters(
+        defaults, params={"B": 2, "D": [3]}, quick=True, smoke=True,
+        quick_changes={"A": 5, "C": "q"}, smoke_changes={"A": 7},
+    )  # fmt: skip
+    assert p == {"A": 7, "B": 2.0, "C": "q", "D": (3,)}
+    assert isinstance(p["B"], float)
+    assert resolve_parameters(defaults, quick_changes={"A": 5}) == defaults
+    with pytest.raises(ConfigError, match="must be like its default"):
+        resolve_parameters(defaults, params={"A": "many"})
+    with pytest.raises(ConfigError, match="unknown protocol parameter 'E'"):
+        resolve_parameters(defaults, params={"E": 1})
+
+
+def test_parse_assignment_reads_json_then_text():
+    from mosaicnet.protocols_support.parameters import parse_assignment
+
+    assert parse_assignment("ITERATIONS=50") == ("ITERATIONS", 50)
+    assert parse_assignment("TIMES=[1, 3600]") == ("TIMES", [1, 3600])
+    assert parse_assignment("DEVICE=pcm_aihwkit") == ("DEVICE", "pcm_aihwkit")
+    with pytest.raises(ConfigError, match="NAME=VALUE"):
+        parse_assignment("ITERATIONS")
+
+
+def test_percent_ci_and_table_formatting():
+    from mosaicnet.protocols_support.reporting import markdown_table, percent_ci
+
+    assert percent_ci(0.5432, 0.0412) == "54.3 ± 4.1"
+    assert percent_ci(0.5, float("nan")) == "50.0"
+    assert percent_ci(None, None) == "n/a"
+    table = markdown_table(["a", "b"], [[1, "x"], [2, "y"]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | x |", "| 2 | y |"]
+    with pytest.raises(ValueError, match="2 cells"):
+        markdown_table(["a"], [[1, 2]])
+
+
+def test_results_json_has_no_nan(tmp_path):
+    from mosaicnet.protocols_support.reporting import write_results
+
+    path = write_results(tmp_path, {"a": float("nan"), "b": np.float32(0.25), "c": np.arange(2)})
+    assert json.loads(path.read_text()) == {"a": None, "b": 0.25, "c": [0, 1]}
+
+
+def test_output_dir_overwrite_deletes_only_protocol_files(tmp_path):
+    from mosaicnet.protocols_support.output import prepare_output_dir
+
+    out = tmp_path / "out"
+    prepare_output_dir(out, protocol="p", parameters={"A": 1}, data=None)
+    (out / "results.json").write_text("{}")
+    (out / "runs" / "r").mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirectoryError, match="--overwrite"):
+        prepare_output_dir(out, protocol="p", parameters={"A": 1}, data=None)
+    prepare_output_dir(out, protocol="p", parameters={"A": 2}, data=None, overwrite=True)
+    assert not (out / "results.json").exists() and not (out / "runs").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+
+    # A directory with protocol names but no manifest is someone else's: never deleted.
+    foreign = tmp_path / "foreign"
+    (foreign / "runs").mkdir(parents=True)
+    with pytest.raises(RunDirectoryError, match="not the output"):
+        prepare_output_dir(foreign, protocol="p", parameters={}, data=None, overwrite=True)
+    assert (foreign / "runs").is_dir()
