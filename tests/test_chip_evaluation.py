@@ -156,8 +156,10 @@ def test_global_drift_compensation_restores_each_pathways_scale(pcm_run, data_di
         drift_compensation=True, first_read_time_s=month_s, progress=False,
     ) as session:  # fmt: skip
         result = session.evaluate(month_s)
+        factors = session.read_at(month_s)  # the chip state each task starts from
         compensated = session.network.effective_weights()
         references, chip = session.references, session.chip
+    assert factors == result["compensation_factors"]
     nominal = RunDirectory.open(pcm_run).load_spec()
     for name in ("w_in", "w_rec", "w_out"):
         # Documented behaviour: sum |w| of the compensated Brian2 weights at 30 days

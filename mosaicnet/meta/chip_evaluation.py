@@ -456,6 +456,17 @@ class ChipSession:
         rng = _stream(self.seed, _STREAM_CALIBRATE, 1, int(t_read_s * 1e3))
         return compensated(self.chip, self.references, t_read_s, rng=rng, noise=self.noise)
 
+    def read_at(self, read_time_s: str | float) -> dict[str, float]:
+        """Put the chip in its state at a read time (every copy: the programmed readout).
+
+        Returns the compensation factors per pathway (1 without compensation).
+        After it, ``self.network.effective_weights()`` is what the host reads.
+        """
+        t_read = parse_read_time(read_time_s)
+        views, factors = self._views(t_read)
+        self.network.program(views, t_read_s=t_read)
+        return factors
+
     def _run(self, x: Any) -> Any:
         return self.network.run(np.asarray(x, dtype=np.float64))
 
@@ -469,9 +480,8 @@ class ChipSession:
         from mosaicnet.meta.torch_evaluation import TaskOutcome, meta_test_batches, summarize
 
         t_read = parse_read_time(read_time_s)
-        views, factors = self._views(t_read)
+        factors = self.read_at(t_read)
         network = self.network
-        network.program(views, t_read_s=t_read)
         # The host reads the chip's readout once: every task starts from this state.
         w_chip = network.effective_weights()["w_out"]
         w_start = torch.as_tensor(w_chip, dtype=torch.float64)
@@ -536,8 +546,6 @@ class ChipSession:
                                 seen=batch.query_seen[b].tolist(),
                             )
                         )
-                    # Back to the chip's readout for the next support run's host read.
-                    network.program({"w_out": views["w_out"]})
                     bar.update(n_tasks)
         wall = time.perf_counter() - started
         result = summarize(outcomes)
