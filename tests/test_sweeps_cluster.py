@@ -204,6 +204,58 @@ def test_a_wrong_objective_stops_the_sweep_and_leaves_running_trials_retryable(
     assert all(t.user_attrs["final"] is False for t in trials if t.user_attrs["status"] != "error")
 
 
+@pytest.mark.slow  # the workers import Brian2 first (5-25 s here, by machine load)
+def test_protocol_sweep_runs_the_script_on_the_workers(tmp_path, cluster):
+    (tmp_path / "protocols").mkdir()
+    (tmp_path / "protocols" / "decay.py").write_text(
+        """
+import json
+import math
+import os
+
+PARAMETERS = {"read_time_s": 1.0, "nu": 0.05}
+
+
+def run(params, out_dir, quick):
+    accuracy = 0.9 * (1.0 + params["read_time_s"]) ** (-params["nu"])
+    (out_dir / "protocol.json").write_text(json.dumps({"quick": quick, "pid": os.getpid()}))
+    return {"accuracy": accuracy, "curve": [accuracy] * 3}
+""",
+        encoding="utf-8",
+    )
+    sweep = tmp_path / "decay.toml"
+    sweep.write_text(
+        """
+[study]
+objective = "accuracy"
+[target]
+kind = "protocol"
+protocol = "decay"
+quick = true
+[sampler]
+kind = "grid"
+[params]
+nu = 0.05
+[space]
+read_time_s = [1.0, 1000.0]
+""",
+        encoding="utf-8",
+    )
+    outcome = run_sweep(
+        load_sweep(sweep), scheduler=cluster.scheduler_address, progress=False, report=False
+    )
+    assert outcome.complete == 2
+    trials = load_trials(tmp_path / "decay_sweep", "decay")
+    for trial in trials:
+        expected = 0.9 * (1.0 + trial.params["read_time_s"]) ** -0.05
+        assert trial.value == pytest.approx(expected)
+        # Lists stay in the protocol's own files; the study keeps scalars.
+        assert "curve" not in trial.user_attrs["results"]
+        written = json.loads((Path(trial.user_attrs["trial_dir"]) / "protocol.json").read_text())
+        assert written["quick"] is True and written["pid"] != os.getpid()
+    assert outcome.best_params == {"read_time_s": 1.0}  # maximised: less drift is better
+
+
 def test_unreachable_scheduler_is_a_clear_error(tmp_path, capsys, monkeypatch):
     from mosaicnet.sweeps import runner
 
