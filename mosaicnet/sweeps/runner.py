@@ -483,45 +483,63 @@ def run_sweep(
 def _drive(
     study, spec, client, options, queue, fresh, out, outcome, bar, client_record, local_workers
 ) -> None:
-    """Keep every worker busy until the queue and the fresh asks are used up."""
+    """Keep every worker busy until the queue and the fresh asks are used up.
+
+    One trial is kept asked-but-not-submitted ("ready") while workers are busy, so
+    that a worker that finishes gets its next trial at once: the client submits
+    the ready trial first and only then records the finished one in the study and
+    asks the sampler for the next. A ready trial is RUNNING in the study; if the
+    client stops, the next run re-runs it like any orphaned trial.
+    """
     from concurrent.futures import CancelledError
 
     from distributed import wait
 
     distributions = spec.distributions()
     inflight: dict[Any, tuple[Any, Work]] = {}  # future -> (optuna Trial, work)
+    ready: deque[tuple[Any, Work]] = deque()  # asked in the study, not yet submitted
     last_beat = time.time()
 
-    def start(work: Work) -> None:
+    def ask() -> None:
+        nonlocal fresh
         begun = time.perf_counter()
-        if work.params is not None:
+        if queue:
+            work = queue.popleft()
             attrs = {"attempt": work.attempt}
             if work.retry_of is not None:
                 attrs["retry_of"] = work.retry_of
             study.enqueue_trial(work.params, user_attrs=attrs, skip_if_exists=False)
+        else:
+            fresh -= 1
+            work = Work(None)
         # A trial without "attempt" is a first attempt: one write fewer per trial.
         trial = study.ask(distributions)
-        trial_dir = out / TRIALS_DIR / f"{trial.number:05d}"
-        trial.set_user_attr("trial_dir", str(trial_dir))
-        params = {**spec.fixed, **trial.params}
+        trial.set_user_attr("trial_dir", str(out / TRIALS_DIR / f"{trial.number:05d}"))
+        ready.append((trial, work))
         outcome.bookkeeping_s += time.perf_counter() - begun
+
+    def submit() -> None:
+        trial, work = ready.popleft()
         future = client.submit(
-            run_trial, spec.target.kind, options, params, str(trial_dir),
+            run_trial, spec.target.kind, options, {**spec.fixed, **trial.params},
+            trial.user_attrs["trial_dir"],
             key=f"{spec.name}-trial-{trial.number}-{uuid.uuid4().hex[:8]}",
             pure=False, retries=0,
         )  # fmt: skip
         inflight[future] = (trial, work)
         outcome.started += 1
 
+    finished: list[tuple[Any, Any, Work]] = []  # results not yet recorded
     begun = time.perf_counter()
     try:
-        while queue or fresh or inflight:
-            while (queue or fresh) and len(inflight) < _capacity(client, local_workers):
-                if queue:
-                    start(queue.popleft())
-                else:
-                    fresh -= 1
-                    start(Work(None))
+        while queue or fresh or ready or inflight:
+            capacity = _capacity(client, local_workers)
+            while len(inflight) < capacity and (ready or queue or fresh):
+                if not ready:
+                    ask()
+                submit()
+            if not ready and (queue or fresh):
+                ask()  # the spare, prepared while the workers are busy
             try:
                 wait(list(inflight), timeout=HEARTBEAT_S, return_when="FIRST_COMPLETED")
             except TimeoutError:
@@ -531,11 +549,15 @@ def _drive(
             if time.time() - last_beat > HEARTBEAT_S:
                 client_record["heartbeat"] = last_beat = time.time()
                 study.set_user_attr("client", client_record)
-            for future in [f for f in inflight if f.status != "pending"]:
-                trial, work = inflight.pop(future)
+            finished = [(f, *inflight.pop(f)) for f in list(inflight) if f.status != "pending"]
+            while ready and len(inflight) < capacity:
+                submit()  # before recording: the freed worker must not wait for the study
+            while finished:
+                future, trial, work = finished[0]
                 recorded = time.perf_counter()
                 retry = _record(study, spec, trial, work, future, out, outcome)
                 outcome.bookkeeping_s += time.perf_counter() - recorded
+                finished.pop(0)
                 if retry is not None:
                     queue.appendleft(retry)
                 else:
@@ -544,8 +566,13 @@ def _drive(
     except BaseException:
         # Ctrl-C, a lost scheduler or a bad objective key: stop the trials in flight
         # and leave them failed-but-retryable, so the next run re-does them.
-        for future, (trial, _work) in inflight.items():
-            future.cancel()
+        pending = [(f, t) for f, (t, _w) in inflight.items()] + [(None, t) for t, _w in ready]
+        pending += [(None, t) for _f, t, _w in finished]
+        for future, trial in pending:
+            if future is not None:
+                future.cancel()
+            if study._storage.get_trial(trial._trial_id).state.is_finished():
+                continue  # recorded before the stop (e.g. the trial that lacked the objective)
             _finish_trial(
                 study, trial._trial_id, trial.number, INTERRUPTED, False,
                 error="the sweep stopped before this trial finished; re-run to resume",
