@@ -88,3 +88,54 @@ def cached_evaluation(
     record = {"settings": wanted, "result": json_ready(result)}
     write_text_atomic(path, json.dumps(record) + "\n")
     return record["result"]
+
+
+def continue_training(
+    source_dir: Path,
+    run_dir: Path,
+    config: TrainConfig,
+    *,
+    data: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Re-train a finished run under a changed configuration, into a new run directory.
+
+    ``run_dir`` starts as a copy of ``source_dir`` (weights, Adam state, task
+    position) with ``config`` as its configuration, and training resumes to
+    ``config.iterations`` (which counts the source's steps too). Used to ask
+    whether re-training a network, e.g. with more inner steps, changes what it
+    can do. A finished re-training with the same configuration is reused.
+
+    Raises
+    ------
+    RunDirectoryError
+        The source has not finished, or ``config.iterations`` does not exceed its
+        steps.
+    """
+    import shutil
+
+    from mosaicnet.meta.training import CONFIG_FILE, RUN_FILES, RunDirectory, train
+
+    source = RunDirectory.open(source_dir)
+    done = int(source.load_checkpoint()["iteration"])
+    if done < source.load_config().iterations:
+        raise RunDirectoryError(f"{source_dir} has not finished training; finish it first")
+    if config.iterations <= done:
+        raise RunDirectoryError(
+            f"re-training from {source_dir} ({done} steps) needs more iterations than that, "
+            f"got {config.iterations}"
+        )
+    run_dir = Path(run_dir)
+    if (run_dir / CONFIG_FILE).is_file():
+        return train_or_resume(config, run_dir, data=data, progress=progress)
+    staging = run_dir.with_name(run_dir.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in RUN_FILES:
+        if source.file(name).exists():
+            shutil.copy2(source.file(name), staging / name)
+    RunDirectory(staging).save_config(config)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    staging.rename(run_dir)  # the copy appears whole or not at all
+    train(config, run_dir, data_dir=data, resume=True, progress=progress)
+    return run_dir

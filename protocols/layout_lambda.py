@@ -1,0 +1,224 @@
+"""Layout-loss weight sweep: few-shot accuracy against memristors used and long-range routes.
+
+Question
+--------
+The layout loss ``lambda * mean(S * W_rec^2)`` (S grows as ``exp(beta * hops)``)
+pushes recurrent weights between distant tiles towards zero, where pruning
+(``|w| < 5e-4``) removes them. How much accuracy does a stronger layout
+constraint cost, and how many memristors and long-range (>= 2 hop) connections
+does it save? The talk's claim: constraining the architecture "does not
+terminally detriment the performance of the model".
+
+Work reproduced: K. C. Raghunathan et al., "Hardware-aware few-shot learning on
+a memristor-based small-world architecture", NICE 2024 (talk, "Mosaic
+layout-aware training", ``L = L_CE + lambda L_M``; code EIS-Hub/meta-mosaic);
+Mosaic routing cost: T. Dalgaty et al., Nature Communications 15, 142 (2024).
+
+What runs
+---------
+For every ``lambda`` in ``LAMBDAS``: meta-train a Mosaic network with that
+layout weight, count its memristors (two per non-zero weight) and recurrent
+synapses by hop class, and meta-test it (torch clone by default, chip in the
+loop on Brian2 with ``EVALUATE_ON="brian2"``).
+
+Run::
+
+    python protocols/layout_lambda.py --quick
+
+``results.json`` keys: ``protocol``, ``question``, ``setting``, ``parameters``,
+``data``, ``points`` (one per lambda: ``layout_lambda``, ``run``, ``evaluation``
+with ``accuracy_seen``, ``ci95_seen``, ``accuracy_unseen``, ``ci95_unseen``,
+..., ``hardware`` with ``memristors``, ``recurrent_synapses``,
+``synapses_intra_tile``, ``synapses_one_hop``, ``synapses_multi_hop``,
+``mean_hops_per_synapse``), ``figures``, ``timing_s``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# ----------------------------------------------------------------------------- parameters
+SEED = 0
+LAMBDAS = [0.0, 1e-5, 1e-4, 1e-3, 1e-2]  # layout-loss weights (TrainConfig default 1e-4)
+BETA = 8.0  # S = exp(BETA * hops) - 1 (published 8)
+PRUNE_THRESHOLD = 5e-4  # |w| below this is no synapse (published)
+MOSAIC_ROWS = 8
+MOSAIC_COLS = 8
+NEURONS_PER_TILE = 4
+N_WAY = 5
+K_SHOT = 5
+N_QUERY = 5
+INNER_STEPS = 1
+ITERATIONS = 1000
+META_BATCH = 16
+OUTER_LR = 1e-3
+DEVICE_MODEL = "rram_hfox"
+EVAL_TASKS = 100
+EVALUATE_ON = "torch"  # "torch" or "brian2"
+BRIAN_DEVICE = "cython"
+READ_TIME_S = 1.0
+
+PARAMETERS: dict[str, Any] = {
+    "SEED": SEED, "LAMBDAS": LAMBDAS, "BETA": BETA, "PRUNE_THRESHOLD": PRUNE_THRESHOLD,
+    "MOSAIC_ROWS": MOSAIC_ROWS, "MOSAIC_COLS": MOSAIC_COLS,
+    "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY, "K_SHOT": K_SHOT,
+    "N_QUERY": N_QUERY, "INNER_STEPS": INNER_STEPS, "ITERATIONS": ITERATIONS,
+    "META_BATCH": META_BATCH, "OUTER_LR": OUTER_LR, "DEVICE_MODEL": DEVICE_MODEL,
+    "EVAL_TASKS": EVAL_TASKS, "EVALUATE_ON": EVALUATE_ON, "BRIAN_DEVICE": BRIAN_DEVICE,
+    "READ_TIME_S": READ_TIME_S,
+}  # fmt: skip
+#: --quick: three weights on a 4 x 4 x 4 Mosaic (64 neurons), short training.
+QUICK: dict[str, Any] = {
+    "LAMBDAS": [0.0, 1e-3, 1e-1], "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 40,
+    "META_BATCH": 8, "EVAL_TASKS": 20,
+}  # fmt: skip
+SMOKE: dict[str, Any] = {
+    "LAMBDAS": [0.0, 1e-1], "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2,
+    "META_BATCH": 2, "EVAL_TASKS": 2,
+}  # fmt: skip
+
+QUESTION = (
+    "How much few-shot accuracy does a stronger layout constraint cost, and how many "
+    "memristors and long-range connections does it save?"
+)
+
+
+def train_config(p: dict[str, Any], layout_lambda: float):
+    """The training configuration with layout weight ``layout_lambda``."""
+    from mosaicnet.meta.config import TrainConfig
+
+    return TrainConfig(
+        seed=p["SEED"], iterations=p["ITERATIONS"], meta_batch=p["META_BATCH"],
+        checkpoint_every=max(1, min(50, p["ITERATIONS"])), n_way=p["N_WAY"],
+        k_shot=p["K_SHOT"], n_query=p["N_QUERY"], rows=p["MOSAIC_ROWS"], cols=p["MOSAIC_COLS"],
+        neurons_per_tile=p["NEURONS_PER_TILE"], beta=p["BETA"],
+        layout_lambda=float(layout_lambda), prune_threshold=p["PRUNE_THRESHOLD"],
+        inner_steps=p["INNER_STEPS"], outer_lr=p["OUTER_LR"], device_model=p["DEVICE_MODEL"],
+    )  # fmt: skip
+
+
+def run(
+    params: dict[str, Any] | None,
+    out_dir: str | Path,
+    quick: bool,
+    *,
+    smoke: bool = False,
+    data: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
+    from mosaicnet.meta.training import RunDirectory, resolve_data_dir
+    from mosaicnet.protocols_support import figures, reporting
+    from mosaicnet.protocols_support.evaluation import evaluate
+    from mosaicnet.protocols_support.hardware_costs import hardware_costs
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir
+    from mosaicnet.protocols_support.parameters import resolve_parameters
+    from mosaicnet.protocols_support.runs import train_or_resume
+
+    started = time.perf_counter()
+    p = resolve_parameters(
+        PARAMETERS, params=params, quick=quick, smoke=smoke, quick_changes=QUICK,
+        smoke_changes=SMOKE,
+    )  # fmt: skip
+    setting = "smoke" if smoke else "quick" if quick else "full"
+    out = prepare_output_dir(
+        out_dir, protocol="layout_lambda", parameters={**p, "setting": setting},
+        data=None if data is None else str(data), overwrite=overwrite,
+    )  # fmt: skip
+    data_dir = resolve_data_dir(data, progress=progress)
+    points = []
+    for index, value in enumerate(p["LAMBDAS"]):
+        name = f"lambda_{index}"
+        run_dir = out / RUNS / name
+        train_or_resume(train_config(p, value), run_dir, data=data_dir, progress=progress)
+        result = evaluate(
+            run_dir, on=p["EVALUATE_ON"], data=data_dir, tasks=p["EVAL_TASKS"],
+            backend=p["BRIAN_DEVICE"], read_time_s=p["READ_TIME_S"], seed=p["SEED"],
+            progress=progress,
+        )  # fmt: skip
+        spec = RunDirectory(run_dir).load_spec()
+        points.append({
+            "layout_lambda": float(value), "run": str(Path(RUNS) / name),
+            "evaluation": result, "hardware": hardware_costs(spec),
+        })  # fmt: skip
+
+    labels = [f"λ={pt['layout_lambda']:g}" for pt in points]
+    evals = [pt["evaluation"] for pt in points]
+    series = {
+        "seen classes": ([e["accuracy_seen"] for e in evals], [e["ci95_seen"] for e in evals]),
+        "unseen classes": (
+            [e["accuracy_unseen"] for e in evals], [e["ci95_unseen"] for e in evals]
+        ),
+    }  # fmt: skip
+    title = f"layout-loss sweep ({p['EVALUATE_ON']}), 95 % CI over {p['EVAL_TASKS']} tasks"
+    paths = {
+        "accuracy_vs_memristors": figures.plot_tradeoff(
+            out / FIGURES / "accuracy_vs_memristors.png",
+            [pt["hardware"]["memristors"] for pt in points], series, labels,
+            title=title, xlabel="memristors used (2 per non-zero weight)",
+            chance=1.0 / p["N_WAY"],
+        ),
+        "accuracy_vs_long_range": figures.plot_tradeoff(
+            out / FIGURES / "accuracy_vs_long_range.png",
+            [pt["hardware"]["synapses_multi_hop"] for pt in points], series, labels,
+            title=title, xlabel="recurrent synapses spanning >= 2 hops",
+            chance=1.0 / p["N_WAY"],
+        ),
+    }  # fmt: skip
+    results = {
+        "protocol": "layout_lambda", "question": QUESTION, "setting": setting,
+        "parameters": p, "data": str(data_dir), "points": points,
+        "figures": reporting.relative_paths(paths, out),
+        "timing_s": {"total": time.perf_counter() - started},
+    }  # fmt: skip
+    text = markdown_report(results)
+    reporting.write_markdown(out, text)
+    reporting.write_results(out, results)
+    print(text)
+    print(
+        f"results: {out / reporting.RESULTS_JSON}; figures: {', '.join(map(str, paths.values()))}"
+    )
+    return results
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    """The Markdown table of a results dict."""
+    from mosaicnet.protocols_support.reporting import markdown_table, number, percent_ci
+
+    p = results["parameters"]
+    rows = []
+    for pt in results["points"]:
+        e, hw = pt["evaluation"], pt["hardware"]
+        rows.append([
+            f"{pt['layout_lambda']:g}", percent_ci(e["accuracy_seen"], e["ci95_seen"]),
+            percent_ci(e["accuracy_unseen"], e["ci95_unseen"]), hw["memristors"],
+            hw["recurrent_synapses"], hw["synapses_intra_tile"], hw["synapses_one_hop"],
+            hw["synapses_multi_hop"], number(hw["mean_hops_per_synapse"]),
+        ])  # fmt: skip
+    table = markdown_table(
+        ["lambda", "seen (%)", "unseen (%)", "memristors", "recurrent synapses", "intra-tile",
+         "1 hop", ">= 2 hops", "hops / synapse"],
+        rows,
+    )  # fmt: skip
+    return (
+        f"# Layout-loss weight sweep ({results['setting']} setting)\n\n"
+        f"Mosaic {p['MOSAIC_ROWS']} x {p['MOSAIC_COLS']} x {p['NEURONS_PER_TILE']} (beta "
+        f"{p['BETA']:g}, pruning below {p['PRUNE_THRESHOLD']:g}), {p['ITERATIONS']} outer "
+        f"steps of {p['META_BATCH']} tasks, evaluated on {p['EVALUATE_ON']}; mean ± 95 % CI "
+        f"over {p['EVAL_TASKS']} tasks per kind; chance {100 / p['N_WAY']:.0f} %.\n\n{table}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    from mosaicnet.protocols_support.parameters import protocol_main
+
+    return protocol_main(argv, prog="layout_lambda.py", description=__doc__, run=run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
