@@ -209,6 +209,8 @@ def brian_rate(spec, x, backend: str, copies: int, sequential: int, repeats: int
 
 
 def evaluation_benchmark(spec, n_samples: int, n_single: int, repeats: int) -> None:
+    from mosaicnet.network.brian_network import default_batching
+
     rng = np.random.default_rng(2)
     x = rng.random((n_samples, T, N_IN)) < 0.05
     print(f"\nevaluation: samples per CPU second ({n_samples} samples, {T} steps)")
@@ -216,7 +218,7 @@ def evaluation_benchmark(spec, n_samples: int, n_single: int, repeats: int) -> N
     rates["numpy, one run() per sample"], build, _ = brian_rate(
         spec, x[:n_single], "numpy", 1, 1, 1
     )
-    copies = 64
+    copies, _ = default_batching(spec, "cython", n_samples)
     rates[f"cython, {copies} copies per run"], build_cy, _ = brian_rate(
         spec, x, "cython", copies, 1, repeats
     )

@@ -67,9 +67,11 @@ DEFAULT_RECORD: tuple[str, ...] = ("input", "recurrent", "readout")
 PATHWAYS: tuple[str, ...] = ("w_in", "w_rec", "w_out")
 _SYNAPSE_NAMES = {"w_in": "syn_in", "w_rec": "syn_rec", "w_out": "syn_out"}
 
-# Upper bound on synapses of one runtime network (all copies): beyond it the
-# runtime backends spend more time in memory traffic than they gain by batching.
-_RUNTIME_SYNAPSE_BUDGET = 4_000_000
+# Upper bound on synapses of one runtime network (all copies). Measured with the
+# 234-input, 256-neuron benchmark network (benchmarks/bench_clone.py, cython):
+# 64 copies (3.9M synapses) 100 samples/s at 0.8 GB, 128 copies (7.8M) 130/s at
+# 1.2 GB; memory grows linearly, the speed gain flattens.
+_RUNTIME_SYNAPSE_BUDGET = 8_000_000
 #: Default samples per run of a standalone program.
 STANDALONE_SEQUENTIAL = 256
 
@@ -402,18 +404,26 @@ class BrianNetwork:
             self._write_device_state(name, self.programmed[name])
             synapses.t_read = self.t_read_s * second
         self.noisy_reads = bool(self.form.read_noise)
-        if self.standalone:
-            from brian2 import device, seed
+        if self.standalone or self.noisy_reads:
+            from brian2 import seed
 
+            # Reproducible read noise (runtime: this also seeds numpy's legacy global RNG).
             seed(self.seed)
+        if self.standalone:
+            from brian2 import device
+
             # Values given later through run_args must be in place before the read.
             device.apply_run_args()
         self.readers = []
         for synapses in self.synapses.values():
             if self.noisy_reads:
+                # A fresh read at the start of every sample, on the reset's clock.
                 self.readers.append(
-                    self.form.add_reader(
-                        synapses, dt=steps * neuron.dt, name=f"{synapses.name}_read"
+                    synapses.run_regularly(
+                        self.form.read_code,
+                        clock=self.sample_clock,
+                        when="start",
+                        name=f"{synapses.name}_read",
                     )
                 )
             else:
@@ -623,7 +633,7 @@ class BrianNetwork:
             )
             first_step = int(round(float(self.network.t / second) / self.dt_s))
             self.input.t_start = self.network.t
-            with self._code_prefs():
+            with self._code_prefs(), _frozen_garbage_collector():
                 self.network.run(duration, namespace={})
         return self._collect(first_step)
 
@@ -808,6 +818,29 @@ def simulate(
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _frozen_garbage_collector() -> Any:
+    """Let Brian2's ``gc.collect()`` at every ``Network.run`` skip existing objects.
+
+    Brian2 collects garbage at the start of each run (to warn about unused
+    objects); with torch and matplotlib loaded that full collection took ~0.4 s,
+    more than simulating a batch. ``gc.freeze`` moves the existing objects out
+    of the collector's view for the run (nothing is freed later than it would
+    be otherwise: they are unfrozen right after). Left alone if the caller froze
+    objects already.
+    """
+    import gc
+
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _second() -> Any:
