@@ -230,3 +230,123 @@ def test_output_dir_overwrite_deletes_only_protocol_files(tmp_path):
     with pytest.raises(RunDirectoryError, match="not the output"):
         prepare_output_dir(foreign, protocol="p", parameters={}, data=None, overwrite=True)
     assert (foreign / "runs").is_dir()
+
+
+# ----------------------------------------------------------------------------- every protocol
+#: Documented top-level keys of each protocol's results.json (module docstrings).
+RESULT_KEYS = {
+    "fewshot_mosaic_vs_fc": {"networks", "fc_on_mosaic"},
+    "inner_steps": {"points"},
+    "drift": {"read_times_s", "networks"},
+    "layout_lambda": {"points"},
+    "learning_rates": {"studies"},
+    "retraining": {"networks"},
+}
+COMMON_KEYS = {"protocol", "question", "setting", "parameters", "data", "figures", "timing_s"}
+
+
+def check_protocol_results(name: str, out: Path, results: dict) -> None:
+    """Keys, accuracies in [0, 1] and drawn figures of any protocol's results."""
+    stored = json.loads((out / "results.json").read_text())
+    assert stored["protocol"] == results["protocol"] == name
+    assert COMMON_KEYS | RESULT_KEYS[name] <= set(stored)
+    assert (out / "results.md").read_text().startswith("# ")
+    for relative in stored["figures"].values():
+        assert (out / relative).read_bytes()[:8] == PNG_MAGIC
+
+    def accuracies(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key.startswith("accuracy_") and value is not None:
+                    yield value
+                else:
+                    yield from accuracies(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from accuracies(value)
+
+    values = list(accuracies(stored))
+    assert values and all(0.0 <= v <= 1.0 for v in values)
+
+
+def check_specific(name: str, results: dict) -> None:
+    """What each protocol promises beyond the common keys."""
+    p = results["parameters"]
+    if name == "inner_steps":
+        assert [pt["inner_steps"] for pt in results["points"]] == p["INNER_STEPS"]
+        # The default schedule keeps the total step length: lr = 1 / k.
+        for pt in results["points"]:
+            assert pt["inner_lr"] == pytest.approx(1.0 / pt["inner_steps"])
+    elif name == "drift":
+        for net in results["networks"].values():
+            assert len(net["curve"]) == len(results["read_times_s"])
+            assert [s["read_time_s"] for s in net["curve"]] == results["read_times_s"]
+    elif name == "layout_lambda":
+        assert [pt["layout_lambda"] for pt in results["points"]] == p["LAMBDAS"]
+        for pt in results["points"]:
+            hw = pt["hardware"]
+            split = hw["synapses_intra_tile"] + hw["synapses_one_hop"] + hw["synapses_multi_hop"]
+            assert split == hw["recurrent_synapses"]
+    elif name == "learning_rates":
+        for study in results["studies"].values():
+            assert len(study["trials"]) == p["N_TRIALS"]
+            for trial in study["trials"]:
+                assert p["LR_IN_RANGE"][0] <= trial["lr_in"] <= p["LR_IN_RANGE"][1]
+                assert p["LR_OUT_RANGE"][0] <= trial["lr_out"] <= p["LR_OUT_RANGE"][1]
+            if study["importance"] is not None:
+                assert set(study["importance"]) == {"lr_in", "lr_out"}
+                assert sum(study["importance"].values()) == pytest.approx(1.0)
+    elif name == "retraining":
+        nets = results["networks"]
+        total = p["ITERATIONS"] + p["RETRAIN_ITERATIONS"]
+        assert nets["base"]["outer_steps"] == p["ITERATIONS"]
+        assert nets["retrained"]["outer_steps"] == nets["scratch"]["outer_steps"] == total
+        assert nets["retrained"]["trained_steps"] == p["TARGET_STEPS"]
+
+
+OTHER_PROTOCOLS = ["inner_steps", "drift", "layout_lambda", "learning_rates", "retraining"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", OTHER_PROTOCOLS)
+def test_protocol_smoke_run(name, tmp_path, data_dir):
+    module = load_protocol(name)
+    out = tmp_path / "out"
+    results = module.run({}, out, False, smoke=True, data=data_dir, progress=False)
+    check_protocol_results(name, out, results)
+    check_specific(name, results)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fewshot_mosaic_vs_fc", *OTHER_PROTOCOLS])
+def test_protocol_quick_run(name, tmp_path, data_dir):
+    """The --quick setting of every protocol (minutes each on 2 free cores)."""
+    module = load_protocol(name)
+    out = tmp_path / "out"
+    results = module.run({}, out, True, data=data_dir, progress=False)
+    check_protocol_results(name, out, results)
+    check_specific(name, results)
+
+
+def test_retraining_continues_from_the_base_run(tmp_path, data_dir):
+    """continue_training starts from the base run's weights and counts its steps."""
+    import torch
+
+    from mosaicnet.meta.config import TrainConfig
+    from mosaicnet.meta.training import RunDirectory
+    from mosaicnet.protocols_support.runs import continue_training, train_or_resume
+
+    config = TrainConfig(rows=2, cols=2, iterations=2, meta_batch=2, checkpoint_every=1)
+    base = train_or_resume(config, tmp_path / "base", data=data_dir, progress=False)
+    more = config.with_changes(iterations=3, inner_steps=3)
+    retrained = continue_training(base, tmp_path / "re", more, data=data_dir, progress=False)
+    records = RunDirectory(retrained).read_metrics()
+    assert [r["iteration"] for r in records] == [1, 2, 3]
+    # The first two steps are the base run's (copied), the third is new training.
+    assert records[:2] == RunDirectory(base).read_metrics()
+    state = RunDirectory(retrained).load_checkpoint()
+    assert state["iteration"] == 3
+    base_params = RunDirectory(base).load_checkpoint()["params"]
+    assert not torch.equal(state["params"]["w_in"], base_params["w_in"])
+    with pytest.raises(RunDirectoryError, match="more iterations"):
+        continue_training(base, tmp_path / "x", config, data=data_dir, progress=False)

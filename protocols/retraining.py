@@ -1,0 +1,241 @@
+"""Can re-training compensate for multiple inner-loop steps?
+
+Question
+--------
+A network meta-trained with ONE inner step (the hardware's constraint) is asked
+at test time to adapt with several steps, or the other way round. Is it enough
+to re-train the already meta-trained network for a while with the new number
+of inner steps, instead of meta-training from scratch? This is the last
+question of the talk ("Can re-training compensate for multiple gradient
+steps?", shown for 3 inner-loop updates).
+
+Work reproduced: K. C. Raghunathan et al., "Hardware-aware few-shot learning on
+a memristor-based small-world architecture", NICE 2024 (talk, "Discussion";
+code EIS-Hub/meta-mosaic); Mosaic: T. Dalgaty et al., Nature Communications 15,
+142 (2024).
+
+What runs
+---------
+1. ``base``: meta-train with ``BASE_STEPS`` inner steps for ``ITERATIONS``.
+2. ``retrained``: continue ``base`` (weights, Adam state, task stream) for
+   ``RETRAIN_ITERATIONS`` more outer steps with ``TARGET_STEPS`` inner steps.
+3. ``continued``: the control -- continue ``base`` for the same number of steps
+   with ``BASE_STEPS`` inner steps (separates "more training" from "training
+   with the new step count").
+4. ``scratch``: meta-train with ``TARGET_STEPS`` from the start, for
+   ``ITERATIONS + RETRAIN_ITERATIONS`` steps.
+Each is meta-tested with ``BASE_STEPS`` and with ``TARGET_STEPS`` inner steps
+(torch clone by default; ``EVALUATE_ON="brian2"`` for chip in the loop). The
+inner learning rate follows ``1 / steps`` at test time as in training.
+
+Run::
+
+    python protocols/retraining.py --quick
+
+``results.json`` keys: ``protocol``, ``question``, ``setting``, ``parameters``,
+``data``, ``networks`` -> ``base`` / ``retrained`` / ``continued`` / ``scratch``
+-> {``run``, ``trained_steps`` (inner steps of its last training phase),
+``outer_steps``, ``evaluations`` -> {"<k>": summary with ``accuracy_seen``,
+``ci95_seen``, ``accuracy_unseen``, ``ci95_unseen``, ...}}, ``figures``,
+``timing_s``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# ----------------------------------------------------------------------------- parameters
+SEED = 0
+BASE_STEPS = 1  # inner steps of the original meta-training (published: 1)
+TARGET_STEPS = 3  # inner steps asked for at test time (talk: 3)
+ITERATIONS = 1000  # outer steps of the base network
+RETRAIN_ITERATIONS = 300  # further outer steps of re-training
+MOSAIC_ROWS = 8
+MOSAIC_COLS = 8
+NEURONS_PER_TILE = 4
+N_WAY = 5
+K_SHOT = 5
+N_QUERY = 5
+META_BATCH = 16
+OUTER_LR = 1e-3
+DEVICE_MODEL = "rram_hfox"
+EVAL_TASKS = 100
+EVALUATE_ON = "torch"  # "torch" or "brian2"
+BRIAN_DEVICE = "cython"
+READ_TIME_S = 1.0
+
+PARAMETERS: dict[str, Any] = {
+    "SEED": SEED, "BASE_STEPS": BASE_STEPS, "TARGET_STEPS": TARGET_STEPS,
+    "ITERATIONS": ITERATIONS, "RETRAIN_ITERATIONS": RETRAIN_ITERATIONS,
+    "MOSAIC_ROWS": MOSAIC_ROWS, "MOSAIC_COLS": MOSAIC_COLS,
+    "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY, "K_SHOT": K_SHOT,
+    "N_QUERY": N_QUERY, "META_BATCH": META_BATCH, "OUTER_LR": OUTER_LR,
+    "DEVICE_MODEL": DEVICE_MODEL, "EVAL_TASKS": EVAL_TASKS, "EVALUATE_ON": EVALUATE_ON,
+    "BRIAN_DEVICE": BRIAN_DEVICE, "READ_TIME_S": READ_TIME_S,
+}  # fmt: skip
+QUICK: dict[str, Any] = {
+    "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 40, "RETRAIN_ITERATIONS": 15,
+    "META_BATCH": 8, "EVAL_TASKS": 20,
+}  # fmt: skip
+SMOKE: dict[str, Any] = {
+    "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2, "RETRAIN_ITERATIONS": 1,
+    "META_BATCH": 2, "EVAL_TASKS": 2,
+}  # fmt: skip
+
+QUESTION = (
+    "Can re-training a network meta-trained with one inner step, with more inner steps, "
+    "match meta-training with more steps from scratch?"
+)
+NETWORKS = ("base", "retrained", "continued", "scratch")
+
+
+def train_config(p: dict[str, Any], inner_steps: int, iterations: int):
+    """Training configuration with ``inner_steps`` inner steps and ``iterations`` outer steps."""
+    from mosaicnet.meta.config import TrainConfig
+
+    return TrainConfig(
+        seed=p["SEED"], iterations=iterations, meta_batch=p["META_BATCH"],
+        checkpoint_every=max(1, min(50, p["ITERATIONS"])), n_way=p["N_WAY"],
+        k_shot=p["K_SHOT"], n_query=p["N_QUERY"], rows=p["MOSAIC_ROWS"], cols=p["MOSAIC_COLS"],
+        neurons_per_tile=p["NEURONS_PER_TILE"], inner_steps=inner_steps,
+        outer_lr=p["OUTER_LR"], device_model=p["DEVICE_MODEL"],
+    )  # fmt: skip
+
+
+def run(
+    params: dict[str, Any] | None,
+    out_dir: str | Path,
+    quick: bool,
+    *,
+    smoke: bool = False,
+    data: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
+    from mosaicnet.errors import ConfigError
+    from mosaicnet.meta.training import resolve_data_dir
+    from mosaicnet.protocols_support import figures, reporting
+    from mosaicnet.protocols_support.evaluation import evaluate
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir
+    from mosaicnet.protocols_support.parameters import resolve_parameters
+    from mosaicnet.protocols_support.runs import continue_training, train_or_resume
+
+    started = time.perf_counter()
+    p = resolve_parameters(
+        PARAMETERS, params=params, quick=quick, smoke=smoke, quick_changes=QUICK,
+        smoke_changes=SMOKE,
+    )  # fmt: skip
+    if p["BASE_STEPS"] == p["TARGET_STEPS"]:
+        raise ConfigError("BASE_STEPS and TARGET_STEPS are equal: nothing to compare")
+    setting = "smoke" if smoke else "quick" if quick else "full"
+    out = prepare_output_dir(
+        out_dir, protocol="retraining", parameters={**p, "setting": setting},
+        data=None if data is None else str(data), overwrite=overwrite,
+    )  # fmt: skip
+    data_dir = resolve_data_dir(data, progress=progress)
+    base, target = int(p["BASE_STEPS"]), int(p["TARGET_STEPS"])
+    total = p["ITERATIONS"] + p["RETRAIN_ITERATIONS"]
+    plan = {
+        "base": (base, p["ITERATIONS"]),
+        "retrained": (target, total),
+        "continued": (base, total),
+        "scratch": (target, total),
+    }
+    train_or_resume(train_config(p, *plan["base"]), out / RUNS / "base", data=data_dir,
+                    progress=progress)  # fmt: skip
+    for name in ("retrained", "continued"):
+        continue_training(
+            out / RUNS / "base", out / RUNS / name, train_config(p, *plan[name]),
+            data=data_dir, progress=progress,
+        )  # fmt: skip
+    train_or_resume(train_config(p, *plan["scratch"]), out / RUNS / "scratch", data=data_dir,
+                    progress=progress)  # fmt: skip
+
+    networks: dict[str, Any] = {}
+    for name in NETWORKS:
+        run_dir = out / RUNS / name
+        evaluations = {
+            str(k): evaluate(
+                run_dir, on=p["EVALUATE_ON"], data=data_dir, tasks=p["EVAL_TASKS"],
+                inner_steps=k, backend=p["BRIAN_DEVICE"], read_time_s=p["READ_TIME_S"],
+                seed=p["SEED"], progress=progress,
+            )
+            for k in (base, target)
+        }  # fmt: skip
+        networks[name] = {
+            "run": str(Path(RUNS) / name), "trained_steps": plan[name][0],
+            "outer_steps": plan[name][1], "evaluations": evaluations,
+        }  # fmt: skip
+
+    groups = [f"{n}\n(trained k={networks[n]['trained_steps']})" for n in NETWORKS]
+    series = {}
+    for k in (base, target):
+        for kind in ("seen", "unseen"):
+            series[f"tested k={k}, {kind}"] = (
+                [networks[n]["evaluations"][str(k)][f"accuracy_{kind}"] for n in NETWORKS],
+                [networks[n]["evaluations"][str(k)][f"ci95_{kind}"] for n in NETWORKS],
+            )
+    paths = {
+        "accuracy": figures.plot_accuracy_bars(
+            out / FIGURES / "retraining_accuracy.png",
+            groups,
+            series,
+            title=f"re-training with {target} inner steps ({p['EVALUATE_ON']}), 95 % CI over "
+            f"{p['EVAL_TASKS']} tasks",
+            chance=1.0 / p["N_WAY"],
+        )  # fmt: skip
+    }
+    results = {
+        "protocol": "retraining", "question": QUESTION, "setting": setting, "parameters": p,
+        "data": str(data_dir), "networks": networks,
+        "figures": reporting.relative_paths(paths, out),
+        "timing_s": {"total": time.perf_counter() - started},
+    }  # fmt: skip
+    text = markdown_report(results)
+    reporting.write_markdown(out, text)
+    reporting.write_results(out, results)
+    print(text)
+    print(f"results: {out / reporting.RESULTS_JSON}; figure: {paths['accuracy']}")
+    return results
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    """The Markdown table of a results dict."""
+    from mosaicnet.protocols_support.reporting import markdown_table, percent_ci
+
+    p = results["parameters"]
+    rows = []
+    for name in NETWORKS:
+        net = results["networks"][name]
+        for k, e in net["evaluations"].items():
+            rows.append([
+                name, net["trained_steps"], net["outer_steps"], k,
+                percent_ci(e["accuracy_seen"], e["ci95_seen"]),
+                percent_ci(e["accuracy_unseen"], e["ci95_unseen"]),
+            ])  # fmt: skip
+    table = markdown_table(
+        ["network", "trained with k", "outer steps", "tested with k", "seen (%)", "unseen (%)"],
+        rows,
+    )
+    return (
+        f"# Re-training for more inner steps ({results['setting']} setting)\n\n"
+        f"Mosaic {p['MOSAIC_ROWS']} x {p['MOSAIC_COLS']} x {p['NEURONS_PER_TILE']}, "
+        f"{p['META_BATCH']} tasks per outer step, {p['DEVICE_MODEL']}-aware, evaluated on "
+        f"{p['EVALUATE_ON']}; mean ± 95 % CI over {p['EVAL_TASKS']} tasks per kind; chance "
+        f"{100 / p['N_WAY']:.0f} %.\n\n{table}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    from mosaicnet.protocols_support.parameters import protocol_main
+
+    return protocol_main(argv, prog="retraining.py", description=__doc__, run=run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
