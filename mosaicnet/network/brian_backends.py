@@ -214,6 +214,10 @@ class StandaloneProject:
             "codegen.cpp.extra_compile_args_gcc": compile_args(self.exact),
             # One thread: two OpenMP threads made batched runs 4.5x slower here.
             "devices.cpp_standalone.openmp_threads": 0,
+            # Brian2's default is a bare `make -j` (one compiler per source file at
+            # once): on a 2-core machine that drove the load average past 40 and
+            # slowed every build; one job per core compiles no slower.
+            "devices.cpp_standalone.extra_make_args_unix": [f"-j{os.cpu_count() or 1}"],
         }
         self._previous_prefs = {name: prefs[name] for name in wanted}
         for name, value in wanted.items():
