@@ -16,7 +16,8 @@ while the devices drift? The procedure (DESIGN.md sections 1.5, 5, 6):
    the simulated model: :mod:`mosaicnet.devices.brian_form`).
 3. **Per task**, on the Brian2 network: run the support recordings and record
    the recurrent spikes; read the chip's readout weights ``w_chip`` (the
-   effective weights of the Brian2 readout synapses at ``t``); compute the
+   effective weights of the Brian2 readout synapses at ``t``, read once per
+   read time; with read noise, one noisy read); compute the
    inner-loop update from the RECORDED spikes with the rule and number of steps
    of training (:func:`mosaicnet.meta.maml.adapt_readout` on the readout trace of
    the recorded spikes, starting from ``w_chip``, as training starts from the
@@ -464,7 +465,14 @@ class ChipSession:
         """
         t_read = parse_read_time(read_time_s)
         views, factors = self._views(t_read)
-        self.network.program(views, t_read_s=t_read)
+        # Only pathways whose device state changed are rewritten: a standalone
+        # program then receives just those (and the read time) as run_args.
+        changed = {
+            name: array
+            for name, array in views.items()
+            if name == "w_out" or array is not self.network.programmed.get(name)
+        }
+        self.network.program(changed, t_read_s=t_read)
         return factors
 
     def _run(self, x: Any) -> Any:
