@@ -298,3 +298,29 @@ def test_cython_compiles_nothing_after_the_first_tasks(pcm_run, data_dir, monkey
         after_first = len(compiled)
         session.evaluate(MONTH)
     assert len(compiled) == after_first
+
+
+def test_readout_writes_touch_only_changed_pairs_and_saturate_at_full_range():
+    from mosaicnet.devices import program_weights
+    from mosaicnet.meta.chip_evaluation import write_readout
+
+    weights = np.array([[0.5, -0.25], [0.1, 0.0]])
+    base = program_weights(weights, "pcm_aihwkit", rng=0, w_scale=1.0)
+    adapted = np.array([[0.5, 1.5], [-0.3, 0.0]])  # 1.5 is beyond the pair's range
+    changed = adapted != weights
+    written, clipped = write_readout(
+        base, adapted, changed=changed, t_prog_s=86400.0, rng=np.random.default_rng(1),
+        noise=False,
+    )  # fmt: skip
+    assert clipped == 1 and written.model == base.model and written.w_scale == 1.0
+    # Unchanged pairs keep their programmed state and programming time ...
+    for key in ("g_plus", "g_minus", "drift_plus", "drift_minus", "t_prog_s"):
+        np.testing.assert_array_equal(getattr(written, key)[~changed], getattr(base, key)[~changed])
+    np.testing.assert_array_equal(written.t_prog_s[changed], 86400.0)
+    # ... rewritten ones hold the new weights (noise off: exactly, saturated at w_scale).
+    read = written.read_weights(86400.0, read_noise=False)
+    np.testing.assert_allclose(read[changed], [1.0, -0.3], rtol=1e-12)
+    with_noise, _ = write_readout(
+        base, adapted, changed=changed, t_prog_s=86400.0, rng=np.random.default_rng(1)
+    )
+    assert not np.array_equal(with_noise.g_plus[changed], written.g_plus[changed])

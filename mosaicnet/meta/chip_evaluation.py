@@ -62,7 +62,11 @@ the network holds the queries of one task, and before a query run each copy's
 readout synapses get that task's reprogrammed devices: runtime backends set the
 synaptic variables; standalone backends pass them as ``run_args`` of the
 compiled program (Brian2 >= 2.6). Support and query recordings are each
-simulated once, as in the torch evaluation.
+simulated once, as in the torch evaluation. Cost: with read noise the Brian2
+network reads every device of a sample's copy at the start of each sample,
+which dominates the run time of large networks
+(``benchmarks/bench_chip_evaluation.py``); without it the devices are read once
+per run.
 """
 
 from __future__ import annotations
