@@ -156,8 +156,8 @@ def run(
         timing[f"brian2_{name}"] = time.perf_counter() - tic
         networks[name] = {"run": str(Path(RUNS) / name), "curve": curve["summaries"]}
 
-    series = {}
-    for name in NETWORKS:
+    series, styles = {}, {}
+    for colour, name in zip(("#1f77b4", "#d62728"), NETWORKS, strict=True):
         label = name.replace("_", "-")
         curve = networks[name]["curve"]
         for kind in ("seen", "unseen"):
@@ -165,6 +165,7 @@ def run(
                 [s[f"accuracy_{kind}"] for s in curve],
                 [s[f"ci95_{kind}"] for s in curve],
             )
+            styles[f"{label}, {kind}"] = (colour, "-" if kind == "seen" else "--")
     paths = {
         "accuracy_vs_read_time": figures.plot_accuracy_curves(
             out / FIGURES / "accuracy_vs_read_time.png",
@@ -177,6 +178,7 @@ def run(
             xticks=times,
             xticklabels=[_time_label(t) for t in times],
             chance=1.0 / p["N_WAY"],
+            styles=styles,
         )  # fmt: skip
     }
     timing["total"] = time.perf_counter() - started

@@ -90,15 +90,20 @@ def plot_accuracy_curves(
     ylabel: str = "accuracy (%)",
     xticks: Sequence[float] | None = None,
     xticklabels: Sequence[str] | None = None,
+    styles: Mapping[str, tuple[str, str]] | None = None,
 ) -> Path:
-    """Accuracy against a swept quantity, one line per series with a shaded 95 % CI band."""
+    """Accuracy against a swept quantity, one line per series with a shaded 95 % CI band.
+
+    ``styles`` optionally maps a series name to ``(colour, linestyle)``; series
+    without one take the next standard colour and a solid line.
+    """
     figure = _figure(5.2, 3.6)
     ax = figure.add_subplot()
     xs = np.asarray(x, dtype=float)
     for k, (name, (means, halves)) in enumerate(series.items()):
         m, h = _percent(means), _percent(halves)
-        colour = COLORS[k % len(COLORS)]
-        ax.plot(xs, m, "o-", color=colour, label=name, ms=4)
+        colour, linestyle = (styles or {}).get(name, (COLORS[k % len(COLORS)], "-"))
+        ax.plot(xs, m, marker="o", ls=linestyle, color=colour, label=name, ms=4)
         band = np.where(np.isfinite(h), h, 0.0)
         ax.fill_between(xs, m - band, m + band, color=colour, alpha=0.2, lw=0)
     if chance is not None:
