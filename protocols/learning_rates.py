@@ -108,7 +108,16 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
-    import optuna
+    try:
+        import optuna
+        import sklearn  # noqa: F401  (Optuna's fANOVA evaluator needs scikit-learn)
+    except ImportError as error:
+        from mosaicnet.errors import BackendUnavailableError
+
+        raise BackendUnavailableError(
+            f"learning_rates.py needs Optuna and scikit-learn ({error}); install them with "
+            "`pip install -e '.[dist]'`"
+        ) from error
 
     from mosaicnet.meta.training import resolve_data_dir
     from mosaicnet.protocols_support import figures, reporting
