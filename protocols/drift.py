@@ -99,7 +99,7 @@ def train_config(p: dict[str, Any], hardware_aware: bool):
 
     return TrainConfig(
         seed=p["SEED"], iterations=p["ITERATIONS"], meta_batch=p["META_BATCH"],
-        checkpoint_every=max(1, min(50, p["ITERATIONS"])), n_way=p["N_WAY"],
+        checkpoint_every=max(1, min(10, p["ITERATIONS"])), n_way=p["N_WAY"],
         k_shot=p["K_SHOT"], n_query=p["N_QUERY"], rows=p["MOSAIC_ROWS"], cols=p["MOSAIC_COLS"],
         neurons_per_tile=p["NEURONS_PER_TILE"], inner_steps=p["INNER_STEPS"],
         outer_lr=p["OUTER_LR"], device_model=p["DEVICE_MODEL"],

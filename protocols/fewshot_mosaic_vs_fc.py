@@ -126,7 +126,7 @@ def train_config(p: dict[str, Any], layout: str):
 
     return TrainConfig(
         seed=p["SEED"], iterations=p["ITERATIONS"], meta_batch=p["META_BATCH"],
-        checkpoint_every=max(1, min(50, p["ITERATIONS"])),
+        checkpoint_every=max(1, min(10, p["ITERATIONS"])),
         n_way=p["N_WAY"], k_shot=p["K_SHOT"], n_query=p["N_QUERY"],
         layout=layout, rows=p["MOSAIC_ROWS"], cols=p["MOSAIC_COLS"],
         neurons_per_tile=p["NEURONS_PER_TILE"], beta=p["BETA"], fc_neurons=p["FC_NEURONS"],
