@@ -27,6 +27,8 @@ from mosaicnet.meta.maml import (
     predict_all_units,
     prune_recurrent,
     readout_logits,
+    readout_step,
+    trace_at,
 )
 
 DTYPE = torch.float64
@@ -273,3 +275,32 @@ def test_device_offsets_are_straight_through():
     # The L2 term is computed on the perturbed weights in both, so gradients agree.
     for name in offsets:
         torch.testing.assert_close(g_noisy[name], g_shift[name], rtol=1e-10, atol=1e-13)
+
+
+def test_readout_step_is_gradient_descent_on_the_inner_loss():
+    """The closed-form inner step equals SGD with torch.func.grad of CE(max_t trace @ w)."""
+    clone, batch = TinyLif(), make_batch(n_tasks=1, k_shot=4)
+    w_out = clone.init_params()["w_out"]
+    trace = clone.readout_trace(clone.recurrent_spikes(clone.init_params(), batch.support_x[0]))
+    labels = batch.classes[0][batch.support_y[0]]
+
+    def loss(w):
+        return cross_entropy(max_over_time(trace @ w), labels)
+
+    expected = w_out - 0.7 * torch.func.grad(loss)(w_out)
+    times = (trace @ w_out).argmax(dim=-2)
+    rows = trace_at(trace, times).transpose(0, 1)  # unit-major (n_out, S, n_rec)
+    target = (labels == torch.arange(w_out.shape[1]).unsqueeze(-1)).to(DTYPE)
+    torch.testing.assert_close(readout_step(w_out, rows, target, 0.7), expected, rtol=1e-12, atol=0)
+
+
+def test_batched_adaptation_equals_one_task_at_a_time():
+    clone, batch = TinyLif(), make_batch(n_tasks=4)
+    config = tiny_config(inner_steps=4)
+    w_out = clone.init_params()["w_out"]
+    z = clone.recurrent_spikes(clone.init_params(), batch.support_x.flatten(0, 1))
+    traces = clone.readout_trace(z).unflatten(0, (4, -1))
+    together = adapt_readout(w_out, traces, batch.support_y, batch.classes, config)
+    for b in range(4):
+        alone = adapt_readout(w_out, traces[b], batch.support_y[b], batch.classes[b], config)
+        torch.testing.assert_close(together[b], alone, rtol=1e-12, atol=1e-15)

@@ -1,4 +1,4 @@
-"""MAML as pure functions of parameters and tasks, batched over tasks with ``torch.func.vmap``.
+"""MAML as pure functions of parameters and tasks, all tasks of a meta-batch processed together.
 
 The published method (EIS-Hub/meta-mosaic ``train.py``; Raghunathan et al., NICE
 2024; DESIGN.md section 6): the inner loop takes ``k`` SGD steps on the readout
@@ -17,12 +17,21 @@ With the inner loop on the readout only, the recurrent spikes of a task do not
 depend on the inner loop, and the readout is linear in ``w_out`` given the
 readout's filtered spike trace (``v_out = trace @ w_out``, see
 :meth:`mosaicnet.network.torch_clone.TorchClone.readout`). So the recurrent layer
-runs ONCE for the support and query sets of all tasks together (one batch, no
-vmap needed because the recurrent weights are shared), and every inner step is a
-step on a ``(samples x T x n_rec) @ (n_rec x n_out)`` product. This is exact: it
-computes the same function as re-running the network at every inner step
-(:func:`meta_loss` with ``fast_readout=False``, checked in the tests), at a cost
-that barely grows with the number of inner steps.
+runs ONCE for the support and query sets of all tasks together (one batch:
+the recurrent weights are shared), and every inner step works on the readout
+alone: a ``(samples x T x n_rec) @ (n_rec x n_out)`` product to find each unit's
+peak time, then small batched products on the trace rows at those peaks
+(:func:`adapt_readout`). The readout functions take the task dimension as a
+leading batch dimension, so all tasks of a meta-batch take each inner step
+together in one batched product (no loop over tasks, and none of ``vmap``'s
+per-operation overhead). This is exact: it computes the same function as
+re-running the network at every inner step (:func:`meta_loss` with
+``fast_readout=False``, checked in the tests), at a cost that barely grows with
+the number of inner steps.
+
+The general path (inner loop on all weights, or ``fast_readout=False``) maps a
+per-task function over the tasks with ``torch.func.vmap``, with the inner
+gradients from ``torch.func.grad``.
 
 Labels
 ------
@@ -169,9 +178,21 @@ def global_labels(local_y: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
 
 
 def peak_times(w_out: torch.Tensor, trace: torch.Tensor) -> torch.Tensor:
-    """Time of each readout unit's peak potential, ``(S, n_out)`` (not differentiated)."""
+    """Time of each readout unit's peak potential, ``(..., S, n_out)`` (not differentiated)."""
     with torch.no_grad():
-        return (trace.detach() @ w_out.detach()).argmax(dim=-2)
+        *leading, n_samples, n_steps, n_rec = trace.shape
+        # (S T) x n_rec rows against the (shared or per-task) readout: one product per
+        # task, without broadcasting the readout over the samples.
+        rows = trace.detach().reshape(*leading, n_samples * n_steps, n_rec)
+        potential = rows @ w_out.detach()
+        return potential.unflatten(-2, (n_samples, n_steps)).argmax(dim=-2)
+
+
+def _flat_rows(trace: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """Row numbers in ``trace.reshape(-1, n_rec)`` of sample ``s`` at ``times[..., s, u]``."""
+    *leading, n_samples, n_steps, _ = trace.shape
+    sample = torch.arange(math.prod(leading) * n_samples, device=times.device)
+    return times + n_steps * sample.reshape(*leading, n_samples, 1)
 
 
 def trace_at(trace: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
@@ -179,25 +200,31 @@ def trace_at(trace: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
 
     Returns ``(..., S, U, n_rec)``: ``out[..., s, u] = trace[..., s, times[..., s, u]]``.
     """
-    *leading, n_steps, n_rec = trace.shape
     # Whole rows of the flattened trace: a contiguous copy per row, and a backward
     # that adds rows back (cheaper than an element-wise gather and scatter).
-    first_row = torch.arange(math.prod(leading), device=times.device).reshape(*leading, 1)
-    flat = times + n_steps * first_row
-    rows = trace.reshape(-1, n_rec).index_select(0, flat.reshape(-1))
-    return rows.reshape(*times.shape, n_rec)
+    flat = _flat_rows(trace, times)
+    rows = trace.reshape(-1, trace.shape[-1]).index_select(0, flat.reshape(-1))
+    return rows.reshape(*times.shape, trace.shape[-1])
+
+
+def _unit_rows(trace: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """Like :func:`trace_at` but unit-major: ``(..., U, S, n_rec)`` for batched products."""
+    flat = _flat_rows(trace, times).transpose(-1, -2)
+    rows = trace.reshape(-1, trace.shape[-1]).index_select(0, flat.reshape(-1))
+    return rows.reshape(*flat.shape, trace.shape[-1])
 
 
 def logits_from_rows(w_out: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``logits[s, c] = rows[s, c] . w_out[:, c]``: the potential of unit c at its peak."""
-    return (rows * w_out.transpose(-1, -2)).sum(dim=-1)
+    """``logits[..., s, c] = rows[..., s, c, :] . w_out[..., :, c]`` (potential at the peak)."""
+    return (rows * w_out.transpose(-1, -2).unsqueeze(-3)).sum(dim=-1)
 
 
 def readout_logits(w_out: torch.Tensor, trace: torch.Tensor) -> torch.Tensor:
-    """Logits of the published readout: ``max_t (trace @ w_out)``, shape ``(S, n_out)``.
+    """Logits of the published readout: ``max_t (trace @ w_out)``, shape ``(..., S, n_out)``.
 
     ``trace @ w_out`` is the readout potential (:meth:`TorchClone.readout`); the
-    readout is linear in ``w_out`` given the trace of the recurrent spikes.
+    readout is linear in ``w_out`` given the trace of the recurrent spikes. Leading
+    task dimensions are allowed (``w_out`` ``(..., n_rec, n_out)`` or shared).
 
     Computed as the product of ``w_out`` with the trace at each unit's peak time
     (:func:`peak_times`, found without gradient tracking): value and gradients of
@@ -208,14 +235,48 @@ def readout_logits(w_out: torch.Tensor, trace: torch.Tensor) -> torch.Tensor:
     return logits_from_rows(w_out, trace_at(trace, peak_times(w_out, trace)))
 
 
-def readout_inner_loss(w_out: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor):
-    """Inner loss on the readout, from the trace rows at the peak times.
+def readout_step(
+    w_out: torch.Tensor,
+    rows: torch.Tensor,
+    target: torch.Tensor,
+    lr: float | torch.Tensor,
+    *,
+    first_order: bool = False,
+) -> torch.Tensor:
+    """One inner SGD step on the readout, from the trace rows at the units' peaks.
 
-    Cross-entropy over all units with global labels. The published inner loss also
-    has a firing-rate term; it does not depend on ``w_out`` (the spikes are fixed),
-    so its gradient is zero and it is left out.
+    The inner loss is the cross-entropy over all units with global labels (mean
+    over the S support samples). The published inner loss also has a firing-rate
+    term; it does not depend on ``w_out`` (the spikes are fixed), so its gradient
+    is zero and it is left out. The gradient is written in closed form: with
+    ``p = softmax(logits)`` and one-hot labels ``y``, ``dL/dlogits = (p - y) / S``
+    and ``logits[s, c] = rows[c, s] . w_out[:, c]``, so
+    ``dL/dw_out[:, c] = rows[c]^T (p - y)[:, c] / S``, written with
+    differentiable operations, so second-order MAML differentiates
+    through it (it equals ``torch.func.grad`` of the loss; tested).
+
+    Parameters
+    ----------
+    w_out
+        ``(..., n_rec, n_out)`` readout.
+    rows
+        ``(..., n_out, S, n_rec)`` unit-major trace rows at each unit's peak time.
+    target
+        ``(..., n_out, S)`` one-hot labels, unit-major.
+    lr
+        Learning rate (float or scalar tensor).
+    first_order
+        Treat the gradient as a constant of the outer differentiation (FOMAML).
     """
-    return cross_entropy(logits_from_rows(w_out, rows), labels)
+    # Element-wise products and sums: the per-unit products are matrix-vector
+    # products, for which batched matmul (and its transposed copies) is slower.
+    columns = w_out.transpose(-1, -2).unsqueeze(-2)  # (..., n_out, 1, n_rec)
+    logits = (rows * columns).sum(dim=-1)  # (..., n_out, S)
+    delta = (torch.softmax(logits, dim=-2) - target) / logits.shape[-1]
+    gradient = (rows * delta.unsqueeze(-1)).sum(dim=-2)  # (..., n_out, n_rec)
+    if first_order:
+        gradient = gradient.detach()
+    return w_out - lr * gradient.transpose(-1, -2)
 
 
 def adapt_readout(
@@ -228,30 +289,34 @@ def adapt_readout(
     inner_lr: float | torch.Tensor | None = None,
     steps: int | None = None,
 ) -> torch.Tensor:
-    """Adapt the readout of one task: ``steps`` SGD steps on the support set.
+    """Adapt the readout of a task (or of a batch of tasks): SGD steps on the support set.
 
     Pure function of its inputs, differentiable (second order through the steps
-    unless ``config.first_order``), usable under ``vmap`` and on traces recorded
-    from any simulator (the Brian2 chip-in-the-loop evaluation reuses it).
+    unless ``config.first_order``), usable under ``vmap``, and on traces recorded
+    from any simulator (the Brian2 chip-in-the-loop evaluation reuses it). Leading
+    task dimensions are processed together: ``support_trace`` ``(B, S, T, n_rec)``,
+    ``support_y`` ``(B, S)``, ``classes`` ``(B, N)`` with a shared ``w_out`` give
+    ``(B, n_rec, n_out)``.
 
     Two passes make extra steps cheap: the first runs the steps without gradient
-    tracking only to find each step's peak times; the second gathers the trace
-    rows at all of them at once and repeats the steps on those small rows, so the
-    differentiated graph never holds a full ``(S, T, ...)`` tensor per step and its
-    backward scatters into the trace once. Both passes compute the same values
-    with the same operations, so the peaks found first are those of the second.
+    tracking only to find each step's peak times (one ``(S T) x n_rec x n_out``
+    product per step); the second gathers the trace rows at all of them at once
+    and repeats the steps on those small rows, so the differentiated graph never
+    holds a full ``(S, T, ...)`` tensor per step and its backward scatters into
+    the trace once. Both passes run :func:`readout_step` on equal values, so the
+    peaks found first are those of the second.
 
     Parameters
     ----------
     w_out
-        ``(n_rec, n_out)`` readout weights before adaptation.
+        ``(n_rec, n_out)`` readout weights before adaptation (or ``(..., n_rec, n_out)``).
     support_trace
-        ``(S, T, n_rec)`` readout trace of the support recordings
+        ``(..., S, T, n_rec)`` readout trace of the support recordings
         (:meth:`TorchClone.readout_trace` of their recurrent spikes).
     support_y
-        ``(S,)`` task-local labels.
+        ``(..., S)`` task-local labels.
     classes
-        ``(N,)`` global labels of the task-local classes.
+        ``(..., N)`` global labels of the task-local classes.
     config
         Supplies the number of steps, the learning rate and ``first_order``.
     inner_lr
@@ -262,30 +327,30 @@ def adapt_readout(
     Returns
     -------
     torch.Tensor
-        The adapted readout ``w_out'``.
+        The adapted readout ``w_out'``, ``(..., n_rec, n_out)``.
     """
-    labels = global_labels(support_y, classes)
     lr = config.resolved_inner_lr if inner_lr is None else inner_lr
     n_steps = config.inner_steps if steps is None else int(steps)
     n_units = w_out.shape[-1]
-    step_grad = grad(readout_inner_loss)
+    units = torch.arange(n_units, device=support_y.device).unsqueeze(-1)
+    # One-hot global labels, unit-major: target[..., c, s] = (label of s == c).
+    target = (global_labels(support_y, classes).unsqueeze(-2) == units).to(w_out.dtype)
 
+    # Row gathers below view the trace as (rows, n_rec): make that a view, not a copy.
+    support_trace = support_trace.contiguous()
     with torch.no_grad():
         w, trace = w_out.detach(), support_trace.detach()
         lr_value = lr.detach() if isinstance(lr, torch.Tensor) else lr
         times = []
         for _ in range(n_steps):
             times.append(peak_times(w, trace))
-            w = w - lr_value * step_grad(w, trace_at(trace, times[-1]), labels)
+            w = readout_step(w, _unit_rows(trace, times[-1]), target, lr_value)
 
-    rows = trace_at(support_trace, torch.cat(times, dim=-1))  # (S, steps * n_out, n_rec)
+    rows = _unit_rows(support_trace, torch.cat(times, dim=-1))  # (..., steps*n_out, S, n_rec)
     # split, not slicing: the backward of one split is one concatenation, whereas
     # every slice's backward would fill a zero tensor of the full size.
-    for step_rows in rows.split(n_units, dim=-2):
-        gradient = step_grad(w_out, step_rows, labels)
-        if config.first_order:
-            gradient = gradient.detach()
-        w_out = w_out - lr * gradient
+    for step_rows in rows.split(n_units, dim=-3):
+        w_out = readout_step(w_out, step_rows, target, lr, first_order=config.first_order)
     return w_out
 
 
@@ -412,32 +477,35 @@ def _accuracies(
 
 
 def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config: TrainConfig):
-    """Fast path: one recurrent pass for all tasks, inner steps on the readout alone."""
+    """Fast path: one recurrent pass for all tasks, inner steps on the readout alone.
+
+    The readout part needs no ``vmap``: :func:`adapt_readout` and
+    :func:`readout_logits` take the task dimension as a leading batch dimension,
+    so every inner step of all tasks is one batched product.
+    """
     n_tasks, n_support = batch.support_x.shape[:2]
-    x = torch.cat([batch.support_x, batch.query_x], dim=1)
-    # Shared recurrent weights: all tasks' recordings go through as one batch.
-    z = clone.recurrent_spikes(weights, x.flatten(0, 1))
-    trace = clone.readout_trace(z).unflatten(0, (n_tasks, -1))
-    z = z.unflatten(0, (n_tasks, -1))
-    s_trace, q_trace = trace.split([n_support, trace.shape[1] - n_support], dim=1)
-    fixed_l2 = l2_penalty([weights["w_in"], weights["w_rec"]], config.l2)
-    lr = rates["w_out"]
-    w_out = weights["w_out"]
-
-    def task(s_trace_t, s_y, q_trace_t, q_y, classes):
-        adapted = adapt_readout(w_out, s_trace_t, s_y, classes, config, inner_lr=lr)
-        q_logits = readout_logits(adapted, q_trace_t)
-        ce = cross_entropy(q_logits, global_labels(q_y, classes))
-        l2_out = config.l2 * (adapted * adapted).mean()
-        return ce, l2_out, q_logits
-
-    ce, l2_out, q_logits = vmap(task)(
-        s_trace, batch.support_y, q_trace, batch.query_y, batch.classes
+    # Shared recurrent weights: all tasks' recordings go through as one batch, the
+    # support sets first, so that the support and query parts below are contiguous.
+    x = torch.cat([batch.support_x.flatten(0, 1), batch.query_x.flatten(0, 1)])
+    z = clone.recurrent_spikes(weights, x)
+    sizes = [n_tasks * n_support, x.shape[0] - n_tasks * n_support]
+    s_trace, q_trace = (
+        part.unflatten(0, (n_tasks, -1)) for part in clone.readout_trace(z).split(sizes)
     )
-    q_z = z.split([n_support, z.shape[1] - n_support], dim=1)[1]
+    q_z = z.split(sizes)[1].unflatten(0, (n_tasks, -1))
+    w_out = weights["w_out"]
+    adapted = adapt_readout(
+        w_out, s_trace, batch.support_y, batch.classes, config, inner_lr=rates["w_out"]
+    )
+    q_logits = readout_logits(adapted, q_trace)  # (B, Q, n_out)
+    log_p = torch.log_softmax(q_logits, dim=-1)
+    q_labels = global_labels(batch.query_y, batch.classes)
+    ce = -log_p.gather(-1, q_labels.unsqueeze(-1)).squeeze(-1).mean(dim=-1)
+    l2 = l2_penalty([weights["w_in"], weights["w_rec"]], config.l2)
+    l2 = l2 + config.l2 * (adapted * adapted).mean(dim=(-2, -1))
     rate = RATE_SCALE * q_z.sum(dim=-2).mean(dim=(1, 2))
     s_logits = readout_logits(w_out, s_trace)
-    return ce, l2_out + fixed_l2, rate, q_logits, s_logits
+    return ce, l2, rate, q_logits, s_logits
 
 
 def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config: TrainConfig):
