@@ -14,8 +14,12 @@ What it does, in order:
 2. builds the spec'd network: an 8 x 8 Mosaic of 4 neurons per tile
    (256 recurrent neurons, EIS-Hub/meta-mosaic), a seeded small-world
    recurrent mask, 70 inputs, 20 readouts, 100 steps of 14 ms, random
-   weights (published gain 0.5), ideal devices, no read noise (the GPU's
-   cuRAND and Brian2's CPU generator draw different numbers);
+   weights, ideal devices, no read noise (the GPU's cuRAND and Brian2's CPU
+   generator draw different numbers). The weight gain is 2, four times the
+   published initial 0.5: an untrained network with gain 0.5 stays almost
+   silent on this input (0.02 Hz measured), which would make the spike
+   comparison empty; gain 2 with input probability 0.1 gives about 3.4 Hz
+   (0.047 spikes per neuron and step, ~1200 recurrent spikes per sample);
 3. simulates the same seeded random input (each channel spikes in a bin with
    probability ``--input-p``) with ``cpp_standalone`` (reference), then with
    ``cuda_standalone`` (both ``exact=True``: no fast math, no FMA
@@ -46,14 +50,14 @@ import numpy as np
 from mosaicnet.errors import MosaicnetError
 
 
-def build_spec(seed: int):
+def build_spec(seed: int, gain: float):
     """The benchmark network (see the module docstring)."""
     from mosaicnet.layout import Layout, SmallWorldPrior, sample_small_world_mask
     from mosaicnet.network.spec import random_spec
 
     layout = Layout(8, 8, 4)
     mask = sample_small_world_mask(layout, SmallWorldPrior(), rng=np.random.default_rng(seed))
-    return random_spec(70, layout.to_dict(), 20, mask, seed=seed, device_model="ideal")
+    return random_spec(70, layout.to_dict(), 20, mask, gain=gain, seed=seed, device_model="ideal")
 
 
 def timed_network(spec, n_steps: int, x: np.ndarray, **options):
@@ -105,7 +109,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100, help="time bins per sample")
     parser.add_argument("--copies", type=int, default=128, help="GPU: networks side by side")
     parser.add_argument("--sequential", type=int, default=4, help="GPU: samples back to back")
-    parser.add_argument("--input-p", type=float, default=0.05, help="input spike probability")
+    parser.add_argument("--input-p", type=float, default=0.1, help="input spike probability")
+    parser.add_argument("--gain", type=float, default=2.0, help="initial weight gain")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--compute-capability",
@@ -135,13 +140,13 @@ def main() -> int:
         print("error: no GPU visible (nvidia-smi); this script must run on a GPU machine")
         return 2
 
-    spec = build_spec(args.seed)
+    spec = build_spec(args.seed, args.gain)
     rng = np.random.default_rng(args.seed + 1)
     x = rng.random((args.samples, args.steps, spec.n_in)) < args.input_p
     print(
         f"network: {spec.n_in} inputs, {spec.n_rec} recurrent ({int(spec.rec_mask.sum())} "
         f"recurrent synapses), {spec.n_out} readouts; {args.samples} samples x {args.steps} "
-        f"steps, input p = {args.input_p}"
+        f"steps, input p = {args.input_p}, weight gain {args.gain}"
     )
 
     jobs = os.cpu_count() or 1

@@ -156,6 +156,74 @@ def test_link_curand_creates_an_unversioned_symlink_and_is_idempotent(tmp_path):
     assert (link_dir / "libcurand.so").resolve() == other.resolve()
 
 
+class _FakeClock:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _FakeSynapses:
+    def __init__(self, name: str, clock: str) -> None:
+        self.name = name
+        self.clock = _FakeClock(clock)
+
+
+class _FakeCodeObject:
+    """What patch_synapse_clocks reads of a Brian2 code object (owner: the Synapses)."""
+
+    def __init__(self, name: str, template_name: str, owner: _FakeSynapses) -> None:
+        self.name = name
+        self.template_name = template_name
+        self.owner = owner
+
+
+def test_synaptic_propagation_is_patched_to_read_its_own_clock(tmp_path):
+    """brian2cuda 1.0a7's template names defaultclock; the synapses' clock is meant."""
+    code = tmp_path / "code_objects"
+    code.mkdir()
+    line = "if (defaultclock.timestep[0] >= {}_delay)\n"
+    (code / "syn_pre_codeobject.cu").write_text(line.format("syn_pre"))
+    (code / "other_pre_codeobject.cu").write_text(line.format("other_pre"))
+    (code / "syn_stateupdater.cu").write_text("defaultclock.timestep[0]")
+    objects = [
+        _FakeCodeObject("syn_pre_codeobject", "synapses", _FakeSynapses("syn", "net_clock")),
+        _FakeCodeObject("other_pre_codeobject", "synapses", _FakeSynapses("other", "defaultclock")),
+        _FakeCodeObject("syn_stateupdater", "stateupdate", _FakeSynapses("syn", "net_clock")),
+    ]
+    changed = gb.patch_synapse_clocks(tmp_path, objects)
+    assert changed == [code / "syn_pre_codeobject.cu"]
+    assert (code / "syn_pre_codeobject.cu").read_text() == (
+        "if (net_clock.timestep[0] >= syn_pre_delay)\n"
+    )
+    # Synapses on defaultclock and other templates are left alone.
+    assert (code / "other_pre_codeobject.cu").read_text() == line.format("other_pre")
+    assert (code / "syn_stateupdater.cu").read_text() == "defaultclock.timestep[0]"
+    assert gb.patch_synapse_clocks(tmp_path, objects) == [], "patching twice changes nothing"
+
+
+@needs_cuda_toolchain
+def test_patch_applies_to_code_brian2cuda_generates(tmp_path):
+    """Generation only (seconds): the real template output and code objects are patched."""
+    from brian2 import get_device, set_device
+
+    build = gb.configure_cuda_standalone(tmp_path / "proj", compile_only=True)
+    try:
+        network = _tiny_network()
+        device = get_device()
+        device.build(directory=str(build.directory), compile=False, run=False)
+        changed = gb.patch_synapse_clocks(build.directory, device.code_objects.values())
+        del network
+    finally:
+        build.restore()
+        set_device("runtime")
+    assert {p.name for p in changed} == {
+        f"{name}_pre_codeobject.cu" for name in ("w_in", "w_rec", "w_out")
+    }
+    for path in changed:
+        text = path.read_text()
+        assert "defaultclock" not in text
+        assert "tiny_clock.timestep[0] >= " in text
+
+
 # --- toolchain discovery -----------------------------------------------------
 
 
@@ -282,6 +350,22 @@ def test_configure_sets_prefs_and_device_and_restore_puts_prefs_back(tmp_path):
     build.restore()  # a second call must not put back anything else
 
 
+@needs_cuda_toolchain
+def test_exact_mode_uses_the_cpu_exact_host_flags_and_no_fma(tmp_path):
+    from brian2 import prefs, set_device
+
+    from mosaicnet.network.brian_backends import EXACT_COMPILE_ARGS
+
+    build = gb.configure_cuda_standalone(tmp_path / "proj", compile_only=True, exact=True)
+    try:
+        assert prefs["codegen.cpp.extra_compile_args_gcc"] == [*EXACT_COMPILE_ARGS, "-std=c++17"]
+        nvcc = prefs["devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc"]
+        assert "--fmad=false" in nvcc and "-use_fast_math" not in nvcc
+    finally:
+        build.restore()
+        set_device("runtime")
+
+
 # --- genn ----------------------------------------------------------------------
 
 
@@ -366,41 +450,46 @@ def test_missing_genn_tree_is_reported(tmp_path, monkeypatch):
 def _tiny_network() -> dict:
     """8 LIF neurons with input, recurrence and a readout, like the real builder.
 
-    Returns every object: a standalone build needs them alive until it is done.
+    All objects run on their own clock, as the builder's do (this needs
+    :func:`gb.patch_synapse_clocks`). Returns every object: a standalone build
+    needs them alive until it is done.
     """
     from brian2 import (
+        Clock,
         NeuronGroup,
         SpikeGeneratorGroup,
         SpikeMonitor,
         StateMonitor,
         Synapses,
-        defaultclock,
         ms,
         run,
     )
 
-    defaultclock.dt = 1 * ms
-    inputs = SpikeGeneratorGroup(4, [0, 1, 2, 3, 0], [1, 2, 3, 4, 6] * ms, name="inputs")
+    clock = Clock(dt=1 * ms, name="tiny_clock")
+    inputs = SpikeGeneratorGroup(
+        4, [0, 1, 2, 3, 0], [1, 2, 3, 4, 6] * ms, clock=clock, name="inputs"
+    )
     rec = NeuronGroup(
         8,
         "dv/dt = -v / (20*ms) : 1",
         threshold="v > 1",
         reset="v -= 1",
         method="exact",
+        clock=clock,
         name="rec",
     )
-    out = NeuronGroup(2, "dv/dt = -v / (20*ms) : 1", method="exact", name="out")
-    w_in = Synapses(inputs, rec, "w : 1", on_pre="v_post += w", name="w_in")
+    out = NeuronGroup(2, "dv/dt = -v / (20*ms) : 1", method="exact", clock=clock, name="out")
+    w_in = Synapses(inputs, rec, "w : 1", on_pre="v_post += w", clock=clock, name="w_in")
     w_in.connect()
     w_in.w = "0.4 + 0.1 * i"
-    w_rec = Synapses(rec, rec, "w : 1", on_pre="v_post += w", name="w_rec")
+    w_rec = Synapses(rec, rec, "w : 1", on_pre="v_post += w", clock=clock, name="w_rec")
     w_rec.connect(condition="i != j")
     w_rec.w = 0.05
-    w_out = Synapses(rec, out, "w : 1", on_pre="v_post += w", name="w_out")
+    w_out = Synapses(rec, out, "w : 1", on_pre="v_post += w", clock=clock, name="w_out")
     w_out.connect()
     w_out.w = 0.2
     spikes = SpikeMonitor(rec, name="rec_spikes")
-    readout = StateMonitor(out, "v", record=True, name="out_v")
+    readout = StateMonitor(out, "v", record=True, clock=clock, name="out_v")
     run(20 * ms)
     return {
         "objects": (inputs, rec, out, w_in, w_rec, w_out),
@@ -447,3 +536,54 @@ def test_tiny_network_generates_and_compiles_for_cuda(tmp_path):
     assert "libcurand.so" in dynamic
     assert str(build.toolchain.curand.library_dir) in dynamic, "no run path to cuRAND"
     assert build.build_seconds is not None and build.build_seconds > 0
+    assert {p.name for p in build.patched_files} == {
+        f"{name}_pre_codeobject.cu" for name in ("w_in", "w_rec", "w_out")
+    }
+
+
+@pytest.mark.slow
+@needs_cuda_toolchain
+def test_spec_network_generates_and_compiles_for_cuda(tmp_path):
+    """The real builder's network, cuda_standalone, compile-only; no GPU needed.
+
+    Takes minutes (nvcc compiles about 40 CUDA files). Afterwards the runtime
+    device and the preferences are back, and on a machine without a GPU the
+    compiled program fails with a clear error instead of returning results.
+    """
+    import numpy as np
+    from brian2 import get_device, prefs
+    from brian2.devices.device import RuntimeDevice
+
+    from mosaicnet.layout import Layout
+    from mosaicnet.network.brian_network import BrianNetwork
+    from mosaicnet.network.spec import random_spec
+
+    mask = ~np.eye(8, dtype=bool)
+    spec = random_spec(4, Layout(2, 2, 2).to_dict(), 2, mask, seed=0)
+    gcc_before = list(prefs["codegen.cpp.extra_compile_args_gcc"])
+    network = BrianNetwork(
+        spec,
+        5,
+        backend="cuda_standalone",
+        copies=2,
+        sequential=2,
+        directory=str(tmp_path / "project"),
+        cuda_options={"compile_only": True},
+    )
+    try:
+        project = network.project
+        assert project.built
+        assert (project.directory / "main").is_file(), "nvcc produced no program"
+        names = {p.name for p in (project.directory / "code_objects").glob("*.cu")}
+        for group in ("input", "recurrent", "readout", "syn_in", "syn_rec", "syn_out"):
+            assert any(name.startswith(f"{group}_") for name in names), group
+        makefile = (project.directory / "makefile").read_text()
+        assert "-arch=sm_90" in makefile
+        assert "--fmad=false" in makefile, "exact=True (the default) must reach nvcc"
+        assert isinstance(get_device(), RuntimeDevice)
+        assert prefs["codegen.cpp.extra_compile_args_gcc"] == gcc_before
+        if not gb.visible_gpus():
+            with pytest.raises(BackendUnavailableError, match="running the compiled project"):
+                network.run(np.zeros((1, 5, 4)))
+    finally:
+        network.close()

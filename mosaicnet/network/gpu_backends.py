@@ -52,6 +52,12 @@ Brian2 2.9.0 and CUDA 13.0):
 
 All preferences changed are recorded and put back by
 :meth:`CudaStandaloneBuild.restore`.
+
+One defect of brian2cuda 1.0a7 has no preference: its synaptic propagation
+template refers to ``defaultclock`` instead of the pathway's clock, so a
+network on its own clock does not compile. :meth:`CudaStandaloneBuild.build`
+generates the project, corrects that line (:func:`patch_synapse_clocks`),
+then compiles.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -449,6 +456,52 @@ def cuda_standalone_prefs(
     }
 
 
+#: The delay check of brian2cuda 1.0a7's ``synapses.cu`` template, as generated.
+_DEFAULTCLOCK_DELAY_CHECK = re.compile(r"\bdefaultclock\.timestep\[0\] >= (\w+)_delay\b")
+
+
+def patch_synapse_clocks(directory: Path, code_objects: Iterable[Any]) -> list[Path]:
+    """Make generated synaptic propagation code use its own clock, not ``defaultclock``.
+
+    brian2cuda 1.0a7's ``synapses.cu`` template compares
+    ``defaultclock.timestep[0]`` with the pathway's delay instead of the clock
+    of the synapses (the same template passes ``{{owner.clock.name}}`` to the
+    kernel a few lines below). A network whose objects all run on their own
+    clock, as the mosaicnet builder's do, has no ``defaultclock`` in the
+    generated project and nvcc stops with 'identifier "defaultclock" is
+    undefined'; with a ``defaultclock`` of another ``dt`` the delay check
+    would read the wrong clock. No preference controls this, so the generated
+    file is corrected after generation and before compilation.
+
+    Parameters
+    ----------
+    directory
+        The generated project.
+    code_objects
+        The device's code objects (``device.code_objects.values()``); those of
+        template ``synapses`` are owned by their ``Synapses`` group.
+
+    Returns
+    -------
+    list of Path
+        Files that were changed.
+    """
+    changed = []
+    for code_object in code_objects:
+        if code_object.template_name != "synapses":
+            continue
+        clock = code_object.owner.clock.name
+        if clock == "defaultclock":
+            continue
+        path = directory / "code_objects" / f"{code_object.name}.cu"
+        text = path.read_text()
+        fixed = _DEFAULTCLOCK_DELAY_CHECK.sub(rf"{clock}.timestep[0] >= \1_delay", text)
+        if fixed != text:
+            path.write_text(fixed)
+            changed.append(path)
+    return changed
+
+
 def _link_curand(library: Path, link_dir: Path) -> Path:
     """Create ``link_dir/libcurand.so -> library`` so that ``-lcurand`` finds it."""
     link_dir.mkdir(parents=True, exist_ok=True)
@@ -483,6 +536,8 @@ class CudaStandaloneBuild:
         The preferences set, ``{name: value}``.
     build_seconds
         Wall time of the last :meth:`build`, or ``None`` before it.
+    patched_files
+        Generated files :func:`patch_synapse_clocks` changed in the last build.
     """
 
     directory: Path
@@ -491,6 +546,7 @@ class CudaStandaloneBuild:
     compile_only: bool
     prefs: dict[str, Any]
     build_seconds: float | None = None
+    patched_files: list[Path] = field(default_factory=list)
     _previous: dict[str, Any] = field(default_factory=dict, repr=False)
     _restored: bool = field(default=False, repr=False)
 
@@ -512,15 +568,25 @@ class CudaStandaloneBuild:
             nvcc or the program failed; the message points at the directory.
         """
         from brian2 import get_device
+        from brian2.codegen.cpp_prefs import get_compiler_and_args
 
+        device = get_device()
         start = time.perf_counter()
+        # Generate, fix brian2cuda's clock reference, then compile and run as
+        # device.build(compile=True, run=...) would.
+        device.build(directory=str(self.directory), compile=False, run=False)
+        self.patched_files = patch_synapse_clocks(self.directory, device.code_objects.values())
+        stage = "compiling"
         try:
-            get_device().build(**self.build_kwargs)
+            compiler, _ = get_compiler_and_args()
+            device.compile_source(str(self.directory), compiler, False, False)
+            if not self.compile_only:
+                stage = "running"
+                device.run(directory=str(self.directory), with_output=True)
         except RuntimeError as error:
-            stage = "compiling" if self.compile_only else "compiling or running"
             raise BackendUnavailableError(
-                f"cuda_standalone failed while {stage} the project in {str(self.directory)!r}: "
-                f"{error}. Run `make` in that directory to see the compiler output."
+                f"cuda_standalone failed while {stage} the project in {str(self.directory)!r} "
+                f"({error}); run `make` in that directory to see the compiler output"
             ) from error
         self.build_seconds = time.perf_counter() - start
 
