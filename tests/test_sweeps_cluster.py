@@ -249,8 +249,8 @@ read_time_s = [1.0, 1000.0]
     for trial in trials:
         expected = 0.9 * (1.0 + trial.params["read_time_s"]) ** -0.05
         assert trial.value == pytest.approx(expected)
-        # Lists stay in the protocol's own files; the study keeps scalars.
-        assert "curve" not in trial.user_attrs["results"]
+        # Nested results are flattened to dotted keys.
+        assert trial.user_attrs["results"]["curve.2"] == pytest.approx(expected)
         written = json.loads((Path(trial.user_attrs["trial_dir"]) / "protocol.json").read_text())
         assert written["quick"] is True and written["pid"] != os.getpid()
     assert outcome.best_params == {"read_time_s": 1.0}  # maximised: less drift is better
@@ -311,3 +311,49 @@ inner_lr = [0.5, 2.0]
         assert 0.0 <= trial.value <= 1.0
         assert trial.user_attrs["results"]["train_iteration"] == 2
     assert Path(outcome.report["files"]["trials"]).is_file()
+
+
+@pytest.mark.slow
+def test_real_protocol_sweep(tmp_path):
+    """The repository's inner_steps protocol as a sweep target, one tiny trial."""
+    from mosaicnet.data import write_synthetic_shd
+
+    protocol = Path(__file__).resolve().parents[1] / "protocols" / "inner_steps.py"
+    if not protocol.is_file():
+        pytest.skip("protocols/inner_steps.py is not in this checkout")
+    write_synthetic_shd(tmp_path / "data", n_train=60, n_test=60)
+    sweep = tmp_path / "steps.json"
+    sweep.write_text(
+        json.dumps(
+            {
+                "study": {"objective": "points.0.evaluation.accuracy_unseen"},
+                "target": {
+                    "kind": "protocol",
+                    "protocol": str(protocol),
+                    "quick": True,
+                    "data": "data",
+                },  # fmt: skip
+                "sampler": {"kind": "grid"},
+                "params": {
+                    "INNER_STEPS": [1],
+                    "ITERATIONS": 1,
+                    "META_BATCH": 2,
+                    "MOSAIC_ROWS": 2,
+                    "MOSAIC_COLS": 2,
+                    "EVAL_TASKS": 2,
+                    "N_WAY": 2,
+                    "K_SHOT": 1,
+                    "N_QUERY": 1,
+                },
+                "space": {"SEED": [0]},
+            }
+        ),
+        encoding="utf-8",
+    )
+    outcome = run_sweep(load_sweep(sweep), workers=1, progress=False, report=False)
+    assert outcome.complete == 1 and outcome.failed == 0
+    (trial,) = load_trials(tmp_path / "steps_sweep", "steps")
+    stored = json.loads((Path(trial.user_attrs["trial_dir"]) / "results.json").read_text())
+    # The protocol's own results file is intact, and the objective was read from it.
+    assert stored["protocol"] == "inner_steps" and stored["data"] == str(tmp_path / "data")
+    assert trial.value == stored["points"][0]["evaluation"]["accuracy_unseen"]

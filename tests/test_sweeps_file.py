@@ -202,13 +202,23 @@ def test_protocol_targets_are_found_by_name_and_checked(tmp_path):
     assert spec.target.options == {
         "protocol": str((protocols / "drift_accuracy.py").resolve()),
         "quick": True,
+        "data": None,
     }
     assert spec.direction == "maximize"
-    with pytest.raises(ConfigError, match=r"unknown protocol 'drift'.*drift_accuracy"):
-        parse_sweep({**base, "target": {"kind": "protocol", "protocol": "drift"}}, base_dir=sweeps)
+    # A misspelt name: the message lists the scripts found (here and in ./protocols).
+    with pytest.raises(ConfigError, match=r"unknown protocol 'drift_acuracy'.*drift_accuracy"):
+        parse_sweep(
+            {**base, "target": {"kind": "protocol", "protocol": "drift_acuracy"}}, base_dir=sweeps
+        )
     with pytest.raises(ConfigError, match="has no function run"):
         parse_sweep(
             {**base, "target": {"kind": "protocol", "protocol": "no_entry"}}, base_dir=sweeps
+        )
+    # `data` only for a run() that takes it (this one does not).
+    with pytest.raises(ConfigError, match="takes no `data` argument"):
+        parse_sweep(
+            {**base, "target": {"kind": "protocol", "protocol": "drift_accuracy", "data": "."}},
+            base_dir=sweeps,
         )
     bad = {**base, "space": {"read_time": [1.0, 2.0]}}
     with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['read_time'\]"):

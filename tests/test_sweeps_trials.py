@@ -22,6 +22,7 @@ from mosaicnet.sweeps import runner  # noqa: E402
 from mosaicnet.sweeps.objectives import (  # noqa: E402
     BUILD_DIR_ENV,
     RAM_DISK,
+    RESULTS_FILE,
     WORKER_FILE,
     run_trial,
 )
@@ -39,9 +40,32 @@ def test_synthetic_quadratic_has_its_minimum_at_the_optimum(tmp_path):
     assert off["results"]["loss"] == pytest.approx(3.0**2 + 4.0**2)
     assert off["results"]["distance"] == pytest.approx(5.0)
     assert off["pid"] == os.getpid()
-    stored = json.loads((tmp_path / "b" / "results.json").read_text())
+    stored = json.loads((tmp_path / "b" / RESULTS_FILE).read_text())
     assert stored == off["results"]
     assert json.loads((tmp_path / "b" / WORKER_FILE).read_text())["pid"] == os.getpid()
+
+
+def test_nested_results_are_flattened_to_dotted_scalar_keys():
+    import numpy as np
+
+    from mosaicnet.sweeps.objectives import scalar_results
+
+    raw = {
+        "networks": {"mosaic": {"accuracy_unseen": np.float64(0.6), "tiles": 64}},
+        "points": [{"steps": 1, "accuracy": 0.4}, {"steps": 10, "accuracy": float("nan")}],
+        "figure": "a.png",
+        "blob": object(),  # neither a number nor text: left out
+    }
+    assert scalar_results(raw) == {
+        "networks.mosaic.accuracy_unseen": 0.6,
+        "networks.mosaic.tiles": 64,
+        "points.0.steps": 1,
+        "points.0.accuracy": 0.4,
+        "points.1.steps": 10,
+        "points.1.accuracy": None,  # not finite
+        "figure": "a.png",
+    }
+    assert len(scalar_results({"long": list(range(5000))}, limit=100)) == 100
 
 
 def test_busy_knob_spends_cpu_time_not_wall_waiting(tmp_path):
@@ -279,3 +303,21 @@ def test_reopening_a_study_with_a_changed_sweep_is_refused(tmp_path):
     )
     with pytest.raises(ConfigError, match="created from a different sweep.*space"):
         runner.open_study(changed, url)
+
+
+def test_a_one_point_grid_is_recorded_and_then_done():
+    # Optuna's GridSampler failed in tell() on enqueued trials once one point was left.
+    spec = parse_sweep(
+        {
+            "study": {"name": "one"},
+            "target": {"kind": "synthetic-quadratic"},
+            "sampler": {"kind": "grid"},
+            "space": {"x": [1.0], "y": [-2.0]},
+        }
+    )
+    study = _study(spec)
+    (work,), fresh, done = runner.plan(study, spec, spec.n_trials)
+    assert (fresh, done) == (0, 0)
+    study.tell(_ask(study, spec, work.params), 0.0)
+    queue, fresh, done = runner.plan(study, spec, spec.n_trials)
+    assert (list(queue), fresh, done) == ([], 0, 1)

@@ -79,8 +79,13 @@ BUILD_PREFIX = "mosaicnet_sweep_"
 
 #: Written at the start of every trial: which process runs it (for debugging, and
 #: for tests that kill the worker running a trial).
-WORKER_FILE = "worker.json"
-RESULTS_FILE = "results.json"
+WORKER_FILE = "sweep_worker.json"
+#: The trial's flattened results (prefixed: protocols write their own results.json).
+RESULTS_FILE = "sweep_results.json"
+
+#: At most this many flattened result entries are kept per trial (the rest stays in
+#: the target's own files): the study is for numbers to compare, not for raw data.
+MAX_RESULT_ENTRIES = 1000
 
 
 # ----------------------------------------------------------------------------- trial entry
@@ -119,20 +124,35 @@ def run_trial(
     }
 
 
-def scalar_results(raw: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-able scalar entries of a result dict (numbers, strings, booleans).
+def scalar_results(raw: dict[str, Any], *, limit: int = MAX_RESULT_ENTRIES) -> dict[str, Any]:
+    """Flatten a result dict into scalar entries with dotted keys.
 
-    Lists and nested tables (per-task predictions and the like) stay in the
-    trial's own files; the study stores scalars only.
+    Nested tables and lists become ``outer.inner`` and ``list.0`` keys, so a
+    protocol's nested results are addressable as an objective, e.g.
+    ``networks.mosaic.accuracy_unseen`` or ``points.2.accuracy_unseen``.
+    Numbers, strings, booleans and ``None`` are kept (numpy and torch scalars
+    converted, non-finite numbers become ``None``); at most ``limit`` entries, in
+    the order they appear.
     """
     out: dict[str, Any] = {}
-    for key, value in raw.items():
+
+    def visit(prefix: str, value: Any) -> None:
+        if len(out) >= limit:
+            return
         if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
             value = value.item()  # numpy / torch scalars
-        if isinstance(value, bool | str) or value is None:
-            out[str(key)] = value
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(f"{prefix}.{key}" if prefix else str(key), item)
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                visit(f"{prefix}.{index}", item)
+        elif isinstance(value, bool | str) or value is None:
+            out[prefix] = value
         elif isinstance(value, int | float):
-            out[str(key)] = value if math.isfinite(value) else None
+            out[prefix] = value if math.isfinite(value) else None
+
+    visit("", raw)
     return out
 
 
@@ -434,15 +454,21 @@ class TrainEvaluate(SweepTarget):
 
 
 class Protocol(SweepTarget):
-    """``protocol``: a script from ``protocols/`` with ``run(params, out_dir, quick)``."""
+    """``protocol``: a script from ``protocols/`` with ``run(params, out_dir, quick)``.
+
+    Options: ``protocol`` (name or path), ``quick`` (passed to ``run``) and
+    ``data`` (a dataset directory, passed as ``data=`` to a ``run`` that accepts
+    it, as mosaicnet's protocols do). A ``run`` that accepts ``progress`` gets
+    ``progress=False``: bars from many workers would garble the terminal.
+    """
 
     kind = "protocol"
 
     def validate_options(self, options, *, base_dir, source):
-        unknown = sorted(set(options) - {"protocol", "quick"})
+        unknown = sorted(set(options) - {"protocol", "quick", "data"})
         if unknown:
             raise ConfigError(
-                f"{source}: target 'protocol' takes `protocol` and `quick`, got {unknown}"
+                f"{source}: target 'protocol' takes `protocol`, `quick` and `data`, got {unknown}"
             )
         name = options.get("protocol")
         if not isinstance(name, str) or not name:
@@ -460,7 +486,18 @@ class Protocol(SweepTarget):
                 f"{source}: protocol {path} has no function run(params, out_dir, quick); "
                 "a sweep can only run protocols that expose it"
             )
-        return {"protocol": str(path), "quick": quick}
+        out: dict[str, Any] = {"protocol": str(path), "quick": quick, "data": None}
+        if options.get("data") is not None:
+            if "data" not in inspect.signature(module.run).parameters:
+                raise ConfigError(
+                    f"{source}: protocol {path.stem}'s run() takes no `data` argument; "
+                    "remove `data` from [target]"
+                )
+            data = (base_dir / str(options["data"])).resolve()
+            if not data.is_dir():
+                raise ConfigError(f"{source}: [target] data directory {data} does not exist")
+            out["data"] = str(data)
+        return out
 
     def parameter_names(self, options):
         declared = getattr(load_protocol(Path(options["protocol"])), "PARAMETERS", None)
@@ -468,7 +505,13 @@ class Protocol(SweepTarget):
 
     def run(self, options, params, trial_dir):
         module = load_protocol(Path(options["protocol"]))
-        return module.run(params, trial_dir, options["quick"])
+        accepted = inspect.signature(module.run).parameters
+        kwargs: dict[str, Any] = {}
+        if "progress" in accepted:
+            kwargs["progress"] = False
+        if options.get("data") is not None:
+            kwargs["data"] = options["data"]
+        return module.run(params, trial_dir, options["quick"], **kwargs)
 
 
 def find_protocol(name: str, base_dir: Path, *, source: str = "sweep file") -> Path:

@@ -147,11 +147,11 @@ def make_sampler(spec: SweepSpec):
     """The Optuna sampler named by the sweep file, seeded."""
     import optuna
 
-    if spec.sampler == "grid":
-        return optuna.samplers.GridSampler(
-            {d.name: d.grid_values() for d in spec.space}, seed=spec.sampler_seed
-        )
-    if spec.sampler == "random":
+    if spec.sampler in ("grid", "random"):
+        # A grid runs every point as an enqueued trial with all parameters fixed (see
+        # plan()), so the sampler is never consulted. Optuna's GridSampler is not used:
+        # it tracks points through its own system attributes, which enqueued trials
+        # lack (its after_trial fails on them once one point is left).
         return optuna.samplers.RandomSampler(seed=spec.sampler_seed)
     if spec.sampler == "qmc":
         return optuna.samplers.QMCSampler(seed=spec.sampler_seed, warn_independent_sampling=False)

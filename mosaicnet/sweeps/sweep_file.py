@@ -35,7 +35,9 @@ A dimension is either ``{ values = [...] }`` (a list; categorical for Optuna's
 samplers unless all numbers) or a range ``{ low, high }`` with optional ``log``,
 ``step`` and ``type = "int" | "float"`` (the type defaults to int when both ends
 are integers). The grid sampler needs every dimension to be a list or a range
-with a ``step`` (integer ranges default to step 1).
+with a ``step`` (integer ranges default to step 1); it runs every point of the
+grid once, in file order (the first ``n_trials`` points if ``n_trials`` is
+smaller), and re-running resumes with the points that have no finished trial.
 
 Parameters are checked against what the target accepts (see
 :mod:`mosaicnet.sweeps.objectives`); an unknown parameter, an empty space, an
