@@ -236,3 +236,15 @@ def test_cli_reports_a_bad_sweep_file_as_one_line_and_exit_2(tmp_path, capsys):
     write(tmp_path / "broken.toml", "[study\n")
     assert main(["sweep", str(tmp_path / "broken.toml")]) == 2
     assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_cli_names_the_missing_extra_when_optuna_is_absent(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a)
+    )
+    path = write(tmp_path / "quad.toml", QUADRATIC)
+    assert main(["sweep", str(path)]) == 2
+    assert "pip install 'mosaicnet[dist]'" in capsys.readouterr().err

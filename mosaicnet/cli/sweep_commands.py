@@ -8,6 +8,7 @@ SLURM through dask-jobqueue), storage and fault tolerance.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import textwrap
 
@@ -92,15 +93,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_sweep_command(args: argparse.Namespace) -> int:
     """Run the sweep; exit 0 when every trial finished, 1 if some failed or none ran."""
     from mosaicnet.errors import BackendUnavailableError
+    from mosaicnet.sweeps.runner import run_sweep, show_report
+    from mosaicnet.sweeps.sweep_file import load_sweep
 
-    try:
-        from mosaicnet.sweeps.runner import run_sweep, show_report
-        from mosaicnet.sweeps.sweep_file import load_sweep
-    except ImportError as error:  # dask / optuna missing
-        raise BackendUnavailableError(
-            f"`mosaicnet sweep` needs the dist extra ({error}); install it with "
-            "`pip install 'mosaicnet[dist]'`"
-        ) from error
+    for module in ("distributed", "optuna", "sklearn"):
+        if importlib.util.find_spec(module) is None:
+            raise BackendUnavailableError(
+                f"`mosaicnet sweep` needs the dist extra (Python package {module!r} is not "
+                "installed); install it with `pip install 'mosaicnet[dist]'`"
+            )
 
     spec = load_sweep(args.sweep_file)
     if args.report_only:
