@@ -6,6 +6,10 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
+# Sweeps (mosaicnet.sweeps): Dask runs the trials, Optuna stores them; fANOVA
+# importance in Optuna needs scikit-learn.
+DIST = ["dask[distributed]>=2024.1", "optuna>=3.5", "scikit-learn>=1.2"]
+
 setup(
     name="mosaicnet",
     version="0.1.0",
@@ -42,14 +46,14 @@ setup(
             "scipy>=1.10",
             # baseline of benchmarks/bench_clone.py (the clone's training step vs snnTorch)
             "snntorch>=0.9",
+            # the sweep tests run on real Dask workers with a real Optuna study
+            *DIST,
         ],
         # brian2cuda 1.0a7 pins brian2==2.8.0 but generates code under 2.9;
         # install it with --no-deps (see README, "GPU backends").
         "gpu": ["brian2cuda>=1.0a7", "nvidia-curand"],
         "genn": ["brian2genn>=1.7"],
-        # Sweeps (mosaicnet.sweeps): Dask runs the trials, Optuna stores them; fANOVA
-        # importance in Optuna needs scikit-learn.
-        "dist": ["dask[distributed]>=2024.1", "optuna>=3.5", "scikit-learn>=1.2"],
+        "dist": DIST,
     },
     entry_points={"console_scripts": ["mosaicnet=mosaicnet.cli:main"]},
 )
