@@ -1,7 +1,9 @@
 """Brian2 (numpy, cython, cpp_standalone) vs the torch clone, and the check-equivalence command.
 
-One cpp_standalone program is compiled for this module (tens of seconds) and
-re-run by every standalone test with new inputs and weights through run_args.
+One cpp_standalone program is compiled for this module and re-run by every
+standalone test with new inputs and weights through run_args. Compiling takes
+about a minute of CPU (Brian2 builds ~25 C++ files), so the standalone tests are
+marked slow: ``python -m pytest tests/test_network_equivalence.py -m slow``.
 """
 
 import json
@@ -50,6 +52,7 @@ def _binary_mtime(network):
     return os.path.getmtime(network.project.directory / "main")
 
 
+@pytest.mark.slow
 def test_cpp_standalone_equals_clone_and_numpy_per_sample(spec, standalone):
     x = random_input(21, 6, T, spec.n_in)
     result = standalone.run(x)
@@ -65,6 +68,7 @@ def test_cpp_standalone_equals_clone_and_numpy_per_sample(spec, standalone):
     np.testing.assert_allclose(result.readout, single.readout, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_cpp_standalone_pads_partial_batches_and_leaves_no_run_files(spec, standalone):
     x = random_input(22, 6, T, spec.n_in)
     full = standalone.run(x)
@@ -78,6 +82,7 @@ def test_cpp_standalone_pads_partial_batches_and_leaves_no_run_files(spec, stand
     assert sorted(os.listdir(static)) == files_before  # run_args files are removed
 
 
+@pytest.mark.slow
 def test_cpp_standalone_reprograms_through_run_args_without_recompiling(spec, standalone):
     compiled = _binary_mtime(standalone)
     clone_params = {

@@ -8,7 +8,7 @@ counts differing spike bits (recurrent layer, every sample, step and neuron)
 and the largest absolute difference of the readout potential. Spikes are
 also compared between backends.
 
-Expected: zero spike mismatches and readout differences around 1e-14 (the
+Expected: zero spike mismatches and readout differences of 1e-13 or less (the
 clone sums synaptic inputs in another order than Brian2). The weights and
 inputs are scaled so that the networks fire at realistic rates (a few to a
 few tens of percent of steps), where a wrong integration constant or a wrong

@@ -25,7 +25,7 @@ filter applied to the spikes (:meth:`TorchClone.readout_trace`). The readout is
 thus linear in ``W_out`` given the trace, which MAML's inner loop uses.
 
 In float64 with ideal devices and no noise, clone and Brian2 produce identical
-spike trains and readout traces equal to ~1e-15 (sums of synaptic inputs are
+spike trains and readout traces equal to ~1e-13 (sums of synaptic inputs are
 added in a different order); :mod:`mosaicnet.network.equivalence` checks it.
 """
 
