@@ -334,11 +334,8 @@ def test_configure_sets_prefs_and_device_and_restore_puts_prefs_back(tmp_path):
     build = gb.configure_cuda_standalone(tmp_path / "proj", compile_only=True, make_jobs=2)
     try:
         assert get_device().__class__.__name__ == "CUDAStandaloneDevice"
-        assert build.build_kwargs == {
-            "directory": str((tmp_path / "proj").resolve()),
-            "compile": True,
-            "run": False,
-        }
+        assert build.directory == (tmp_path / "proj").resolve()
+        assert build.compile_only
         for name, value in build.prefs.items():
             assert prefs[name] == value
         assert prefs["devices.cuda_standalone.cuda_backend.compute_capability"] == 9.0

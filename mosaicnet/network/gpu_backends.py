@@ -550,17 +550,13 @@ class CudaStandaloneBuild:
     _previous: dict[str, Any] = field(default_factory=dict, repr=False)
     _restored: bool = field(default=False, repr=False)
 
-    @property
-    def build_kwargs(self) -> dict[str, Any]:
-        """Arguments for ``device.build``: compile always, run unless compile-only."""
-        return {"directory": str(self.directory), "compile": True, "run": not self.compile_only}
-
     def build(self) -> None:
         """Generate, compile and (unless compile-only) run the project.
 
-        Call after the network's ``run``. Brian2's writer only rewrites changed
-        files and make only recompiles those, so building the same network in
-        the same directory again is quick.
+        Call after the network's ``run``. Equivalent to ``device.build(compile=True,
+        run=not compile_only)`` with :func:`patch_synapse_clocks` applied between
+        generation and compilation. Rebuilding in the same directory recompiles
+        only changed files (and the patched ones).
 
         Raises
         ------
@@ -618,8 +614,8 @@ def configure_cuda_standalone(
     """Check the CUDA toolchain, set brian2cuda's preferences, select the device.
 
     After this call, create the network, ``run`` it, then call
-    :meth:`CudaStandaloneBuild.build` (which calls ``device.build`` with
-    ``compile=True, run=not compile_only``). Re-running the compiled project
+    :meth:`CudaStandaloneBuild.build` (generates, compiles and, unless
+    ``compile_only``, runs). Re-running the compiled project
     with new values goes through ``device.run(run_args=...)`` as for
     ``cpp_standalone``.
 
