@@ -50,6 +50,7 @@ changing the process environment per trial safe.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import importlib.util
 import inspect
@@ -238,7 +239,7 @@ def reset_brian_state() -> None:
 
 
 # ----------------------------------------------------------------------------- registry
-class SweepTarget:
+class SweepTarget(abc.ABC):
     """Base class of sweep targets; subclasses say what a trial runs."""
 
     kind = ""
@@ -266,6 +267,7 @@ class SweepTarget:
         self, fixed: dict[str, Any], space: tuple, options: dict[str, Any], *, source: str
     ) -> None:
         """Value checks before any trial runs (default: none)."""
+        return None
 
     def default_direction(self, objective: str) -> str | None:
         """``"maximize"`` for accuracies, ``"minimize"`` for losses and errors."""
@@ -280,9 +282,9 @@ class SweepTarget:
         """Client-side work done once before trials are submitted; returns options."""
         return options
 
+    @abc.abstractmethod
     def run(self, options: dict[str, Any], params: dict[str, Any], trial_dir: Path) -> dict:
-        """Run one trial in ``trial_dir`` and return its results."""
-        raise NotImplementedError
+        """Run one trial in ``trial_dir`` and return its results (every target defines it)."""
 
 
 class SyntheticQuadratic(SweepTarget):
