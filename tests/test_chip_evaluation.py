@@ -111,13 +111,13 @@ def _abs_sums(weights):
 
 def _count_builds(monkeypatch) -> list:
     built = []
-    original = chip_evaluation.ChipNetwork.__init__
+    original = chip_evaluation.BrianNetwork.__init__
 
     def counting(self, *args, **kwargs):
         built.append(kwargs.get("backend"))
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(chip_evaluation.ChipNetwork, "__init__", counting)
+    monkeypatch.setattr(chip_evaluation.BrianNetwork, "__init__", counting)
     return built
 
 

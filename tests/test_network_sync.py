@@ -87,6 +87,26 @@ def test_read_noise_is_drawn_per_sample_and_per_read(spec):
     assert not np.allclose(result.readout[0], result.readout[2])
 
 
+def test_read_every_run_shares_one_read_per_copy_and_run(spec):
+    pcm = spec.copy_with(device_model="pcm_aihwkit")
+    kwargs = dict(copies=2, sequential=2, record=("readout",), t_read_s=HOUR)
+    with BrianNetwork(pcm, T, read_every="run", **kwargs) as network:
+        # eight identical samples: two runs of 2 copies x 2 samples back to back
+        result = network.run(np.repeat(random_input(1, 1, T, spec.n_in), 8, axis=0))
+    readout = result.readout
+    # a copy's back-to-back samples share its read; the state reset makes them equal
+    np.testing.assert_array_equal(readout[0], readout[1])
+    np.testing.assert_array_equal(readout[6], readout[7])
+    # the other copy reads its own devices, and every run reads afresh
+    assert not np.allclose(readout[0], readout[2])
+    assert not np.allclose(readout[0], readout[4])
+
+
+def test_read_every_must_be_known(spec):
+    with pytest.raises(ConfigError, match="read_every must be one of"):
+        BrianNetwork(spec, T, read_every="task")
+
+
 def test_partial_programming_updates_only_the_readout(spec):
     params = _trained_params(spec)
     with BrianNetwork(spec, T, record=()) as network:

@@ -378,7 +378,8 @@ class TaskSampler:
         query_global = np.take_along_axis(classes, query_y, axis=1)
 
         def long(array: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
+            # A copy: broadcast views are read-only, and the tensors must own writable memory.
+            return torch.from_numpy(np.array(array, dtype=np.int64))
 
         return TaskBatch(
             support_x=x[:n_support].reshape(batch, -1, *x.shape[1:]),

@@ -12,8 +12,14 @@ while the devices drift? The procedure (DESIGN.md sections 1.5, 5, 6):
    beyond it saturates the pair, as on a chip, and the summary reports the
    fraction of written readout weights that saturated (``readout_clipped_fraction``).
 2. **Read time** ``t``: every device is read at ``t`` by the Brian2 synapses
-   themselves (drift, and read noise at the start of every sample, are part of
-   the simulated model: :mod:`mosaicnet.devices.brian_form`).
+   themselves (drift, and read noise, are part of the simulated model:
+   :mod:`mosaicnet.devices.brian_form`). With read noise, each copy of the
+   network reads its devices afresh at the start of every program run
+   (``BrianNetwork(read_every="run")``): one read per task's support set and
+   one per task's query set on standalone backends (a copy runs one task's
+   samples back to back), one per sample on runtime backends (a copy per
+   sample). Training draws one device read per outer step in the same spirit:
+   a read serves a batch of work, not a single spike.
 3. **Per task**, on the Brian2 network: run the support recordings and record
    the recurrent spikes; read the chip's readout weights ``w_chip`` (the
    effective weights of the Brian2 readout synapses at ``t``, read once per
@@ -62,11 +68,10 @@ the network holds the queries of one task, and before a query run each copy's
 readout synapses get that task's reprogrammed devices: runtime backends set the
 synaptic variables; standalone backends pass them as ``run_args`` of the
 compiled program (Brian2 >= 2.6). Support and query recordings are each
-simulated once, as in the torch evaluation. Cost: with read noise the Brian2
-network reads every device of a sample's copy at the start of each sample,
-which dominates the run time of large networks
-(``benchmarks/bench_chip_evaluation.py``); without it the devices are read once
-per run.
+simulated once, as in the torch evaluation. Cost: a read touches every device
+of a copy (2 x 1.3e5 at the published size); reading once per run instead of
+once per sample is what keeps the standalone evaluation with read noise within
+the speed target (``benchmarks/bench_chip_evaluation.py``).
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -88,7 +93,6 @@ from mosaicnet.network.brian_network import PATHWAYS, BrianNetwork
 
 __all__ = [
     "BRIAN_DEVICES",
-    "ChipNetwork",
     "ChipSession",
     "check_brian_device",
     "drift_curve",
@@ -237,81 +241,6 @@ def compensated(
 
 
 # ---------------------------------------------------------------------------
-# The network with one readout per task
-# ---------------------------------------------------------------------------
-
-
-class ChipNetwork(BrianNetwork):
-    """A :class:`BrianNetwork` whose copies can hold different device states.
-
-    :meth:`program_copies` gives every copy of one pathway its own programmed
-    array (one readout per task); the shared weight scale must agree. Runtime
-    backends set the synaptic variables, standalone backends pass them to the
-    next run of the compiled program (no recompilation).
-    """
-
-    def program_copies(self, name: str, arrays: Sequence[Any]) -> None:
-        """Program copy ``c`` of pathway ``name`` with ``arrays[c]``."""
-        from mosaicnet.network.brian_backends import brian_prefs, runtime_prefs
-        from mosaicnet.network.brian_network import _device_values
-
-        if name not in PATHWAYS:
-            raise ConfigError(f"unknown pathway {name!r}; choose from {PATHWAYS}")
-        if len(arrays) != self.copies:
-            raise ConfigError(f"{len(arrays)} arrays given for {self.copies} copies of {name}")
-        first = arrays[0]
-        for array in arrays:
-            if array.w_scale != first.w_scale:
-                raise ConfigError(
-                    f"copies of {name} share one weight scale (a shared synaptic variable); "
-                    f"got {array.w_scale} and {first.w_scale}"
-                )
-            if tuple(array.shape) != getattr(self.spec, name).shape:
-                raise ConfigError(
-                    f"programmed {name} has shape {array.shape}, the spec's is "
-                    f"{getattr(self.spec, name).shape}"
-                )
-            if array.model != self.form.model:
-                raise ConfigError(
-                    f"programmed {name} uses {array.model.describe()}, the network reads "
-                    f"{self.form.model.describe()}"
-                )
-            latest = float(np.max(array.t_prog_s, initial=0.0))
-            if latest > self.t_read_s:
-                raise ConfigError(
-                    f"read time {self.t_read_s:g} s precedes the programming of {name} "
-                    f"(at {latest:g} s); read at or after programming"
-                )
-        pre, post = self._indices[name]
-        per_copy = pre.size // self.copies
-        parts = [_device_values(a, pre[:per_copy], post[:per_copy]) for a in arrays]
-        synapses = self.synapses[name]
-        built = self.standalone and self.project is not None and self.project.built
-        for variable, value in parts[0].items():
-            if variable != "w_scale":  # shared: one value for all copies
-                value = _concatenate([part[variable] for part in parts])
-            if built:
-                self._run_args[(synapses.name, variable)] = (getattr(synapses, variable), value)
-            else:
-                setattr(synapses, variable, value)
-        self.programmed[name] = first
-        self._stale_read = self.standalone or self.noisy_reads
-        if not self.standalone and not self.noisy_reads:
-            with brian_prefs(runtime_prefs(self.backend, self.exact)):
-                self.form.apply_read(synapses)
-
-
-def _concatenate(values: list[Any]) -> Any:
-    """Concatenate numpy arrays, or Brian2 quantities of one dimension."""
-    from brian2 import Quantity
-
-    joined = np.concatenate([np.asarray(value) for value in values])
-    if isinstance(values[0], Quantity):
-        return Quantity(joined, dim=values[0].dim)
-    return joined
-
-
-# ---------------------------------------------------------------------------
 # The evaluation
 # ---------------------------------------------------------------------------
 
@@ -439,7 +368,7 @@ class ChipSession:
             # Runtime read noise comes from Brian2's global generator: seed it.
             brian2.seed(int(_stream(self.seed, _STREAM_BRIAN).integers(2**31)))
         tic = time.perf_counter()
-        self.network = ChipNetwork(
+        self.network = BrianNetwork(
             self.spec,
             config.n_bins,
             backend=self.backend,
@@ -448,6 +377,7 @@ class ChipSession:
             record=("recurrent", "readout"),
             programmed=self._views(first_read)[0],
             read_noise=self.noise,
+            read_every="run",
             t_read_s=first_read,
             seed=int(_stream(self.seed, _STREAM_BRIAN).integers(2**31)),
         )

@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,8 @@ from mosaicnet.network.spec import NetworkSpec, check_input_shape, input_spikes
 RECORDABLE: tuple[str, ...] = ("input", "recurrent", "readout", "membrane")
 #: Recorded unless asked otherwise.
 DEFAULT_RECORD: tuple[str, ...] = ("input", "recurrent", "readout")
+#: When a network with read noise reads its devices (:class:`BrianNetwork` ``read_every``).
+READ_EVERY: tuple[str, ...] = ("sample", "run")
 #: Synapse groups, keyed like the weights of the spec and the torch clone.
 PATHWAYS: tuple[str, ...] = ("w_in", "w_rec", "w_out")
 _SYNAPSE_NAMES = {"w_in": "syn_in", "w_rec": "syn_rec", "w_out": "syn_out"}
@@ -215,6 +217,12 @@ class BrianNetwork:
         Seed of programming noise and drift parameters when ``programmed`` is None.
     read_noise
         Draw read noise at reads (if the device model has any).
+    read_every
+        When a noisy network reads its devices afresh: ``"sample"`` (default;
+        at the start of every sample) or ``"run"`` (once per copy at the start
+        of every run, shared by the ``sequential`` samples a copy runs back to
+        back: a chip read once per batch of work, e.g. a task's query set).
+        Without read noise the devices are read once per state change anyway.
     t_read_s
         Read time in seconds on the programming clock; default the spec's ``read_time``.
     seed
@@ -244,12 +252,16 @@ class BrianNetwork:
         programmed: Mapping[str, Any] | None = None,
         programming_seed: int = 0,
         read_noise: bool = True,
+        read_every: str = "sample",
         t_read_s: float | None = None,
         seed: int = 0,
         directory: str | None = None,
         cuda_options: Mapping[str, Any] | None = None,
     ) -> None:
         check_backend(backend)
+        if read_every not in READ_EVERY:
+            raise ConfigError(f"read_every must be one of {READ_EVERY}, got {read_every!r}")
+        self.read_every = read_every
         self.spec = spec
         self.backend = backend
         self.exact = bool(exact)
@@ -333,6 +345,10 @@ class BrianNetwork:
         self.clock = Clock(dt=neuron.dt, name="mosaicnet_clock")
         # State resets (and noisy reads) happen at the start of every sample.
         self.sample_clock = Clock(dt=steps * neuron.dt, name="mosaicnet_sample_clock")
+        # Noisy reads: every sample, or once at the start of every run (runs
+        # always last sequential * steps: the last batch is padded).
+        per_read = steps if self.read_every == "sample" else self.sequential * steps
+        self.read_clock = Clock(dt=per_read * neuron.dt, name="mosaicnet_read_clock")
         self._stimulus_shape = (self.sequential * steps, copies * n_in)
         self.stimulus = TimedArray(np.zeros(self._stimulus_shape), dt=neuron.dt, name="stimulus")
         self._input_namespace: dict[str, Any] = {"stimulus": self.stimulus}
@@ -417,11 +433,11 @@ class BrianNetwork:
         self.readers = []
         for synapses in self.synapses.values():
             if self.noisy_reads:
-                # A fresh read at the start of every sample, on the reset's clock.
+                # A fresh read at the start of every sample (or run).
                 self.readers.append(
                     synapses.run_regularly(
                         self.form.read_code,
-                        clock=self.sample_clock,
+                        clock=self.read_clock,
                         when="start",
                         name=f"{synapses.name}_read",
                     )
@@ -503,6 +519,53 @@ class BrianNetwork:
             with self._code_prefs():
                 for name in programmed:
                     self.form.apply_read(self.synapses[name])
+
+    def program_copies(self, name: str, arrays: Sequence[Any]) -> None:
+        """Program copy ``c`` of pathway ``name`` with ``arrays[c]`` (e.g. one readout per task).
+
+        Parameters
+        ----------
+        name
+            One of :data:`PATHWAYS`.
+        arrays
+            One ``ProgrammedArray`` per copy, of the spec's shape and device
+            model, programmed no later than the read time; all with the same
+            ``w_scale`` (a shared synaptic variable of the group).
+
+        Runtime backends set the synaptic variables; standalone backends pass
+        them to the next run of the compiled program (no recompilation).
+        :attr:`programmed` keeps ``arrays[0]`` as the pathway's state.
+        """
+        if name not in PATHWAYS:
+            raise ConfigError(f"unknown pathway {name!r}; choose from {PATHWAYS}")
+        if len(arrays) != self.copies:
+            raise ConfigError(f"{len(arrays)} arrays given for {self.copies} copies of {name}")
+        first = arrays[0]
+        for array in arrays:
+            if array.w_scale != first.w_scale:
+                raise ConfigError(
+                    f"copies of {name} share one weight scale (a shared synaptic variable); "
+                    f"got {array.w_scale} and {first.w_scale}"
+                )
+            self._check_programmed({**self.programmed, name: array}, self.t_read_s)
+        pre, post = self._indices[name]
+        per_copy = pre.size // self.copies
+        parts = [_device_values(a, pre[:per_copy], post[:per_copy]) for a in arrays]
+        synapses = self.synapses[name]
+        for variable in parts[0]:
+            if variable == "w_scale":  # shared: one value for all copies
+                value = parts[0][variable]
+            else:
+                value = _concatenate([part[variable] for part in parts])
+            if self.standalone and self.project is not None and self.project.built:
+                self._run_args[(synapses.name, variable)] = (getattr(synapses, variable), value)
+            else:
+                setattr(synapses, variable, value)
+        self.programmed[name] = first
+        self._stale_read = self.standalone or self.noisy_reads
+        if not self.standalone and not self.noisy_reads:
+            with self._code_prefs():
+                self.form.apply_read(synapses)
 
     def _code_prefs(self) -> Any:
         """Context for code that Brian2 generates and runs now (runtime backends)."""
@@ -818,6 +881,16 @@ def simulate(
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
+
+
+def _concatenate(values: list[Any]) -> Any:
+    """Concatenate numpy arrays, or Brian2 quantities of one dimension."""
+    from brian2 import Quantity
+
+    joined = np.concatenate([np.asarray(value) for value in values])
+    if isinstance(values[0], Quantity):
+        return Quantity(joined, dim=values[0].dim)
+    return joined
 
 
 @contextlib.contextmanager

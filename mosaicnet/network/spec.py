@@ -304,8 +304,7 @@ class NetworkSpec:
                 arrays = {k: archive[k] for k in ("w_in", "w_rec", "w_out", "rec_mask")}
         except (OSError, ValueError, KeyError) as error:
             raise DataFormatError(
-                f"{path} is not a mosaicnet network spec ({error}); write one with "
-                "NetworkSpec.save"
+                f"{path} is not a mosaicnet network spec ({error}); write one with NetworkSpec.save"
             ) from error
         if meta.get("format_version") != SPEC_FORMAT_VERSION:
             raise DataFormatError(
