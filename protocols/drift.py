@@ -95,14 +95,10 @@ def train_config(p: dict[str, Any], hardware_aware: bool):
     the same devices) but never sees device noise while training: the
     perturbation starts after the last iteration (``noise_start``).
     """
-    from mosaicnet.meta.config import TrainConfig
+    from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
-    return TrainConfig(
-        seed=p["SEED"], iterations=p["ITERATIONS"], meta_batch=p["META_BATCH"],
-        checkpoint_every=max(1, min(10, p["ITERATIONS"])), n_way=p["N_WAY"],
-        k_shot=p["K_SHOT"], n_query=p["N_QUERY"], rows=p["MOSAIC_ROWS"], cols=p["MOSAIC_COLS"],
-        neurons_per_tile=p["NEURONS_PER_TILE"], inner_steps=p["INNER_STEPS"],
-        outer_lr=p["OUTER_LR"], device_model=p["DEVICE_MODEL"],
+    return train_config_from_parameters(
+        p, inner_steps=p["INNER_STEPS"], outer_lr=p["OUTER_LR"],
         noise_start=0 if hardware_aware else p["ITERATIONS"],
         read_time_min_s=p["READ_TIME_MIN_S"], read_time_max_s=p["READ_TIME_MAX_S"],
     )  # fmt: skip
@@ -119,24 +115,18 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
-    from mosaicnet.meta.training import resolve_data_dir
-    from mosaicnet.protocols_support import figures, reporting
+    from mosaicnet.protocols_support import figures
     from mosaicnet.protocols_support.evaluation import drift_curve_brian
-    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir
-    from mosaicnet.protocols_support.parameters import resolve_parameters
+    from mosaicnet.protocols_support.output import FIGURES, RUNS
+    from mosaicnet.protocols_support.protocol_run import start_protocol
     from mosaicnet.protocols_support.runs import train_or_resume
 
-    started = time.perf_counter()
-    p = resolve_parameters(
-        PARAMETERS, params=params, quick=quick, smoke=smoke, quick_changes=QUICK,
-        smoke_changes=SMOKE,
+    protocol = start_protocol(
+        "drift", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
+        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
+        data=data, overwrite=overwrite, progress=progress,
     )  # fmt: skip
-    setting = "smoke" if smoke else "quick" if quick else "full"
-    out = prepare_output_dir(
-        out_dir, protocol="drift", parameters={**p, "setting": setting},
-        data=None if data is None else str(data), overwrite=overwrite,
-    )  # fmt: skip
-    data_dir = resolve_data_dir(data, progress=progress)
+    p, out, data_dir = protocol.parameters, protocol.out, protocol.data_dir
     times = [float(t) for t in p["READ_TIMES_S"]]
     networks: dict[str, Any] = {}
     timing: dict[str, float] = {}
@@ -159,12 +149,8 @@ def run(
     series, styles = {}, {}
     for colour, name in zip(("#1f77b4", "#d62728"), NETWORKS, strict=True):
         label = name.replace("_", "-")
-        curve = networks[name]["curve"]
         for kind in ("seen", "unseen"):
-            series[f"{label}, {kind}"] = (
-                [s[f"accuracy_{kind}"] for s in curve],
-                [s[f"ci95_{kind}"] for s in curve],
-            )
+            series[f"{label}, {kind}"] = figures.accuracy_with_ci(networks[name]["curve"], kind)
             styles[f"{label}, {kind}"] = (colour, "-" if kind == "seen" else "--")
     paths = {
         "accuracy_vs_read_time": figures.plot_accuracy_curves(
@@ -181,17 +167,11 @@ def run(
             styles=styles,
         )  # fmt: skip
     }
-    timing["total"] = time.perf_counter() - started
-    results = {
-        "protocol": "drift", "question": QUESTION, "setting": setting, "parameters": p,
-        "data": str(data_dir), "read_times_s": times, "networks": networks,
-        "figures": reporting.relative_paths(paths, out), "timing_s": timing,
-    }  # fmt: skip
-    text = markdown_report(results)
-    reporting.write_markdown(out, text)
-    reporting.write_results(out, results)
-    print(text)
-    print(f"results: {out / reporting.RESULTS_JSON}; figure: {paths['accuracy_vs_read_time']}")
+    results = protocol.finish(
+        {"read_times_s": times, "networks": networks}, figures=paths, report=markdown_report,
+        timing=timing,
+    )  # fmt: skip
+    protocol.print_locations(paths)
     return results
 
 
@@ -204,17 +184,13 @@ def _time_label(seconds: float) -> str:
 
 def markdown_report(results: dict[str, Any]) -> str:
     """The Markdown table of a results dict."""
-    from mosaicnet.protocols_support.reporting import markdown_table, percent_ci
+    from mosaicnet.protocols_support.reporting import markdown_table, seen_unseen_cells
 
     p = results["parameters"]
     rows = []
     for name in NETWORKS:
         for t, s in zip(results["read_times_s"], results["networks"][name]["curve"], strict=True):
-            rows.append([
-                name.replace("_", "-"), _time_label(t),
-                percent_ci(s["accuracy_seen"], s["ci95_seen"]),
-                percent_ci(s["accuracy_unseen"], s["ci95_unseen"]),
-            ])  # fmt: skip
+            rows.append([name.replace("_", "-"), _time_label(t), *seen_unseen_cells(s)])
     table = markdown_table(["training", "read time", "seen (%)", "unseen (%)"], rows)
     return (
         f"# Accuracy vs read time on the drifting chip ({results['setting']} setting)\n\n"

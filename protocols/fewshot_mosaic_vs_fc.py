@@ -126,16 +126,11 @@ QUESTION = (
 # ----------------------------------------------------------------------------- build
 def train_config(p: dict[str, Any], layout: str):
     """The :class:`~mosaicnet.meta.config.TrainConfig` of one of the two networks."""
-    from mosaicnet.meta.config import TrainConfig
+    from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
-    return TrainConfig(
-        seed=p["SEED"], iterations=p["ITERATIONS"], meta_batch=p["META_BATCH"],
-        checkpoint_every=max(1, min(10, p["ITERATIONS"])),
-        n_way=p["N_WAY"], k_shot=p["K_SHOT"], n_query=p["N_QUERY"],
-        layout=layout, rows=p["MOSAIC_ROWS"], cols=p["MOSAIC_COLS"],
-        neurons_per_tile=p["NEURONS_PER_TILE"], beta=p["BETA"], fc_neurons=p["FC_NEURONS"],
+    return train_config_from_parameters(
+        p, layout=layout, beta=p["BETA"], fc_neurons=p["FC_NEURONS"],
         layout_lambda=p["LAYOUT_LAMBDA"], inner_steps=p["INNER_STEPS"], outer_lr=p["OUTER_LR"],
-        device_model=p["DEVICE_MODEL"],
     )  # fmt: skip
 
 
@@ -167,26 +162,21 @@ def run(
         default, generated on first use.
     """
     from mosaicnet.layout import Layout
-    from mosaicnet.meta.training import RunDirectory, resolve_data_dir
+    from mosaicnet.meta.training import RunDirectory
     from mosaicnet.network.figures import plot_sample
     from mosaicnet.protocols_support import figures, hardware_costs, reporting
     from mosaicnet.protocols_support.evaluation import evaluate_brian, evaluate_torch
-    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir
-    from mosaicnet.protocols_support.parameters import resolve_parameters
+    from mosaicnet.protocols_support.output import FIGURES, RUNS
+    from mosaicnet.protocols_support.protocol_run import start_protocol
     from mosaicnet.protocols_support.recordings import record_test_samples
     from mosaicnet.protocols_support.runs import train_or_resume
 
-    started = time.perf_counter()
-    p = resolve_parameters(
-        PARAMETERS, params=params, quick=quick, smoke=smoke, quick_changes=QUICK,
-        smoke_changes=SMOKE,
+    protocol = start_protocol(
+        "fewshot_mosaic_vs_fc", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
+        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
+        data=data, overwrite=overwrite, progress=progress,
     )  # fmt: skip
-    setting = "smoke" if smoke else "quick" if quick else "full"
-    out = prepare_output_dir(
-        out_dir, protocol="fewshot_mosaic_vs_fc", parameters={**p, "setting": setting},
-        data=None if data is None else str(data), overwrite=overwrite,
-    )  # fmt: skip
-    data_dir = resolve_data_dir(data, progress=progress)
+    p, out, data_dir = protocol.parameters, protocol.out, protocol.data_dir
     timing: dict[str, float] = {}
     networks: dict[str, dict[str, Any]] = {}
     recordings = {}
@@ -247,16 +237,7 @@ def run(
     paths["accuracy"] = figures.plot_accuracy_bars(
         fig_dir / "accuracy_seen_unseen.png",
         groups,
-        {
-            "seen classes": (
-                [e["accuracy_seen"] for e in evaluations],
-                [e["ci95_seen"] for e in evaluations],
-            ),
-            "unseen classes": (
-                [e["accuracy_unseen"] for e in evaluations],
-                [e["ci95_unseen"] for e in evaluations],
-            ),
-        },  # fmt: skip
+        figures.seen_unseen_series(evaluations),
         title=f"{p['N_WAY']}-way {p['K_SHOT']}-shot, {p['INNER_STEPS']} inner step(s), "
         f"95 % CI over {p['EVAL_TASKS']} tasks",
         chance=1.0 / p["N_WAY"],
@@ -287,27 +268,15 @@ def run(
     )
 
     # ------------------------------------------------------------------------- table
-    timing["total"] = time.perf_counter() - started
-    results = {
-        "protocol": "fewshot_mosaic_vs_fc",
-        "question": QUESTION,
-        "setting": setting,
-        "parameters": p,
-        "data": str(data_dir),
-        "networks": networks,
-        "fc_on_mosaic": fc_on_mosaic,
-        "figures": reporting.relative_paths(paths, out),
-        "timing_s": timing,
-    }
-    text = markdown_report(results)
-    reporting.write_markdown(out, text)
-    reporting.write_results(out, results)
-    print(text)
+    results = protocol.finish(
+        {"networks": networks, "fc_on_mosaic": fc_on_mosaic}, figures=paths,
+        report=markdown_report, timing=timing,
+    )  # fmt: skip
     print(f"results: {out / reporting.RESULTS_JSON}, {out / reporting.RESULTS_MD}")
     print("figures:")
     for path in paths.values():
         print(f"  {path}")
-    print(f"wall time {timing['total']:.0f} s")
+    print(f"wall time {results['timing_s']['total']:.0f} s")
     return results
 
 
@@ -333,7 +302,12 @@ def _short_name(hardware: dict[str, Any]) -> str:
 
 def markdown_report(results: dict[str, Any]) -> str:
     """The Markdown tables of a results dict."""
-    from mosaicnet.protocols_support.reporting import markdown_table, number, percent_ci
+    from mosaicnet.protocols_support.reporting import (
+        markdown_table,
+        number,
+        percent_ci,
+        seen_unseen_cells,
+    )
 
     p = results["parameters"]
     rows = []
@@ -343,9 +317,7 @@ def markdown_report(results: dict[str, Any]) -> str:
                            ("torch", "torch clone, ideal weights")):  # fmt: skip
             e = net[key]
             rows.append([
-                hw, where,
-                percent_ci(e["accuracy_seen"], e["ci95_seen"]),
-                percent_ci(e["accuracy_unseen"], e["ci95_unseen"]),
+                hw, where, *seen_unseen_cells(e),
                 percent_ci(e.get("accuracy_seen_20way"), e.get("ci95_seen_20way")),
                 percent_ci(e.get("accuracy_unseen_20way"), e.get("ci95_unseen_20way")),
             ])  # fmt: skip

@@ -85,15 +85,9 @@ QUESTION = (
 
 def train_config(p: dict[str, Any], inner_steps: int):
     """The training configuration for ``inner_steps`` inner steps."""
-    from mosaicnet.meta.config import TrainConfig
+    from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
-    return TrainConfig(
-        seed=p["SEED"], iterations=p["ITERATIONS"], meta_batch=p["META_BATCH"],
-        checkpoint_every=max(1, min(10, p["ITERATIONS"])), n_way=p["N_WAY"],
-        k_shot=p["K_SHOT"], n_query=p["N_QUERY"], rows=p["MOSAIC_ROWS"], cols=p["MOSAIC_COLS"],
-        neurons_per_tile=p["NEURONS_PER_TILE"], inner_steps=inner_steps,
-        outer_lr=p["OUTER_LR"], device_model=p["DEVICE_MODEL"],
-    )  # fmt: skip
+    return train_config_from_parameters(p, inner_steps=inner_steps, outer_lr=p["OUTER_LR"])
 
 
 def run(
@@ -110,24 +104,18 @@ def run(
 
     Arguments as :func:`protocols.fewshot_mosaic_vs_fc.run` (see the module docstring).
     """
-    from mosaicnet.meta.training import resolve_data_dir
-    from mosaicnet.protocols_support import figures, reporting
-    from mosaicnet.protocols_support.evaluation import evaluate
-    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir
-    from mosaicnet.protocols_support.parameters import resolve_parameters
+    from mosaicnet.protocols_support import figures
+    from mosaicnet.protocols_support.evaluation import evaluate_as_configured
+    from mosaicnet.protocols_support.output import FIGURES, RUNS
+    from mosaicnet.protocols_support.protocol_run import start_protocol
     from mosaicnet.protocols_support.runs import train_or_resume
 
-    started = time.perf_counter()
-    p = resolve_parameters(
-        PARAMETERS, params=params, quick=quick, smoke=smoke, quick_changes=QUICK,
-        smoke_changes=SMOKE,
+    protocol = start_protocol(
+        "inner_steps", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
+        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
+        data=data, overwrite=overwrite, progress=progress,
     )  # fmt: skip
-    setting = "smoke" if smoke else "quick" if quick else "full"
-    out = prepare_output_dir(
-        out_dir, protocol="inner_steps", parameters={**p, "setting": setting},
-        data=None if data is None else str(data), overwrite=overwrite,
-    )  # fmt: skip
-    data_dir = resolve_data_dir(data, progress=progress)
+    p, out, data_dir = protocol.parameters, protocol.out, protocol.data_dir
     points = []
     for k in p["INNER_STEPS"]:
         config = train_config(p, int(k))
@@ -135,11 +123,7 @@ def run(
         tic = time.perf_counter()
         train_or_resume(config, run_dir, data=data_dir, progress=progress)
         train_s = time.perf_counter() - tic
-        result = evaluate(
-            run_dir, on=p["EVALUATE_ON"], data=data_dir, tasks=p["EVAL_TASKS"],
-            backend=p["BRIAN_DEVICE"], read_time_s=p["READ_TIME_S"], seed=p["SEED"],
-            progress=progress,
-        )  # fmt: skip
+        result = evaluate_as_configured(run_dir, p, data=data_dir, progress=progress)
         points.append({
             "inner_steps": int(k), "inner_lr": config.resolved_inner_lr,
             "run": str(Path(RUNS) / f"steps_{k}"), "evaluation": result,
@@ -147,21 +131,11 @@ def run(
         })  # fmt: skip
 
     steps = [pt["inner_steps"] for pt in points]
-    evals = [pt["evaluation"] for pt in points]
     paths = {
         "accuracy_vs_inner_steps": figures.plot_accuracy_curves(
             out / FIGURES / "accuracy_vs_inner_steps.png",
             steps,
-            {
-                "seen classes": (
-                    [e["accuracy_seen"] for e in evals],
-                    [e["ci95_seen"] for e in evals],
-                ),
-                "unseen classes": (
-                    [e["accuracy_unseen"] for e in evals],
-                    [e["ci95_unseen"] for e in evals],
-                ),
-            },  # fmt: skip
+            figures.seen_unseen_series([pt["evaluation"] for pt in points]),
             title=f"trained and tested with k inner steps ({p['EVALUATE_ON']}), "
             f"95 % CI over {p['EVAL_TASKS']} tasks",
             xlabel="inner steps k",
@@ -170,29 +144,18 @@ def run(
             chance=1.0 / p["N_WAY"],
         )
     }
-    results = {
-        "protocol": "inner_steps", "question": QUESTION, "setting": setting, "parameters": p,
-        "data": str(data_dir), "points": points,
-        "figures": reporting.relative_paths(paths, out),
-        "timing_s": {"total": time.perf_counter() - started},
-    }  # fmt: skip
-    text = markdown_report(results)
-    reporting.write_markdown(out, text)
-    reporting.write_results(out, results)
-    print(text)
-    print(f"results: {out / reporting.RESULTS_JSON}; figure: {paths['accuracy_vs_inner_steps']}")
+    results = protocol.finish({"points": points}, figures=paths, report=markdown_report)
+    protocol.print_locations(paths)
     return results
 
 
 def markdown_report(results: dict[str, Any]) -> str:
     """The Markdown table of a results dict."""
-    from mosaicnet.protocols_support.reporting import markdown_table, number, percent_ci
+    from mosaicnet.protocols_support.reporting import markdown_table, number, seen_unseen_cells
 
     p = results["parameters"]
     rows = [
-        [pt["inner_steps"], number(pt["inner_lr"]),
-         percent_ci(pt["evaluation"]["accuracy_seen"], pt["evaluation"]["ci95_seen"]),
-         percent_ci(pt["evaluation"]["accuracy_unseen"], pt["evaluation"]["ci95_unseen"]),
+        [pt["inner_steps"], number(pt["inner_lr"]), *seen_unseen_cells(pt["evaluation"]),
          f"{pt['train_seconds']:.0f}"]
         for pt in results["points"]
     ]  # fmt: skip

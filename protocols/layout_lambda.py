@@ -36,7 +36,6 @@ with ``accuracy_seen``, ``ci95_seen``, ``accuracy_unseen``, ``ci95_unseen``,
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +87,12 @@ QUESTION = (
 
 def train_config(p: dict[str, Any], layout_lambda: float):
     """The training configuration with layout weight ``layout_lambda``."""
-    from mosaicnet.meta.config import TrainConfig
+    from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
-    return TrainConfig(
-        seed=p["SEED"], iterations=p["ITERATIONS"], meta_batch=p["META_BATCH"],
-        checkpoint_every=max(1, min(10, p["ITERATIONS"])), n_way=p["N_WAY"],
-        k_shot=p["K_SHOT"], n_query=p["N_QUERY"], rows=p["MOSAIC_ROWS"], cols=p["MOSAIC_COLS"],
-        neurons_per_tile=p["NEURONS_PER_TILE"], beta=p["BETA"],
-        layout_lambda=float(layout_lambda), prune_threshold=p["PRUNE_THRESHOLD"],
-        inner_steps=p["INNER_STEPS"], outer_lr=p["OUTER_LR"], device_model=p["DEVICE_MODEL"],
+    return train_config_from_parameters(
+        p, beta=p["BETA"], layout_lambda=float(layout_lambda),
+        prune_threshold=p["PRUNE_THRESHOLD"], inner_steps=p["INNER_STEPS"],
+        outer_lr=p["OUTER_LR"],
     )  # fmt: skip
 
 
@@ -111,35 +107,26 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
-    from mosaicnet.meta.training import RunDirectory, resolve_data_dir
-    from mosaicnet.protocols_support import figures, reporting
-    from mosaicnet.protocols_support.evaluation import evaluate
+    from mosaicnet.meta.training import RunDirectory
+    from mosaicnet.protocols_support import figures
+    from mosaicnet.protocols_support.evaluation import evaluate_as_configured
     from mosaicnet.protocols_support.hardware_costs import hardware_costs
-    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir
-    from mosaicnet.protocols_support.parameters import resolve_parameters
+    from mosaicnet.protocols_support.output import FIGURES, RUNS
+    from mosaicnet.protocols_support.protocol_run import start_protocol
     from mosaicnet.protocols_support.runs import train_or_resume
 
-    started = time.perf_counter()
-    p = resolve_parameters(
-        PARAMETERS, params=params, quick=quick, smoke=smoke, quick_changes=QUICK,
-        smoke_changes=SMOKE,
+    protocol = start_protocol(
+        "layout_lambda", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
+        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
+        data=data, overwrite=overwrite, progress=progress,
     )  # fmt: skip
-    setting = "smoke" if smoke else "quick" if quick else "full"
-    out = prepare_output_dir(
-        out_dir, protocol="layout_lambda", parameters={**p, "setting": setting},
-        data=None if data is None else str(data), overwrite=overwrite,
-    )  # fmt: skip
-    data_dir = resolve_data_dir(data, progress=progress)
+    p, out, data_dir = protocol.parameters, protocol.out, protocol.data_dir
     points = []
     for index, value in enumerate(p["LAMBDAS"]):
         name = f"lambda_{index}"
         run_dir = out / RUNS / name
         train_or_resume(train_config(p, value), run_dir, data=data_dir, progress=progress)
-        result = evaluate(
-            run_dir, on=p["EVALUATE_ON"], data=data_dir, tasks=p["EVAL_TASKS"],
-            backend=p["BRIAN_DEVICE"], read_time_s=p["READ_TIME_S"], seed=p["SEED"],
-            progress=progress,
-        )  # fmt: skip
+        result = evaluate_as_configured(run_dir, p, data=data_dir, progress=progress)
         spec = RunDirectory(run_dir).load_spec()
         points.append({
             "layout_lambda": float(value), "run": str(Path(RUNS) / name),
@@ -147,13 +134,7 @@ def run(
         })  # fmt: skip
 
     labels = [f"λ={pt['layout_lambda']:g}" for pt in points]
-    evals = [pt["evaluation"] for pt in points]
-    series = {
-        "seen classes": ([e["accuracy_seen"] for e in evals], [e["ci95_seen"] for e in evals]),
-        "unseen classes": (
-            [e["accuracy_unseen"] for e in evals], [e["ci95_unseen"] for e in evals]
-        ),
-    }  # fmt: skip
+    series = figures.seen_unseen_series([pt["evaluation"] for pt in points])
     title = f"layout-loss sweep ({p['EVALUATE_ON']}), 95 % CI over {p['EVAL_TASKS']} tasks"
     paths = {
         "accuracy_vs_memristors": figures.plot_tradeoff(
@@ -169,33 +150,21 @@ def run(
             chance=1.0 / p["N_WAY"],
         ),
     }  # fmt: skip
-    results = {
-        "protocol": "layout_lambda", "question": QUESTION, "setting": setting,
-        "parameters": p, "data": str(data_dir), "points": points,
-        "figures": reporting.relative_paths(paths, out),
-        "timing_s": {"total": time.perf_counter() - started},
-    }  # fmt: skip
-    text = markdown_report(results)
-    reporting.write_markdown(out, text)
-    reporting.write_results(out, results)
-    print(text)
-    print(
-        f"results: {out / reporting.RESULTS_JSON}; figures: {', '.join(map(str, paths.values()))}"
-    )
+    results = protocol.finish({"points": points}, figures=paths, report=markdown_report)
+    protocol.print_locations(paths)
     return results
 
 
 def markdown_report(results: dict[str, Any]) -> str:
     """The Markdown table of a results dict."""
-    from mosaicnet.protocols_support.reporting import markdown_table, number, percent_ci
+    from mosaicnet.protocols_support.reporting import markdown_table, number, seen_unseen_cells
 
     p = results["parameters"]
     rows = []
     for pt in results["points"]:
-        e, hw = pt["evaluation"], pt["hardware"]
+        hw = pt["hardware"]
         rows.append([
-            f"{pt['layout_lambda']:g}", percent_ci(e["accuracy_seen"], e["ci95_seen"]),
-            percent_ci(e["accuracy_unseen"], e["ci95_unseen"]), hw["memristors"],
+            f"{pt['layout_lambda']:g}", *seen_unseen_cells(pt["evaluation"]), hw["memristors"],
             hw["recurrent_synapses"], hw["synapses_intra_tile"], hw["synapses_one_hop"],
             hw["synapses_multi_hop"], number(hw["mean_hops_per_synapse"]),
         ])  # fmt: skip

@@ -37,7 +37,6 @@ Run::
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -86,15 +85,9 @@ QUESTION = (
 
 def train_config(p: dict[str, Any], inner_steps: int, lr_in: float, lr_out: float):
     """Training configuration of one trial."""
-    from mosaicnet.meta.config import TrainConfig
+    from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
-    return TrainConfig(
-        seed=p["SEED"], iterations=p["ITERATIONS"], meta_batch=p["META_BATCH"],
-        checkpoint_every=max(1, min(10, p["ITERATIONS"])), n_way=p["N_WAY"],
-        k_shot=p["K_SHOT"], n_query=p["N_QUERY"], rows=p["MOSAIC_ROWS"], cols=p["MOSAIC_COLS"],
-        neurons_per_tile=p["NEURONS_PER_TILE"], inner_steps=inner_steps, inner_lr=lr_in,
-        outer_lr=lr_out, device_model=p["DEVICE_MODEL"],
-    )  # fmt: skip
+    return train_config_from_parameters(p, inner_steps=inner_steps, inner_lr=lr_in, outer_lr=lr_out)
 
 
 def run(
@@ -119,25 +112,19 @@ def run(
             "`pip install -e '.[dist]'`"
         ) from error
 
-    from mosaicnet.meta.training import resolve_data_dir
-    from mosaicnet.protocols_support import figures, reporting
-    from mosaicnet.protocols_support.evaluation import evaluate
-    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir
-    from mosaicnet.protocols_support.parameters import resolve_parameters
+    from mosaicnet.protocols_support import figures
+    from mosaicnet.protocols_support.evaluation import evaluate_as_configured
+    from mosaicnet.protocols_support.output import FIGURES, RUNS
+    from mosaicnet.protocols_support.protocol_run import start_protocol
     from mosaicnet.protocols_support.runs import train_or_resume
     from mosaicnet.sweeps.importance import parameter_importances
 
-    started = time.perf_counter()
-    p = resolve_parameters(
-        PARAMETERS, params=params, quick=quick, smoke=smoke, quick_changes=QUICK,
-        smoke_changes=SMOKE,
+    protocol = start_protocol(
+        "learning_rates", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
+        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
+        data=data, overwrite=overwrite, progress=progress,
     )  # fmt: skip
-    setting = "smoke" if smoke else "quick" if quick else "full"
-    out = prepare_output_dir(
-        out_dir, protocol="learning_rates", parameters={**p, "setting": setting},
-        data=None if data is None else str(data), overwrite=overwrite,
-    )  # fmt: skip
-    data_dir = resolve_data_dir(data, progress=progress)
+    p, out, data_dir = protocol.parameters, protocol.out, protocol.data_dir
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     studies: dict[str, Any] = {}
     for k in p["INNER_STEPS"]:
@@ -152,11 +139,7 @@ def run(
             run_dir = out / RUNS / f"steps_{k}" / f"trial_{number:03d}"
             train_or_resume(train_config(p, int(k), lr_in, lr_out), run_dir, data=data_dir,
                             progress=progress)  # fmt: skip
-            result = evaluate(
-                run_dir, on=p["EVALUATE_ON"], data=data_dir, tasks=p["EVAL_TASKS"],
-                backend=p["BRIAN_DEVICE"], read_time_s=p["READ_TIME_S"], seed=p["SEED"],
-                progress=False,
-            )  # fmt: skip
+            result = evaluate_as_configured(run_dir, p, data=data_dir, progress=False)
             # An undefined accuracy (no unseen task) is a failed trial for Optuna (NaN).
             value = result["accuracy_unseen"]
             study.tell(trial, float("nan") if value is None else value)
@@ -181,19 +164,8 @@ def run(
         ),  # fmt: skip
         "landscape": plot_landscape(out / FIGURES / "learning_rate_landscape.png", studies),
     }
-    results = {
-        "protocol": "learning_rates", "question": QUESTION, "setting": setting,
-        "parameters": p, "data": str(data_dir), "studies": studies,
-        "figures": reporting.relative_paths(paths, out),
-        "timing_s": {"total": time.perf_counter() - started},
-    }  # fmt: skip
-    text = markdown_report(results)
-    reporting.write_markdown(out, text)
-    reporting.write_results(out, results)
-    print(text)
-    print(
-        f"results: {out / reporting.RESULTS_JSON}; figures: {', '.join(map(str, paths.values()))}"
-    )
+    results = protocol.finish({"studies": studies}, figures=paths, report=markdown_report)
+    protocol.print_locations(paths)
     return results
 
 

@@ -43,7 +43,6 @@ Run::
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +93,19 @@ NETWORKS = ("base", "retrained", "continued", "scratch")
 
 def train_config(p: dict[str, Any], inner_steps: int, iterations: int):
     """Training configuration with ``inner_steps`` inner steps and ``iterations`` outer steps."""
-    from mosaicnet.meta.config import TrainConfig
+    from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
-    return TrainConfig(
-        seed=p["SEED"], iterations=iterations, meta_batch=p["META_BATCH"],
-        checkpoint_every=max(1, min(10, p["ITERATIONS"])), n_way=p["N_WAY"],
-        k_shot=p["K_SHOT"], n_query=p["N_QUERY"], rows=p["MOSAIC_ROWS"], cols=p["MOSAIC_COLS"],
-        neurons_per_tile=p["NEURONS_PER_TILE"], inner_steps=inner_steps,
-        outer_lr=p["OUTER_LR"], device_model=p["DEVICE_MODEL"],
-    )  # fmt: skip
+    return train_config_from_parameters(
+        p, iterations=iterations, inner_steps=inner_steps, outer_lr=p["OUTER_LR"]
+    )
+
+
+def check_parameters(p: dict[str, Any]) -> None:
+    """Refuse a comparison of a step count with itself (before anything is written)."""
+    from mosaicnet.errors import ConfigError
+
+    if p["BASE_STEPS"] == p["TARGET_STEPS"]:
+        raise ConfigError("BASE_STEPS and TARGET_STEPS are equal: nothing to compare")
 
 
 def run(
@@ -116,27 +119,18 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
-    from mosaicnet.errors import ConfigError
-    from mosaicnet.meta.training import resolve_data_dir
-    from mosaicnet.protocols_support import figures, reporting
-    from mosaicnet.protocols_support.evaluation import evaluate
-    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir
-    from mosaicnet.protocols_support.parameters import resolve_parameters
+    from mosaicnet.protocols_support import figures
+    from mosaicnet.protocols_support.evaluation import evaluate_as_configured
+    from mosaicnet.protocols_support.output import FIGURES, RUNS
+    from mosaicnet.protocols_support.protocol_run import start_protocol
     from mosaicnet.protocols_support.runs import continue_training, train_or_resume
 
-    started = time.perf_counter()
-    p = resolve_parameters(
-        PARAMETERS, params=params, quick=quick, smoke=smoke, quick_changes=QUICK,
-        smoke_changes=SMOKE,
+    protocol = start_protocol(
+        "retraining", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
+        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
+        data=data, overwrite=overwrite, progress=progress, check=check_parameters,
     )  # fmt: skip
-    if p["BASE_STEPS"] == p["TARGET_STEPS"]:
-        raise ConfigError("BASE_STEPS and TARGET_STEPS are equal: nothing to compare")
-    setting = "smoke" if smoke else "quick" if quick else "full"
-    out = prepare_output_dir(
-        out_dir, protocol="retraining", parameters={**p, "setting": setting},
-        data=None if data is None else str(data), overwrite=overwrite,
-    )  # fmt: skip
-    data_dir = resolve_data_dir(data, progress=progress)
+    p, out, data_dir = protocol.parameters, protocol.out, protocol.data_dir
     base, target = int(p["BASE_STEPS"]), int(p["TARGET_STEPS"])
     total = p["ITERATIONS"] + p["RETRAIN_ITERATIONS"]
     plan = {
@@ -159,13 +153,11 @@ def run(
     for name in NETWORKS:
         run_dir = out / RUNS / name
         evaluations = {
-            str(k): evaluate(
-                run_dir, on=p["EVALUATE_ON"], data=data_dir, tasks=p["EVAL_TASKS"],
-                inner_steps=k, backend=p["BRIAN_DEVICE"], read_time_s=p["READ_TIME_S"],
-                seed=p["SEED"], progress=progress,
+            str(k): evaluate_as_configured(
+                run_dir, p, data=data_dir, inner_steps=k, progress=progress
             )
             for k in (base, target)
-        }  # fmt: skip
+        }
         networks[name] = {
             "run": str(Path(RUNS) / name), "trained_steps": plan[name][0],
             "outer_steps": plan[name][1], "evaluations": evaluations,
@@ -174,11 +166,9 @@ def run(
     groups = [f"{n}\n(trained k={networks[n]['trained_steps']})" for n in NETWORKS]
     series = {}
     for k in (base, target):
+        tested = [networks[n]["evaluations"][str(k)] for n in NETWORKS]
         for kind in ("seen", "unseen"):
-            series[f"tested k={k}, {kind}"] = (
-                [networks[n]["evaluations"][str(k)][f"accuracy_{kind}"] for n in NETWORKS],
-                [networks[n]["evaluations"][str(k)][f"ci95_{kind}"] for n in NETWORKS],
-            )
+            series[f"tested k={k}, {kind}"] = figures.accuracy_with_ci(tested, kind)
     paths = {
         "accuracy": figures.plot_accuracy_bars(
             out / FIGURES / "retraining_accuracy.png",
@@ -189,23 +179,14 @@ def run(
             chance=1.0 / p["N_WAY"],
         )  # fmt: skip
     }
-    results = {
-        "protocol": "retraining", "question": QUESTION, "setting": setting, "parameters": p,
-        "data": str(data_dir), "networks": networks,
-        "figures": reporting.relative_paths(paths, out),
-        "timing_s": {"total": time.perf_counter() - started},
-    }  # fmt: skip
-    text = markdown_report(results)
-    reporting.write_markdown(out, text)
-    reporting.write_results(out, results)
-    print(text)
-    print(f"results: {out / reporting.RESULTS_JSON}; figure: {paths['accuracy']}")
+    results = protocol.finish({"networks": networks}, figures=paths, report=markdown_report)
+    protocol.print_locations(paths)
     return results
 
 
 def markdown_report(results: dict[str, Any]) -> str:
     """The Markdown table of a results dict."""
-    from mosaicnet.protocols_support.reporting import markdown_table, percent_ci
+    from mosaicnet.protocols_support.reporting import markdown_table, seen_unseen_cells
 
     p = results["parameters"]
     rows = []
@@ -213,9 +194,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         net = results["networks"][name]
         for k, e in net["evaluations"].items():
             rows.append([
-                name, net["trained_steps"], net["outer_steps"], k,
-                percent_ci(e["accuracy_seen"], e["ci95_seen"]),
-                percent_ci(e["accuracy_unseen"], e["ci95_unseen"]),
+                name, net["trained_steps"], net["outer_steps"], k, *seen_unseen_cells(e)
             ])  # fmt: skip
     table = markdown_table(
         ["network", "trained with k", "outer steps", "tested with k", "seen (%)", "unseen (%)"],

@@ -14,6 +14,7 @@ reproducible from the seed).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,35 @@ def evaluate(
     from mosaicnet.errors import ConfigError
 
     raise ConfigError(f"EVALUATE_ON must be 'torch' or 'brian2', got {on!r}")
+
+
+def evaluate_as_configured(
+    run_dir: Path,
+    p: Mapping[str, Any],
+    *,
+    data: Path,
+    inner_steps: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Meta-test ``run_dir`` as a protocol's parameters say (:func:`evaluate`).
+
+    Parameters
+    ----------
+    run_dir
+        A finished training run.
+    p
+        Resolved protocol parameters naming where and how to evaluate:
+        ``EVALUATE_ON`` (``"torch"`` or ``"brian2"``), ``EVAL_TASKS``,
+        ``BRIAN_DEVICE``, ``READ_TIME_S`` and ``SEED``.
+    data
+        The dataset directory.
+    inner_steps
+        Inner steps at test time; ``None``: as trained.
+    progress
+        Show progress bars.
+    """
+    return evaluate(
+        run_dir, on=p["EVALUATE_ON"], data=data, tasks=p["EVAL_TASKS"], inner_steps=inner_steps,
+        backend=p["BRIAN_DEVICE"], read_time_s=p["READ_TIME_S"], seed=p["SEED"],
+        progress=progress,
+    )  # fmt: skip

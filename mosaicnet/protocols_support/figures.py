@@ -19,6 +19,28 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 Series = Mapping[str, tuple[Sequence[float | None], Sequence[float | None]]]
 
 
+def accuracy_with_ci(
+    evaluations: Sequence[Mapping[str, float | None]], kind: str
+) -> tuple[list[float | None], list[float | None]]:
+    """One series of a plot: ``(means, half_widths)`` of ``kind`` ("seen"/"unseen") accuracy.
+
+    ``evaluations`` are evaluation summaries (``accuracy_<kind>``,
+    ``ci95_<kind>``), one per point or group of the plot.
+    """
+    return (
+        [e[f"accuracy_{kind}"] for e in evaluations],
+        [e[f"ci95_{kind}"] for e in evaluations],
+    )
+
+
+def seen_unseen_series(evaluations: Sequence[Mapping[str, float | None]]) -> Series:
+    """The standard pair of series: accuracy on seen and on unseen classes, with 95 % CIs."""
+    return {
+        "seen classes": accuracy_with_ci(evaluations, "seen"),
+        "unseen classes": accuracy_with_ci(evaluations, "unseen"),
+    }
+
+
 def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

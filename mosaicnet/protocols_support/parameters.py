@@ -4,8 +4,10 @@ A protocol declares its parameters as named constants and collects them in a
 ``PARAMETERS`` dict (name -> full-run value), plus ``QUICK`` and ``SMOKE`` dicts
 of the values that change for ``--quick`` (minutes on 2 cores) and ``--smoke``
 (seconds: a check that the pipeline runs, used by the default test run).
-:func:`resolve_parameters` merges them with the caller's overrides, and
-:func:`protocol_main` is the script's ``main(argv)``.
+:func:`resolve_parameters` merges them with the caller's overrides,
+:func:`train_config_from_parameters` turns the parameters every protocol shares
+into a training configuration, and :func:`protocol_main` is the script's
+``main(argv)``.
 
 Command line (every protocol)::
 
@@ -26,9 +28,12 @@ import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mosaicnet.errors import ConfigError, MosaicnetError
+
+if TYPE_CHECKING:
+    from mosaicnet.meta.config import TrainConfig
 
 
 def resolve_parameters(
@@ -62,6 +67,39 @@ def resolve_parameters(
             )
         resolved[name] = _coerce(name, value, defaults[name])
     return resolved
+
+
+def train_config_from_parameters(p: Mapping[str, Any], **fields: Any) -> TrainConfig:
+    """The training configuration every protocol starts from, with ``fields`` added or replaced.
+
+    Every protocol names the seed, the run length, the few-shot task and the
+    Mosaic size alike (``SEED``, ``ITERATIONS``, ``META_BATCH``, ``N_WAY``,
+    ``K_SHOT``, ``N_QUERY``, ``MOSAIC_ROWS``, ``MOSAIC_COLS``,
+    ``NEURONS_PER_TILE``, ``DEVICE_MODEL``); those map to their
+    :class:`~mosaicnet.meta.config.TrainConfig` fields here. What a protocol varies
+    or names itself (inner steps, learning rates, layout weight, ...) it passes as
+    ``fields``.
+
+    Parameters
+    ----------
+    p
+        Resolved protocol parameters (:func:`resolve_parameters`).
+    **fields
+        Further ``TrainConfig`` fields; they win over the shared ones (e.g.
+        ``iterations`` for a run longer than ``ITERATIONS``).
+    """
+    from mosaicnet.meta.config import TrainConfig
+
+    shared = {
+        "seed": p["SEED"], "iterations": p["ITERATIONS"], "meta_batch": p["META_BATCH"],
+        # From ITERATIONS even where ``fields`` changes ``iterations``: it is part of
+        # the stored configuration that existing runs are matched against on resume.
+        "checkpoint_every": max(1, min(10, p["ITERATIONS"])),
+        "n_way": p["N_WAY"], "k_shot": p["K_SHOT"], "n_query": p["N_QUERY"],
+        "rows": p["MOSAIC_ROWS"], "cols": p["MOSAIC_COLS"],
+        "neurons_per_tile": p["NEURONS_PER_TILE"], "device_model": p["DEVICE_MODEL"],
+    }  # fmt: skip
+    return TrainConfig(**{**shared, **fields})
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:

@@ -37,6 +37,14 @@ def percent_ci(mean: float | None, half_width: float | None, *, digits: int = 1)
     return f"{text} ± {100.0 * float(half_width):.{digits}f}"
 
 
+def seen_unseen_cells(evaluation: Mapping[str, Any]) -> list[str]:
+    """Two table cells: seen- and unseen-class accuracy of an evaluation summary, with CIs."""
+    return [
+        percent_ci(evaluation["accuracy_seen"], evaluation["ci95_seen"]),
+        percent_ci(evaluation["accuracy_unseen"], evaluation["ci95_unseen"]),
+    ]
+
+
 def number(value: Any, digits: int = 3) -> str:
     """A table cell for a number: integers as is, floats to ``digits`` significant digits."""
     if value is None:
