@@ -36,7 +36,7 @@ the time step given as ``dt_s`` (seconds) or through the spec.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -395,6 +395,35 @@ def _sample_title(sample: int, label: str | int | None, title: str | None) -> st
     return f"Sample {sample}" + ("" if label is None else f" (label {label})")
 
 
+def _write_panel(
+    data: SimulationResult | Mapping[str, Any] | np.ndarray,
+    path: str | Path,
+    *,
+    key: str,
+    draw: Callable[[Axes, np.ndarray, float], Any],
+    height: float,
+    caption: str,
+    sample: int,
+    spec: NetworkSpec | None,
+    dt_s: float | None,
+    label: str | int | None,
+    title: str | None,
+) -> Path:
+    """Write one population (``key``) of one sample as a single-panel figure; return the path.
+
+    The common body of the ``plot_*`` single-panel functions: select the sample,
+    resolve the time step, draw with ``draw(ax, array, dt_s)``, title the panel
+    with the sample's title and ``caption``, and save.
+    """
+    array = sample_array(data, key, sample)
+    dt = step_seconds(data, spec, dt_s)
+    figure = _new_figure(7.0, height)
+    ax = figure.add_subplot()
+    draw(ax, array, dt)
+    ax.set_title(f"{_sample_title(sample, label, title)}: {caption}")
+    return save_figure(figure, path)
+
+
 def plot_input_raster(
     data: SimulationResult | Mapping[str, Any] | np.ndarray,
     path: str | Path,
@@ -421,13 +450,10 @@ def plot_input_raster(
     label, title
         Class label shown in the default title, or a title replacing it.
     """
-    spikes = sample_array(data, "input", sample)
-    dt = step_seconds(data, spec, dt_s)
-    figure = _new_figure(7.0, 3.0)
-    ax = figure.add_subplot()
-    draw_input_raster(ax, spikes, dt)
-    ax.set_title(_sample_title(sample, label, title) + ": input spikes")
-    return save_figure(figure, path)
+    return _write_panel(
+        data, path, key="input", draw=draw_input_raster, height=3.0, caption="input spikes",
+        sample=sample, spec=spec, dt_s=dt_s, label=label, title=title,
+    )  # fmt: skip
 
 
 def plot_recurrent_raster(
@@ -460,14 +486,14 @@ def plot_recurrent_raster(
     label, title
         Class label shown in the default title, or a title replacing it.
     """
-    spikes = sample_array(data, "recurrent", sample)
-    dt = step_seconds(data, spec, dt_s)
-    tiles = tile_of_neurons(spikes.shape[1], spec, layout)
-    figure = _new_figure(7.0, 3.5)
-    ax = figure.add_subplot()
-    draw_recurrent_raster(ax, spikes, dt, tiles)
-    ax.set_title(_sample_title(sample, label, title) + ": recurrent spikes by tile")
-    return save_figure(figure, path)
+
+    def draw(ax: Axes, spikes: np.ndarray, dt: float) -> Axes:
+        return draw_recurrent_raster(ax, spikes, dt, tile_of_neurons(spikes.shape[1], spec, layout))
+
+    return _write_panel(
+        data, path, key="recurrent", draw=draw, height=3.5, caption="recurrent spikes by tile",
+        sample=sample, spec=spec, dt_s=dt_s, label=label, title=title,
+    )  # fmt: skip
 
 
 def plot_readout_traces(
@@ -500,13 +526,14 @@ def plot_readout_traces(
     label, title
         Class label shown in the default title, or a title replacing it.
     """
-    trace = sample_array(data, "readout", sample)
-    dt = step_seconds(data, spec, dt_s)
-    figure = _new_figure(7.0, 3.0)
-    ax = figure.add_subplot()
-    draw_readout_traces(ax, trace, dt, predicted=predicted)
-    ax.set_title(_sample_title(sample, label, title) + ": readout potential")
-    return save_figure(figure, path)
+
+    def draw(ax: Axes, trace: np.ndarray, dt: float) -> Axes:
+        return draw_readout_traces(ax, trace, dt, predicted=predicted)
+
+    return _write_panel(
+        data, path, key="readout", draw=draw, height=3.0, caption="readout potential",
+        sample=sample, spec=spec, dt_s=dt_s, label=label, title=title,
+    )  # fmt: skip
 
 
 def sample_figure(
