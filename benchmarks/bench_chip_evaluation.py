@@ -15,9 +15,11 @@ streams) of one trained run:
 The chip is measured with and without device noise (``--noise both``): torch
 evaluates the network without any device model, so "no noise" (drift only; the
 devices are read once per program run) is the like-for-like comparison, and
-"read noise" shows the price of the chip's read noise, for which the Brian2
-network reads every device of a sample's copy afresh at the start of every
-sample (2 x 1.3e5 device reads per sample at the published size).
+"read noise" shows the price of the chip's read noise. The chip evaluation reads
+every device of a copy (2 x 1.3e5 at the published size) once per program run
+(``BrianNetwork(read_every="run")``: one read per task's support set and one per
+its query set); reading at every sample instead made the noisy evaluation 5x
+slower (ratio 0.16 on the same machine under load).
 
 Setting (default): the published network size, 8 x 8 x 4 = 256 Mosaic neurons,
 234 inputs (stride 3), 100 time bins, 5-way 5-shot with 5 queries per class, the
@@ -25,13 +27,13 @@ Setting (default): the published network size, 8 x 8 x 4 = 256 Mosaic neurons,
 data (the speed does not depend on how well the run is trained). ``--small``
 uses 2 x 4 x 4 = 32 neurons and 50 bins for a quick look.
 
-Measured on this project's shared 2-core machine (load average ~35, 32 tasks,
-published size, cpp_standalone, 2026-11-28): torch 1.19 tasks/s; Brian2 without
-noise 1.35 tasks/s (ratio 1.13, target met); Brian2 with read noise per sample
-0.19 tasks/s (ratio 0.16, target NOT met: the per-sample reads of all 1.3e5
-synapses per copy dominate). Building the program once took 160-220 s there
-(excluded from the ratio: it is paid once per session, for any number of
-tasks and read times).
+Measured on this project's 2-core machine (quiet, load ~1; 32 tasks, published
+size, cpp_standalone, 2026-11-28, commit e06ffa8): torch 9.17 tasks/s; Brian2
+without noise 4.14 tasks/s (ratio 0.45, target met); Brian2 with read noise,
+one read per run, 3.40 tasks/s (ratio 0.37, target met). Building the program
+once took 44-60 s (excluded from the ratio: it is paid once per session, for any
+number of tasks and read times). Earlier, with one read per sample and a load
+average of ~35: torch 1.19, no noise 1.35 (1.13), read noise 0.19 tasks/s (0.16).
 
 Run: ``python benchmarks/bench_chip_evaluation.py [--brian-device cpp_standalone]
 [--tasks 16] [--small] [--noise on|off|both]``; prints one table and a JSON line.
@@ -113,7 +115,7 @@ def main() -> None:
         assert chip["tasks"] == n
         rate, total_rate = n / chip["wall_seconds"], n / total_s
         ratio = rate / torch_rate
-        label = "read noise per sample" if noise else "no noise, drift only"
+        label = "read noise, one read per run" if noise else "no noise, drift only"
         verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
         print(
             f"{'Brian2 chip in the loop, ' + label:<44} {rate:8.2f} tasks/s   ratio "
