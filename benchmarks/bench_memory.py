@@ -21,7 +21,7 @@ the network once.
 
 Measured on this project's 2-core machine (2026-11-28, 512 samples, another
 job running): peak RSS imports 421 MiB; numpy per-sample 421 MiB (1.00x);
-cython with 64 copies 1274 MiB (3.03x, build 2.9 s with Cython's cache warm);
+cython with 120 copies 1274 MiB (3.03x, build 2.9 s with Cython's cache warm);
 cpp_standalone 518 MiB in Python (1.23x) plus 449 MiB in the compiled program,
 compiler 421 MiB, build and compile 53 s; torch clone forward (float32) 586 MiB
 (1.39x).
