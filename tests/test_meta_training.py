@@ -221,3 +221,16 @@ def test_evaluate_json_reports_seen_and_unseen(tmp_path, data_dir, capsys):
                  "--inner-steps", "2", "--quiet"]) == 0  # fmt: skip
     text = capsys.readouterr().out
     assert "2 inner step(s)" in text and "unseen" in text and "+-" in text
+
+
+@pytest.mark.parametrize(("n_bins", "window_s", "dt_ms"), [(100, 1.4, 14.0), (30, 1.5, 50.0)])
+def test_one_simulation_step_is_one_input_bin(n_bins, window_s, dt_ms):
+    """Rasters and rates use the spec's dt: it must be the bin width of the data."""
+    from brian2 import ms
+
+    from mosaicnet.meta.training import build_spec
+
+    config = TrainConfig(rows=1, cols=2, neurons_per_tile=4, n_bins=n_bins, window_s=window_s)
+    spec = build_spec(config, n_in=8)
+    assert float(spec.neuron.dt / ms) == pytest.approx(dt_ms)
+    assert float(spec.neuron.tau_mem / ms) == pytest.approx(420.0)  # physical, not per step

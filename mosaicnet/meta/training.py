@@ -236,10 +236,15 @@ def build_spec(config: TrainConfig, n_in: int):
     """A freshly initialised network spec for the configuration and ``n_in`` inputs.
 
     The recurrent mask connects every pair (the published model) unless the
-    configuration gives a small-world prior (``p_local``, ``hop_decay``).
+    configuration gives a small-world prior (``p_local``, ``hop_decay``). One
+    simulation step is one input bin: ``dt = window_s / n_bins`` (14 ms for the
+    published 100 bins over 1.4 s); the time constants stay the physical defaults
+    of :class:`~mosaicnet.network.spec.NeuronParameters`.
     """
+    from brian2 import second
+
     from mosaicnet.layout import SmallWorldPrior, sample_small_world_mask
-    from mosaicnet.network.spec import random_spec
+    from mosaicnet.network.spec import NeuronParameters, random_spec
 
     layout = build_layout(config)
     n = layout.n_neurons
@@ -258,6 +263,7 @@ def build_spec(config: TrainConfig, n_in: int):
         gain=config.weight_gain,
         seed=stream_seed(config.seed, _STREAM_WEIGHTS),
         device_model=config.device_model or "ideal",
+        neuron=NeuronParameters(dt=config.window_s / config.n_bins * second),
     )
 
 
