@@ -95,7 +95,7 @@ def plot_accuracy_bars(
     ax.set_xticks(x, labels=groups)
     ax.set_ylim(0, 105)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrapped(title), fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(figure, path)
 
@@ -138,7 +138,7 @@ def plot_accuracy_curves(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 105)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrapped(title), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(figure, path)
@@ -170,7 +170,7 @@ def plot_tradeoff(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrapped(title), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(figure, path)
@@ -201,7 +201,7 @@ def plot_importances(
         ax.barh(names, [values[n] for n in names], color=COLORS[0])
         ax.set_xlim(0, 1)
         ax.set_xlabel("fANOVA importance")
-    figure.suptitle(title, fontsize=10)
+    figure.suptitle(_wrapped(title), fontsize=10)
     return _save(figure, path)
 
 
@@ -239,5 +239,12 @@ def plot_training_curves(
     ax_acc.legend(fontsize=8)
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-    figure.suptitle(title, fontsize=10)
+    figure.suptitle(_wrapped(title), fontsize=10)
     return _save(figure, path)
+
+
+def _wrapped(title: str, width: int = 64) -> str:
+    """A title broken into lines that fit a default-width figure at font size 10."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width)) if title else title
