@@ -23,3 +23,7 @@ class RunDirectoryError(MosaicnetError):
 
 class BackendUnavailableError(MosaicnetError, RuntimeError):
     """A simulation backend was requested that is not installed or cannot run here."""
+
+
+class TrainingDiverged(MosaicnetError, RuntimeError):
+    """Meta-training stopped because its loss diverged; the message says what was kept."""

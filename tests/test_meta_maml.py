@@ -130,6 +130,7 @@ def tiny_config(**changes):
         inner_lr=0.5,
         prune_threshold=0.0,
         layout_lambda=0.0,
+        inner_step_scale="none",
     )
     values.update(changes)
     return TrainConfig(**values)
@@ -140,10 +141,11 @@ def cost_matrix(n):
     return torch.rand(n, n, generator=gen, dtype=DTYPE) * 10
 
 
+@pytest.mark.parametrize("scale", ["none", "curvature"])
 @pytest.mark.parametrize("learn_lr", [False, True])
-def test_fast_readout_path_equals_recompute_path(learn_lr):
+def test_fast_readout_path_equals_recompute_path(learn_lr, scale):
     clone, batch = TinyLif(), make_batch()
-    config = tiny_config(learn_inner_lr=learn_lr, layout_lambda=1e-3)
+    config = tiny_config(learn_inner_lr=learn_lr, layout_lambda=1e-3, inner_step_scale=scale)
     params = init_meta_params(clone.init_params(), config)
     cost = cost_matrix(12)
     g_fast, loss_fast, m_fast = meta_gradient(params, batch, clone, config, layout_cost=cost)
@@ -304,3 +306,46 @@ def test_batched_adaptation_equals_one_task_at_a_time():
     for b in range(4):
         alone = adapt_readout(w_out, traces[b], batch.support_y[b], batch.classes[b], config)
         torch.testing.assert_close(together[b], alone, rtol=1e-12, atol=1e-15)
+
+
+def test_curvature_scaled_step_does_not_depend_on_the_trace_scale():
+    """With inner_step_scale='curvature' the logit change of an inner step is scale-free.
+
+    Scaling every support trace by c scales the plain gradient by c and the curvature
+    scale by c^2, so the weight change scales by 1/c and the change of the logits
+    (trace . weights) stays the same; the plain step's change grows by c^2.
+    """
+    clone, batch = TinyLif(seed=2), make_batch(seed=6)
+    params = clone.init_params()
+    trace = clone.readout_trace(clone.recurrent_spikes(params, batch.support_x.flatten(0, 1)))
+    trace = trace.unflatten(0, (batch.n_tasks, -1))
+    w_out = torch.zeros_like(params["w_out"])  # logits 0: the peak times do not move with c
+    changes = {}
+    for scale in ("curvature", "none"):
+        config = tiny_config(inner_steps=1, inner_lr=0.5, inner_step_scale=scale)
+        for c in (1.0, 7.0):
+            adapted = adapt_readout(w_out, c * trace, batch.support_y, batch.classes, config)
+            before = readout_logits(w_out, c * trace)
+            changes[scale, c] = readout_logits(adapted, c * trace) - before
+    torch.testing.assert_close(changes["curvature", 7.0], changes["curvature", 1.0])
+    torch.testing.assert_close(changes["none", 7.0], 49.0 * changes["none", 1.0])
+
+
+def test_curvature_scale_bounds_the_largest_inner_curvature():
+    """lr * lambda_max of the inner loss stays below 2 (a stable step) with a scaled lr of 1."""
+    from mosaicnet.meta.maml import _unit_rows, curvature_scale, global_labels, peak_times
+
+    clone, batch = TinyLif(seed=4), make_batch(seed=8)
+    params = clone.init_params()
+    trace = clone.readout_trace(clone.recurrent_spikes(params, batch.support_x[0]))
+    rows = _unit_rows(trace, peak_times(params["w_out"], trace))
+    labels = global_labels(batch.support_y[0], batch.classes[0])
+
+    def inner(w):
+        return cross_entropy(readout_logits(w, trace), labels)
+
+    hessian = torch.autograd.functional.hessian(inner, params["w_out"])
+    n = params["w_out"].numel()
+    lam_max = torch.linalg.eigvalsh(hessian.reshape(n, n)).max()
+    ratio = float(lam_max / curvature_scale(rows))
+    assert 0.0 < ratio < 2.0

@@ -223,6 +223,10 @@ class TaskSampler:
         ``"meta-test-seen"``: only the classes outside ``held_out``.
     seed : int
         Non-negative seed; with the split it fixes every task.
+    recordings : array of int, optional
+        Draw only from these recordings (indices into the dataset), e.g. to keep a
+        validation subset of the train file apart (:func:`split_recordings`).
+        Default: all.
 
     Attributes
     ----------
@@ -246,6 +250,7 @@ class TaskSampler:
         *,
         split: str = "meta-train",
         seed: int = 0,
+        recordings: np.ndarray | None = None,
     ) -> None:
         self.dataset = dataset
         self.config = config = config if config is not None else FewShotConfig()
@@ -289,8 +294,12 @@ class TaskSampler:
                 f"lower n_way or change held_out."
             )
         per_task = config.k_shot + config.n_query
+        allowed = np.ones(labels.size, dtype=bool)
+        if recordings is not None:
+            allowed = np.zeros(labels.size, dtype=bool)
+            allowed[np.asarray(recordings, dtype=np.int64)] = True
         self._pools: dict[int, np.ndarray] = {
-            int(c): np.flatnonzero(labels == c) for c in self.classes
+            int(c): np.flatnonzero((labels == c) & allowed) for c in self.classes
         }
         short = [c for c, pool in self._pools.items() if pool.size < per_task]
         if short:
@@ -421,6 +430,35 @@ class TaskSampler:
         # `keys` is sorted by (index, view); put the per-offset blocks back in that order.
         binned = torch.cat(parts)[torch.from_numpy(np.argsort(np.concatenate(order)))]
         return binned[torch.from_numpy(inverse.reshape(-1))]
+
+
+def split_recordings(
+    labels: np.ndarray, per_class: int, *, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split recordings into (kept, set apart): ``per_class`` random ones of each class apart.
+
+    Seeded, so a run and its resume set the same recordings apart. Returns sorted
+    index arrays.
+
+    Raises
+    ------
+    ConfigError
+        A class has no more than ``per_class`` recordings (nothing would be left).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    apart = []
+    for label in np.unique(labels):
+        pool = np.flatnonzero(labels == label)
+        if pool.size <= per_class:
+            raise ConfigError(
+                f"class {int(label)} has {pool.size} recordings; setting {per_class} apart "
+                "would leave none for training. Lower the number set apart"
+            )
+        apart.append(rng.choice(pool, size=per_class, replace=False))
+    apart_index = np.sort(np.concatenate(apart)) if apart else np.zeros(0, dtype=np.int64)
+    kept = np.setdiff1d(np.arange(labels.size), apart_index)
+    return kept, apart_index
 
 
 def _is_int(value: object) -> bool:

@@ -32,6 +32,8 @@ _LAYOUTS = ("mosaic", "fc")
 _INNER_PARAMS = ("readout", "all")
 _DTYPES = ("float32", "float64")
 _LR_SCHEDULES = ("per_step", "fixed")
+_INNER_STEP_SCALES = ("curvature", "none")
+_OUTER_LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,12 @@ class TrainConfig:
         better on held-out classes: a one-step model (learned rate, which stayed near
         1.0) tested with ten steps at that rate reached 56 % there, but its seen-class
         accuracy fell from 66 % to 59 %.
+    inner_step_scale
+        ``"curvature"``: the inner learning rate is dimensionless; each task's step
+        is ``inner_lr / rho`` with ``rho`` the mean squared norm of its support trace
+        rows at the readout's peaks (:func:`mosaicnet.meta.maml.curvature_scale`),
+        about the largest curvature of the inner loss, so ``inner_lr`` below 2 keeps
+        every inner step stable. ``"none"``: the published plain SGD step.
     learn_inner_lr
         Learn one inner learning rate per adapted layer (Meta-SGD style, stored as
         its logarithm so it stays positive), initialised at the resolved ``inner_lr``.
@@ -111,6 +119,15 @@ class TrainConfig:
         Adam learning rate of the outer loop. Published 1e-4 over many epochs of 256
         tasks; the default 1e-3 suits the short CPU runs this package is demonstrated
         with (hundreds of steps of 16 tasks).
+    outer_lr_schedule, outer_lr_warmup, outer_lr_final
+        ``"constant"``, or ``"cosine"``: the Adam learning rate rises linearly over
+        ``outer_lr_warmup`` steps, then follows a half cosine from ``outer_lr`` to
+        ``outer_lr_final * outer_lr`` at the last of ``iterations`` (extending a run on
+        resume stretches the rest of the schedule).
+    grad_clip
+        Largest global L2 norm of the meta-gradient (over all parameters); a larger
+        one is scaled down to it before Adam. ``None``: no clipping. Every step logs
+        the norm before clipping (``grad_norm``).
     lambda_fr, target_rate
         Firing-rate regulariser ``lambda_fr * (target_rate - rate)^2`` with
         ``rate = 10 * mean spike count per neuron and sample`` over the whole
@@ -138,6 +155,26 @@ class TrainConfig:
     read_time_min_s, read_time_max_s
         Range of the read time after programming, in seconds, from which every
         outer step draws one (log-uniformly when both are positive).
+    max_hops
+        The Mosaic's routing as a hard constraint: recurrent synapses exist only
+        between neurons at most this many hops apart (0: within a tile; 1: also the
+        four neighbouring tiles), on top of any small-world prior. ``None``: no limit.
+        Ignored for ``layout="fc"``.
+    validation_every, validation_tasks, validation_holdout
+        Every ``validation_every`` steps (0: never) and at the end, the N-way query
+        accuracy on ``validation_tasks`` fixed meta-train-class tasks (ideal weights,
+        no device noise) is logged as ``val_acc``, and the network with the best one
+        is kept as ``spec_best.npz``. The tasks come from ``validation_holdout``
+        recordings per class set apart from meta-training, or, with 0, from the
+        training recordings themselves (then the score measures fit, not
+        generalisation; it still catches a collapse).
+    divergence_window, divergence_factor
+        Divergence detection: training stops with :class:`~mosaicnet.errors.TrainingDiverged`
+        when the mean loss of the last ``divergence_window`` steps exceeds
+        ``divergence_factor`` times the best such mean and is at least 0.5 above it,
+        or at once when the loss or the gradient is not finite. The checkpoint of the
+        run is then the last one written before the loss began to rise. 0: only the
+        non-finite check.
     """
 
     seed: int = 0
@@ -166,10 +203,15 @@ class TrainConfig:
     inner_steps: int = 1
     inner_lr: float | None = None
     inner_lr_schedule: str = "per_step"
+    inner_step_scale: str = "none"
     learn_inner_lr: bool = False
     inner_params: str = "readout"
     first_order: bool = False
     outer_lr: float = 1e-3
+    outer_lr_schedule: str = "constant"
+    outer_lr_warmup: int = 0
+    outer_lr_final: float = 0.1
+    grad_clip: float | None = None
     lambda_fr: float = 0.01
     target_rate: float = 8.0
     l2: float = 0.01
@@ -180,6 +222,12 @@ class TrainConfig:
     noise_start: int = 0
     read_time_min_s: float = 1.0
     read_time_max_s: float = 86400.0
+    max_hops: int | None = None
+    validation_every: int = 0
+    validation_tasks: int = 32
+    validation_holdout: int = 0
+    divergence_window: int = 25
+    divergence_factor: float = 2.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "held_out_classes", tuple(int(c) for c in self.held_out_classes))
@@ -205,6 +253,17 @@ class TrainConfig:
         """Query samples per task."""
         return self.n_way * self.n_query
 
+    def outer_lr_at(self, iteration: int) -> float:
+        """Adam learning rate of outer step ``iteration`` (0-based), per ``outer_lr_schedule``."""
+        if self.outer_lr_warmup and iteration < self.outer_lr_warmup:
+            return self.outer_lr * (iteration + 1) / self.outer_lr_warmup
+        if self.outer_lr_schedule == "constant":
+            return self.outer_lr
+        span = max(1, self.iterations - 1 - self.outer_lr_warmup)
+        progress = min(1.0, max(0, iteration - self.outer_lr_warmup) / span)
+        final = self.outer_lr_final * self.outer_lr
+        return final + (self.outer_lr - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the parameter and the allowed values."""
@@ -217,7 +276,10 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("prune_start", "noise_start", "seed"):
+        for name in (
+            "prune_start", "noise_start", "seed", "outer_lr_warmup", "validation_every",
+            "validation_holdout", "divergence_window",
+        ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
@@ -227,14 +289,47 @@ class TrainConfig:
         )  # fmt: skip
         for name in non_negative:
             _finite(self, name, minimum=0.0)
-        for name in ("window_s", "surrogate_slope", "outer_lr"):
+        for name in ("window_s", "surrogate_slope", "outer_lr", "outer_lr_final"):
             _finite(self, name, minimum=0.0, strict=True)
+        _finite(self, "divergence_factor", minimum=1.0, strict=True)
+        if self.grad_clip is not None:
+            _finite(self, "grad_clip", minimum=0.0, strict=True)
+        if (
+            isinstance(self.validation_tasks, bool)
+            or not isinstance(self.validation_tasks, int)
+            or self.validation_tasks < 1
+        ):
+            raise ConfigError(
+                f"validation_tasks must be an integer >= 1, got {self.validation_tasks!r}"
+            )
+        if self.max_hops is not None and (
+            isinstance(self.max_hops, bool)
+            or not isinstance(self.max_hops, int)
+            or self.max_hops < 0
+        ):
+            raise ConfigError(
+                f"max_hops must be null (no limit) or an integer >= 0, got {self.max_hops!r}"
+            )
+        _choice(self, "outer_lr_schedule", _OUTER_LR_SCHEDULES)
+        per_task = self.k_shot + self.n_query
+        if 0 < self.validation_holdout < per_task:
+            raise ConfigError(
+                f"validation_holdout={self.validation_holdout} recordings per class cannot "
+                f"make a validation task, which draws k_shot + n_query = {per_task} per "
+                f"class; set it to at least {per_task}, or 0 to validate on training recordings"
+            )
         if self.inner_lr is not None:
             _finite(self, "inner_lr", minimum=0.0, strict=True)
         _choice(self, "layout", _LAYOUTS)
         _choice(self, "inner_params", _INNER_PARAMS)
         _choice(self, "dtype", _DTYPES)
         _choice(self, "inner_lr_schedule", _LR_SCHEDULES)
+        _choice(self, "inner_step_scale", _INNER_STEP_SCALES)
+        if self.inner_step_scale == "curvature" and self.inner_params != "readout":
+            raise ConfigError(
+                "inner_step_scale='curvature' scales the readout's inner step and needs "
+                "inner_params='readout'; set inner_step_scale='none' to adapt all weights"
+            )
         for name in ("learn_inner_lr", "first_order"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -281,6 +376,11 @@ class TrainConfig:
             "meta_batch": 256,
             "outer_lr": 1e-4,
             "inner_lr_schedule": "fixed",
+            "inner_step_scale": "none",
+            "outer_lr_schedule": "constant",
+            "grad_clip": None,
+            "max_hops": None,
+            "validation_every": 0,
             "layout_lambda": 1.0,
         }
         values.update(changes)

@@ -279,6 +279,22 @@ def readout_step(
     return w_out - lr * gradient.transpose(-1, -2)
 
 
+def curvature_scale(rows: torch.Tensor) -> torch.Tensor:
+    """Curvature scale of the inner loss of each task: ``mean |r|^2`` over its trace rows.
+
+    ``rows`` are the unit-major support trace rows at the readout's peaks,
+    ``(..., n_out, S, n_rec)``; the result has the leading task dimensions. The
+    cross-entropy of a readout that is linear in ``w_out`` has the Hessian
+    ``sum_s r_s r_s^T p(1 - p) / S`` per unit, and its largest eigenvalue, measured by
+    power iteration on meta-training checkpoints of the speech dev set, is 0.9-1.1
+    times this mean (``docs/training.md``). Dividing the inner learning rate by it
+    makes the rate dimensionless (``lr * lambda_max`` about ``lr``), whatever the
+    network size, firing rate or stage of training. Never zero (a silent task has
+    zero gradient anyway).
+    """
+    return (rows * rows).sum(dim=-1).mean(dim=(-2, -1)).clamp_min(1e-12)
+
+
 def adapt_readout(
     w_out: torch.Tensor,
     support_trace: torch.Tensor,
@@ -340,10 +356,19 @@ def adapt_readout(
     support_trace = support_trace.contiguous()
     with torch.no_grad():
         w, trace = w_out.detach(), support_trace.detach()
+        times = [peak_times(w, trace)]
+        scale = None
+        if config.inner_step_scale == "curvature":
+            scale = curvature_scale(_unit_rows(trace, times[0]))[..., None, None]
+    if scale is not None:
+        # A constant of the differentiation (like the peak times); a learned rate
+        # keeps its gradient.
+        lr = lr / scale
+    with torch.no_grad():
         lr_value = lr.detach() if isinstance(lr, torch.Tensor) else lr
-        times = []
-        for _ in range(n_steps):
-            times.append(peak_times(w, trace))
+        for step in range(n_steps):
+            if step:
+                times.append(peak_times(w, trace))
             w = readout_step(w, _unit_rows(trace, times[-1]), target, lr_value)
 
     rows = _unit_rows(support_trace, torch.cat(times, dim=-1))  # (..., steps*n_out, S, n_rec)
@@ -519,6 +544,12 @@ def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
         current = dict(weights)
         s_labels = global_labels(s_y, classes)
         s_logits = None
+        task_rates = dict(rates)
+        if config.inner_step_scale == "curvature":  # readout-only (TrainConfig checks)
+            with torch.no_grad():
+                trace = clone.readout_trace(clone.recurrent_spikes(weights, s_x))
+                scale = curvature_scale(_unit_rows(trace, peak_times(weights["w_out"], trace)))
+            task_rates["w_out"] = rates["w_out"] / scale
         for _ in range(config.inner_steps):
             adapted = {name: current[name] for name in names}
             fixed = {name: w for name, w in current.items() if name not in names}
@@ -527,7 +558,7 @@ def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
             for name in names:
                 g = gradient[name].detach() if config.first_order else gradient[name]
                 step = g * exists[name] if name == "w_rec" else g
-                current[name] = current[name] - rates[name] * step
+                current[name] = current[name] - task_rates[name] * step
         z_q, v_q = clone.forward(current, q_x)
         q_logits = max_over_time(v_q)
         ce = cross_entropy(q_logits, global_labels(q_y, classes))

@@ -5,6 +5,8 @@ A run directory holds::
     config.json        the full TrainConfig of the run
     spec_initial.npz   the network before training (NetworkSpec.save)
     spec.npz           the network at the last checkpoint (pruned weights)
+    spec_best.npz      the network with the best validation score (with validation)
+    best.json          its step and score
     checkpoint.pt      parameters, Adam state, RNG states, task position
     metrics.jsonl      one JSON object per outer step
 
@@ -23,6 +25,7 @@ that the parameters do not reflect.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -33,17 +36,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from mosaicnet.errors import ConfigError, DataFormatError, RunDirectoryError
+from mosaicnet.errors import ConfigError, DataFormatError, RunDirectoryError, TrainingDiverged
 from mosaicnet.meta.adam import AdamState, adam_step
 from mosaicnet.meta.config import TrainConfig, load_config, save_config, write_text_atomic
+from mosaicnet.meta.divergence import DivergenceMonitor
 from mosaicnet.meta.maml import MetaBatch, init_meta_params, meta_gradient, network_params
 
 CONFIG_FILE = "config.json"
 SPEC_FILE = "spec.npz"
 INITIAL_SPEC_FILE = "spec_initial.npz"
+BEST_SPEC_FILE = "spec_best.npz"
+BEST_FILE = "best.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
-RUN_FILES = (CONFIG_FILE, SPEC_FILE, INITIAL_SPEC_FILE, CHECKPOINT_FILE, METRICS_FILE)
+RUN_FILES = (
+    CONFIG_FILE, SPEC_FILE, INITIAL_SPEC_FILE, BEST_SPEC_FILE, BEST_FILE, CHECKPOINT_FILE,
+    METRICS_FILE,
+)  # fmt: skip
 
 #: Default location of the synthetic default data (generated on first use).
 DEFAULT_DATA_DIR = Path("data") / "synthetic"
@@ -51,7 +60,7 @@ DEFAULT_DATA_DIR = Path("data") / "synthetic"
 CHECKPOINT_FORMAT = 1
 
 # Independent random streams derived from the run seed (numpy SeedSequence spawn keys).
-_STREAM_WEIGHTS, _STREAM_MASK, _STREAM_NOISE, _STREAM_TASKS = range(4)
+_STREAM_WEIGHTS, _STREAM_MASK, _STREAM_NOISE, _STREAM_TASKS, _STREAM_VALIDATION = range(5)
 
 
 def stream_seed(seed: int, stream: int) -> int:
@@ -127,17 +136,41 @@ class RunDirectory:
         """Write the configuration (atomically)."""
         save_config(config, self.file(CONFIG_FILE))
 
-    def load_spec(self, *, initial: bool = False):
-        """The trained (or initial) :class:`~mosaicnet.network.spec.NetworkSpec`."""
+    def load_spec(self, *, initial: bool = False, last: bool = False):
+        """The trained :class:`~mosaicnet.network.spec.NetworkSpec` of the run.
+
+        The network with the best validation score when the run validated
+        (``spec_best.npz``), else the one at the last checkpoint; ``last`` asks for
+        the latter in any case, ``initial`` for the network before training.
+        """
         from mosaicnet.network.spec import NetworkSpec
 
-        name = INITIAL_SPEC_FILE if initial else SPEC_FILE
+        name = INITIAL_SPEC_FILE if initial else self.trained_spec_name(last=last)
         if not self.file(name).is_file():
             raise RunDirectoryError(
                 f"{self.file(name)} is missing: the run has not written a checkpoint yet; "
                 "resume it with `mosaicnet train --resume`"
             )
         return NetworkSpec.load(self.file(name))
+
+    def trained_spec_name(self, *, last: bool = False) -> str:
+        """File name of the trained network :meth:`load_spec` reads."""
+        if not last and self.file(BEST_SPEC_FILE).is_file():
+            return BEST_SPEC_FILE
+        return SPEC_FILE
+
+    def load_best(self) -> dict[str, Any] | None:
+        """``{"iteration", "val_acc"}`` of the best validated network, or None."""
+        path = self.file(BEST_FILE)
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise RunDirectoryError(
+                f"{path} is damaged ({error}); delete it and {BEST_SPEC_FILE} to keep the "
+                "last network, or restore a copy"
+            ) from error
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> Path:
@@ -236,7 +269,8 @@ def build_spec(config: TrainConfig, n_in: int):
     """A freshly initialised network spec for the configuration and ``n_in`` inputs.
 
     The recurrent mask connects every pair (the published model) unless the
-    configuration gives a small-world prior (``p_local``, ``hop_decay``). One
+    configuration gives a small-world prior (``p_local``, ``hop_decay``) or a
+    routing limit (``max_hops``: no synapse between neurons further apart). One
     simulation step is one input bin: ``dt = window_s / n_bins`` (14 ms for the
     published 100 bins over 1.4 s); the time constants stay the physical defaults
     of :class:`~mosaicnet.network.spec.NeuronParameters`.
@@ -255,6 +289,8 @@ def build_spec(config: TrainConfig, n_in: int):
         mask = sample_small_world_mask(
             layout, prior, rng=np.random.default_rng(stream_seed(config.seed, _STREAM_MASK))
         )
+    if config.max_hops is not None and config.layout == "mosaic":
+        mask = mask & (layout.neuron_hops <= config.max_hops)
     return random_spec(
         n_in,
         layout.to_dict(),
@@ -449,11 +485,15 @@ def train(
     ConfigError
         Bad parameters, an unknown device preset, or a resumed configuration that
         differs from the stored one.
+    TrainingDiverged
+        The loss diverged (:mod:`mosaicnet.meta.divergence`); the message names the
+        step and what the run directory kept.
     """
     from tqdm.auto import tqdm
 
     from mosaicnet.data.tasks import TaskSampler
     from mosaicnet.meta.hardware import DeviceNoise
+    from mosaicnet.meta.validation import make_validation, training_recordings
 
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other; pass one of them")
@@ -463,9 +503,11 @@ def train(
         get_device_model(config.device_model)
     data_path = resolve_data_dir(data_dir, progress=progress)
     dataset = load_split(data_path, "train")
+    validation_seed = stream_seed(config.seed, _STREAM_VALIDATION)
+    train_recordings, validation_recordings = training_recordings(dataset, config, validation_seed)
     sampler = TaskSampler(
         dataset, few_shot_config(config), split="meta-train",
-        seed=stream_seed(config.seed, _STREAM_TASKS),
+        seed=stream_seed(config.seed, _STREAM_TASKS), recordings=train_recordings,
     )  # fmt: skip
     from mosaicnet.data import check_binning
 
@@ -514,6 +556,14 @@ def train(
     layout_cost = None
     if config.layout == "mosaic" and config.layout_lambda > 0:
         layout_cost = build_layout(config).cost_tensor(dtype=dtype)
+    validation = None
+    if config.validation_every:
+        validation = make_validation(dataset, config, validation_recordings, validation_seed, dtype)
+    best = run.load_best() if checkpoint is not None else None
+    monitor = DivergenceMonitor(config.divergence_window, config.divergence_factor)
+    if checkpoint is not None:
+        monitor.replay(r["loss"] for r in run.read_metrics() if "loss" in r)
+    last_checkpoint = state.iteration
 
     last: dict[str, Any] = {}
     bar = tqdm(
@@ -526,13 +576,24 @@ def train(
             tasks = sampler.tasks(range(state.next_task_id, state.next_task_id + config.meta_batch))
             batch = to_meta_batch(tasks, dtype)
             last = _step(state, batch, clone, config, layout_cost)
+            if monitor.update(last["loss"]) or not math.isfinite(last["grad_norm"]):
+                # The diverged step is neither logged nor checkpointed: the run keeps
+                # the state of its last checkpoint, which resume would start from.
+                message = _divergence_message(run, last, monitor, last_checkpoint, best)
+                raise TrainingDiverged(message)
+            done = state.iteration >= config.iterations
+            if validation is not None and (done or state.iteration % config.validation_every == 0):
+                last.update(validation.score(state.params, clone, config))
+                if best is None or last["val_acc"] > best["val_acc"]:
+                    best = {"iteration": state.iteration, "val_acc": last["val_acc"]}
+                    _write_best(run, state, spec, clone, config, best)
             last["seconds"] = round(time.perf_counter() - started, 4)
             run.append_metrics(last)
             bar.update(1)
             bar.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{last['acc']:.2f}")
-            done = state.iteration >= config.iterations
             if done or state.iteration % config.checkpoint_every == 0:
                 _write_checkpoint(run, state, spec, clone, config)
+                last_checkpoint = state.iteration
     finally:
         bar.close()
     if checkpoint is not None and not last:
@@ -540,8 +601,23 @@ def train(
     return TrainResult(run, config, state.iteration, last)
 
 
+def clip_gradients(
+    gradients: dict[str, torch.Tensor], max_norm: float | None
+) -> tuple[dict[str, torch.Tensor], float]:
+    """Scale ``gradients`` so their global L2 norm is at most ``max_norm``; return the old norm."""
+    norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in gradients.values())))
+    if max_norm is not None and norm > max_norm:
+        factor = max_norm / norm
+        gradients = {name: g * factor for name, g in gradients.items()}
+    return gradients, norm
+
+
 def _step(state: TrainState, batch: MetaBatch, clone, config: TrainConfig, layout_cost) -> dict:
-    """One outer step: meta-gradient, Adam, pruning; returns the metrics record."""
+    """One outer step: meta-gradient, clipping, Adam, pruning; returns the metrics record.
+
+    A step whose loss or gradient is not finite changes nothing (the caller stops
+    the run on its record).
+    """
     iteration = state.iteration
     prune = iteration >= config.prune_start
     offsets = None
@@ -551,16 +627,17 @@ def _step(state: TrainState, batch: MetaBatch, clone, config: TrainConfig, layou
     gradients, loss, metrics = meta_gradient(
         state.params, batch, clone, config, layout_cost=layout_cost, offsets=offsets, prune=prune
     )
-    state.params, state.adam = adam_step(state.params, gradients, state.adam, config.outer_lr)
+    gradients, grad_norm = clip_gradients(gradients, config.grad_clip)
+    lr = config.outer_lr_at(iteration)
+    record = {"iteration": iteration + 1, "loss": float(loss), "noise": noisy}
+    record.update({"grad_norm": grad_norm, "outer_lr": lr})
+    if not (math.isfinite(grad_norm) and torch.isfinite(loss)):
+        record.update({k: float(v) for k, v in metrics.items()})
+        return record
+    state.params, state.adam = adam_step(state.params, gradients, state.adam, lr)
     zeros = apply_pruning(state, config.prune_threshold) if prune else None
     state.iteration += 1
     state.next_task_id += config.meta_batch
-    if not torch.isfinite(loss):
-        raise ConfigError(
-            f"the loss became {float(loss)} at step {state.iteration}; lower outer_lr or "
-            "the inner learning rate"
-        )
-    record = {"iteration": state.iteration, "loss": float(loss), "noise": noisy}
     record.update({k: float(v) for k, v in metrics.items()})
     n_rec = state.params["w_rec"].numel()
     if zeros is not None:
@@ -569,6 +646,37 @@ def _step(state: TrainState, batch: MetaBatch, clone, config: TrainConfig, layou
         if key.startswith("log_inner_lr."):
             record["inner_lr." + key.split(".", 1)[1]] = float(torch.exp(value))
     return record
+
+
+def _write_best(run: RunDirectory, state: TrainState, spec, clone, config, best: dict) -> None:
+    # Spec first, then the record naming it: a kill in between leaves a newer spec
+    # under an older record, never a record without its spec.
+    trained_spec(spec, clone, state.params, config).save(run.file(BEST_SPEC_FILE), overwrite=True)
+    write_text_atomic(run.file(BEST_FILE), json.dumps(best, sort_keys=True) + "\n")
+
+
+def _divergence_message(
+    run: RunDirectory, record: dict, monitor: DivergenceMonitor, checkpoint: int, best
+) -> str:
+    step = record["iteration"]
+    if not (math.isfinite(record["loss"]) and math.isfinite(record["grad_norm"])):
+        what = f"the loss ({record['loss']}) or gradient norm ({record['grad_norm']}) is not finite"
+    else:
+        what = (
+            f"the mean loss of the last {monitor.window} steps rose to {monitor.mean:.3f}, "
+            f"from its best {monitor.best_mean:.3f}"
+        )
+    kept = f"{run.path} keeps its checkpoint of step {checkpoint}"
+    if best is not None:
+        kept += (
+            f" and the best validated network (step {best['iteration']}, validation accuracy "
+            f"{best['val_acc']:.3f}) in {BEST_SPEC_FILE}, which evaluation reads"
+        )
+    return (
+        f"meta-training diverged at step {step}: {what}. {kept}. Start a new run with a "
+        "lower outer_lr, grad_clip set, outer_lr_schedule='cosine' or, with several inner "
+        "steps, inner_step_scale='curvature'"
+    )
 
 
 def _write_checkpoint(run: RunDirectory, state: TrainState, spec, clone, config) -> None:
