@@ -225,3 +225,35 @@ def test_max_hops_keeps_every_recurrent_synapse_within_the_limit(max_hops):
 def test_max_hops_is_checked():
     with pytest.raises(ConfigError, match="max_hops"):
         TrainConfig(max_hops=-1)
+
+
+# ----------------------------------------------------------------------------- command line
+def test_train_command_sets_any_field(tmp_path, data_dir, capsys):
+    from mosaicnet.cli import main
+
+    config = tmp_path / "tiny.json"
+    from mosaicnet.meta.config import save_config
+
+    save_config(TrainConfig(**TINY), config)
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data_dir), "--out", str(run), "--quiet", "--iterations", "2",
+            "--config", str(config), "--set", "max_hops=0", "--set", "grad_clip=0.5",
+            "--set", "inner_step_scale=curvature"]  # fmt: skip
+    assert main(args) == 0
+    stored = RunDirectory.open(run).load_config()
+    assert (stored.max_hops, stored.grad_clip, stored.inner_step_scale) == (0, 0.5, "curvature")
+    assert main([*args[:-2], "--overwrite", "--set", "no_such_field=1"]) == 2
+    assert "no_such_field" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- readout range
+def test_torch_readout_saturates_like_the_chip_pairs():
+    from mosaicnet.meta.readout_range import clip_readout, readout_range
+
+    w_out = np.array([[0.5, -1.0], [0.25, 0.0]])
+    assert readout_range(w_out, 2.0) == 2.0
+    assert readout_range(np.zeros((2, 2)), 2.0) == 2.0
+    adapted = torch.tensor([[2.5, -1.0], [-3.0, 1.9]])
+    clipped, n = clip_readout(adapted, 2.0)
+    assert n == 2
+    torch.testing.assert_close(clipped, torch.tensor([[2.0, -1.0], [-2.0, 1.9]]))

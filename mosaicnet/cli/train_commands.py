@@ -58,6 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "'none' (default: none)",
     )
     parser.add_argument("--seed", type=int, help="seed of the run (default 0)")
+    parser.add_argument(
+        "--set",
+        metavar="FIELD=VALUE",
+        action="append",
+        default=[],
+        help="set any TrainConfig field (repeatable; VALUE is JSON, else a string), e.g. "
+        "--set max_hops=1 --set inner_step_scale=curvature --set grad_clip=1.0",
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -74,6 +82,7 @@ def config_from_args(args: argparse.Namespace):
     """The TrainConfig of the command line: run / --config file / defaults, then flags."""
     from mosaicnet.meta.config import TrainConfig, load_config
     from mosaicnet.meta.training import RunDirectory
+    from mosaicnet.protocols_support.parameters import parse_assignment
 
     # On resume the run's own configuration is the base; train() rejects any change
     # other than --iterations, naming the differing fields.
@@ -90,6 +99,9 @@ def config_from_args(args: argparse.Namespace):
     }
     if args.device_model is not None:
         changes["device_model"] = None if args.device_model.lower() == "none" else args.device_model
+    for assignment in args.set:
+        name, value = parse_assignment(assignment)
+        changes[name] = tuple(value) if name == "held_out_classes" else value
     return config.with_changes(**changes) if changes else config
 
 

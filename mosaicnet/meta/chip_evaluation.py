@@ -89,6 +89,7 @@ import numpy as np
 
 from mosaicnet.errors import ConfigError
 from mosaicnet.meta.read_time import format_read_time, parse_read_time, parse_read_times
+from mosaicnet.meta.readout_range import DEFAULT_READOUT_HEADROOM, readout_range
 from mosaicnet.network.brian_network import PATHWAYS, BrianNetwork
 
 __all__ = [
@@ -109,11 +110,6 @@ _ALIASES = {"runtime": "cython"}
 #: Default read times of :func:`drift_curve`: 1 s, 1 h, 1 day, 30 days.
 DEFAULT_TIMES_S: tuple[float, ...] = (1.0, 3600.0, 86400.0, 30 * 86400.0)
 
-#: Readout weight scale over ``max |w_out|``: room for the few-shot updates. With one
-#: inner step at the published rate (1.0) the adapted readouts of a trained tiny run
-#: reached 1.5x the trained ``max |w_out|``; 2x leaves margin without spending much
-#: more of the conductance range (programming noise is a fixed fraction of it).
-DEFAULT_READOUT_HEADROOM = 2.0
 
 # Runtime backends: synapses per network (all copies). Beyond ~4e6 the runtime
 # backends spend more time in memory traffic than batching gains (the Brian2
@@ -188,7 +184,9 @@ def program_chip(
     arrays = {}
     for name in PATHWAYS:
         weights = np.asarray(getattr(spec, name), dtype=np.float64)
-        scale = derive_w_scale(weights) * (readout_headroom if name == "w_out" else 1.0)
+        scale = (
+            readout_range(weights, readout_headroom) if name == "w_out" else derive_w_scale(weights)
+        )
         programmed = program_weights(weights, writer, rng=rng, w_scale=scale, t_prog_s=0.0)
         arrays[name] = dataclasses.replace(programmed, model=model)
     return arrays

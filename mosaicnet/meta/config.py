@@ -390,7 +390,10 @@ class TrainConfig:
         """A copy with some fields replaced (validated)."""
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
-            raise ConfigError(f"unknown training parameter(s) {sorted(unknown)}")
+            raise ConfigError(
+                f"unknown training parameter(s) {sorted(unknown)}; valid ones are "
+                f"{sorted(f.name for f in fields(self))}"
+            )
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import torch
 from mosaicnet.errors import ConfigError
 from mosaicnet.meta.config import TrainConfig
 from mosaicnet.meta.maml import adapt_readout, predict, predict_all_units
+from mosaicnet.meta.readout_range import DEFAULT_READOUT_HEADROOM, clip_readout, readout_range
 
 #: Two-sided 95 % quantile of the standard normal distribution.
 Z95 = 1.959963984540054
@@ -197,6 +198,7 @@ def evaluate_run(
     protocol: str = "separate",
     batch_size: int = 16,
     progress: bool = True,
+    readout_headroom: float | None = DEFAULT_READOUT_HEADROOM,
 ) -> dict[str, Any]:
     """Meta-test a trained run in torch; return the summary and per-task predictions.
 
@@ -216,11 +218,17 @@ def evaluate_run(
         Seed of the meta-test task streams.
     protocol
         ``"separate"`` or ``"mixed"`` (module docstring).
+    readout_headroom
+        The adapted readout saturates at ``readout_headroom * max |w_out|``, the
+        conductance range of the chip's readout pairs
+        (:mod:`mosaicnet.meta.readout_range`), so that torch and an ideal chip
+        agree; ``None``: unbounded weights.
 
     Returns
     -------
     dict
         :func:`summarize` plus ``backend``, ``protocol``, ``inner_steps``,
+        ``readout_clipped_fraction`` (adapted readout weights that saturated),
         ``predictions`` (per task, the predicted global labels of its queries) and
         ``task_details`` (split, task id, classes, true labels, both predictions).
     """
@@ -261,6 +269,18 @@ def evaluate_run(
         else [("meta-test", tasks)]
     )
     traces = torch_readout_traces(clone, weights, dtype)
+    saturation = {"clipped": 0, "written": 0}
+    write = None
+    if readout_headroom is not None:
+        limit = readout_range(spec.w_out, readout_headroom)
+        w_before = weights["w_out"]
+
+        def write(adapted: torch.Tensor) -> torch.Tensor:
+            clipped, n_clipped = clip_readout(adapted, limit)
+            saturation["clipped"] += n_clipped
+            saturation["written"] += int((adapted != w_before).sum())
+            return clipped
+
     outcomes: list[TaskOutcome] = []
     total = sum(n for _, n in splits)
     with tqdm(total=total, disable=not progress, desc="meta-test", unit="task") as bar:
@@ -270,8 +290,9 @@ def evaluate_run(
             )
             for batch in batches:
                 outcomes += evaluate_tasks(
-                    [batch], traces, weights["w_out"], config, inner_lr=inner_lr, split=split
-                )
+                    [batch], traces, weights["w_out"], config, inner_lr=inner_lr, split=split,
+                    write_readout=write,
+                )  # fmt: skip
                 bar.update(batch.n_tasks)
     result = summarize(outcomes)
     result.update(
@@ -284,6 +305,10 @@ def evaluate_run(
             "n_query": config.n_query,
             "inner_steps": config.inner_steps,
             "inner_lr": float(inner_lr),
+            "readout_headroom": readout_headroom,
+            "readout_clipped_fraction": (
+                saturation["clipped"] / saturation["written"] if saturation["written"] else 0.0
+            ),
             "seed": seed,
             "predictions": [o.predicted for o in outcomes],
             "task_details": [asdict(o) for o in outcomes],
