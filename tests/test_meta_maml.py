@@ -141,11 +141,16 @@ def cost_matrix(n):
     return torch.rand(n, n, generator=gen, dtype=DTYPE) * 10
 
 
-@pytest.mark.parametrize("scale", ["none", "curvature"])
+@pytest.mark.parametrize(
+    ("scale", "jacobian"), [("none", "full"), ("curvature", "full"), ("none", "identity")]
+)
 @pytest.mark.parametrize("learn_lr", [False, True])
-def test_fast_readout_path_equals_recompute_path(learn_lr, scale):
+def test_fast_readout_path_equals_recompute_path(learn_lr, scale, jacobian):
     clone, batch = TinyLif(), make_batch()
-    config = tiny_config(learn_inner_lr=learn_lr, layout_lambda=1e-3, inner_step_scale=scale)
+    config = tiny_config(
+        learn_inner_lr=learn_lr, layout_lambda=1e-3, inner_step_scale=scale,
+        inner_readout_jacobian=jacobian,
+    )  # fmt: skip
     params = init_meta_params(clone.init_params(), config)
     cost = cost_matrix(12)
     g_fast, loss_fast, m_fast = meta_gradient(params, batch, clone, config, layout_cost=cost)
@@ -349,3 +354,33 @@ def test_curvature_scale_bounds_the_largest_inner_curvature():
     lam_max = torch.linalg.eigvalsh(hessian.reshape(n, n)).max()
     ratio = float(lam_max / curvature_scale(rows))
     assert 0.0 < ratio < 2.0
+
+
+def test_identity_jacobian_keeps_the_trace_path_and_drops_the_readout_chain():
+    """Same forward; gradients differ, and with a zero trace path only the chain is cut."""
+    clone, batch = TinyLif(seed=3), make_batch(seed=4)
+    full = tiny_config(inner_steps=3, inner_lr=2.0)
+    identity = tiny_config(inner_steps=3, inner_lr=2.0, inner_readout_jacobian="identity")
+    params = init_meta_params(clone.init_params(), full)
+    g_full, loss_full, _ = meta_gradient(params, batch, clone, full)
+    g_id, loss_id, _ = meta_gradient(params, batch, clone, identity)
+    torch.testing.assert_close(loss_full, loss_id, rtol=0, atol=0)
+    assert not torch.allclose(g_full["w_out"], g_id["w_out"])
+    assert g_id["w_in"].abs().max() > 0  # the recurrent layer still learns through the traces
+    # Identity Jacobian: d loss / d w_out is the mean over tasks of the query loss's
+    # gradient at each task's adapted readout (no L2 here, the rate term has none).
+    identity = identity.with_changes(l2=0.0)
+    g_id, _, _ = meta_gradient(params, batch, clone, identity)
+    with torch.no_grad():
+        x = torch.cat([batch.support_x.flatten(0, 1), batch.query_x.flatten(0, 1)])
+        trace = clone.readout_trace(clone.recurrent_spikes(params, x))
+        s_trace, q_trace = (t.unflatten(0, (batch.n_tasks, -1)) for t in trace.chunk(2))
+        adapted = adapt_readout(params["w_out"], s_trace, batch.support_y, batch.classes, identity)
+    q_labels = batch.classes.gather(-1, batch.query_y)
+
+    def query_loss(w):
+        log_p = torch.log_softmax(readout_logits(w, q_trace), dim=-1)
+        return -log_p.gather(-1, q_labels.unsqueeze(-1)).mean(dim=(1, 2)).sum() / batch.n_tasks
+
+    expected = torch.func.grad(query_loss)(adapted).sum(dim=0)
+    torch.testing.assert_close(g_id["w_out"], expected, rtol=1e-10, atol=1e-12)

@@ -242,6 +242,7 @@ def readout_step(
     lr: float | torch.Tensor,
     *,
     first_order: bool = False,
+    identity_jacobian: bool = False,
 ) -> torch.Tensor:
     """One inner SGD step on the readout, from the trace rows at the units' peaks.
 
@@ -267,10 +268,16 @@ def readout_step(
         Learning rate (float or scalar tensor).
     first_order
         Treat the gradient as a constant of the outer differentiation (FOMAML).
+    identity_jacobian
+        Evaluate the gradient at a detached readout: the step's Jacobian with
+        respect to the readout it starts from is the identity, while its
+        dependence on the trace rows (and so on the recurrent weights) is kept
+        (``TrainConfig.inner_readout_jacobian = "identity"``).
     """
     # Element-wise products and sums: the per-unit products are matrix-vector
     # products, for which batched matmul (and its transposed copies) is slower.
-    columns = w_out.transpose(-1, -2).unsqueeze(-2)  # (..., n_out, 1, n_rec)
+    evaluated_at = w_out.detach() if identity_jacobian else w_out
+    columns = evaluated_at.transpose(-1, -2).unsqueeze(-2)  # (..., n_out, 1, n_rec)
     logits = (rows * columns).sum(dim=-1)  # (..., n_out, S)
     delta = (torch.softmax(logits, dim=-2) - target) / logits.shape[-1]
     gradient = (rows * delta.unsqueeze(-1)).sum(dim=-2)  # (..., n_out, n_rec)
@@ -375,7 +382,10 @@ def adapt_readout(
     # split, not slicing: the backward of one split is one concatenation, whereas
     # every slice's backward would fill a zero tensor of the full size.
     for step_rows in rows.split(n_units, dim=-3):
-        w_out = readout_step(w_out, step_rows, target, lr, first_order=config.first_order)
+        w_out = readout_step(
+            w_out, step_rows, target, lr, first_order=config.first_order,
+            identity_jacobian=config.inner_readout_jacobian == "identity",
+        )  # fmt: skip
     return w_out
 
 
@@ -552,6 +562,8 @@ def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
             task_rates["w_out"] = rates["w_out"] / scale
         for _ in range(config.inner_steps):
             adapted = {name: current[name] for name in names}
+            if config.inner_readout_jacobian == "identity":  # readout-only (TrainConfig checks)
+                adapted = {name: w.detach() for name, w in adapted.items()}
             fixed = {name: w for name, w in current.items() if name not in names}
             gradient, logits = step_grad(adapted, fixed, s_x, s_labels, clone, config)
             s_logits = logits if s_logits is None else s_logits
