@@ -466,13 +466,19 @@ def meta_loss(
         Scalar loss; metrics are detached tensors: ``ce``, ``rate``, ``rate_term``,
         ``l2_term``, ``layout_term``, ``acc`` (N-way query accuracy after adaptation),
         ``acc_all_units`` (published 20-unit accuracy), ``acc_support_before``
-        (N-way support accuracy before adaptation).
+        (N-way support accuracy before adaptation) and, on the fast path,
+        ``inner_step_curvature`` (``lr * rho`` of the first inner step, about
+        ``lr * lambda_max``: above 2 a plain inner step is unstable).
     """
     threshold = config.prune_threshold if prune else 0.0
     weights = effective_weights(params, prune_threshold=threshold, offsets=offsets)
     rates = inner_learning_rates(params, config)
+    extra = {}
     if config.inner_params == "readout" and fast_readout:
-        ce, l2_task, rate, q_logits, s_logits = _readout_path(weights, rates, batch, clone, config)
+        ce, l2_task, rate, q_logits, s_logits, step_curvature = _readout_path(
+            weights, rates, batch, clone, config
+        )
+        extra["inner_step_curvature"] = step_curvature
     else:
         ce, l2_task, rate, q_logits, s_logits = _general_path(weights, rates, batch, clone, config)
     rate_term = config.lambda_fr * (config.target_rate - rate) ** 2
@@ -489,6 +495,7 @@ def meta_loss(
             "l2_term": l2_task.mean().detach(),
             "layout_term": layout_term.detach(),
             **_accuracies(q_logits.detach(), s_logits.detach(), batch),
+            **extra,
         }
     return loss, metrics
 
@@ -532,6 +539,12 @@ def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
     adapted = adapt_readout(
         w_out, s_trace, batch.support_y, batch.classes, config, inner_lr=rates["w_out"]
     )
+    with torch.no_grad():
+        # lr * rho: about lr * lambda_max of the first inner step (curvature_scale);
+        # above 2 the plain step is unstable. With the curvature scale it is inner_lr.
+        lr_value = rates["w_out"]
+        rho = curvature_scale(_unit_rows(s_trace, peak_times(w_out, s_trace))).mean()
+        step_curvature = lr_value if config.inner_step_scale == "curvature" else lr_value * rho
     q_logits = readout_logits(adapted, q_trace)  # (B, Q, n_out)
     log_p = torch.log_softmax(q_logits, dim=-1)
     q_labels = global_labels(batch.query_y, batch.classes)
@@ -540,7 +553,7 @@ def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
     l2 = l2 + config.l2 * (adapted * adapted).mean(dim=(-2, -1))
     rate = RATE_SCALE * q_z.sum(dim=-2).mean(dim=(1, 2))
     s_logits = readout_logits(w_out, s_trace)
-    return ce, l2, rate, q_logits, s_logits
+    return ce, l2, rate, q_logits, s_logits, torch.as_tensor(step_curvature).detach()
 
 
 def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config: TrainConfig):
