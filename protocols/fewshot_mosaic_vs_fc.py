@@ -63,6 +63,10 @@ MOSAIC_COLS = 8
 NEURONS_PER_TILE = 4
 BETA = 8.0  # layout cost S = exp(BETA * hops) - 1
 LAYOUT_LAMBDA = 1e-4  # weight of the layout loss mean(S * W_rec^2): TrainConfig default
+# Routing limit: recurrent synapses only between neurons at most MAX_HOPS hops apart
+# (1: own tile and the four neighbouring tiles); None lets the layout loss and pruning
+# alone sparsify a dense matrix, which leaves most synapses two or more hops apart.
+MAX_HOPS = 1
 # The fully-connected baseline (published: 64 neurons).
 FC_NEURONS = 64
 # Few-shot protocol (published: 5-way 5-shot, one inner step on the readout).
@@ -92,6 +96,7 @@ PARAMETERS: dict[str, Any] = {
     "NEURONS_PER_TILE": NEURONS_PER_TILE,
     "BETA": BETA,
     "LAYOUT_LAMBDA": LAYOUT_LAMBDA,
+    "MAX_HOPS": MAX_HOPS,
     "FC_NEURONS": FC_NEURONS,
     "N_WAY": N_WAY,
     "K_SHOT": K_SHOT,
@@ -131,6 +136,7 @@ def train_config(p: dict[str, Any], layout: str):
     return train_config_from_parameters(
         p, layout=layout, beta=p["BETA"], fc_neurons=p["FC_NEURONS"],
         layout_lambda=p["LAYOUT_LAMBDA"], inner_steps=p["INNER_STEPS"], outer_lr=p["OUTER_LR"],
+        max_hops=p["MAX_HOPS"],
     )  # fmt: skip
 
 

@@ -142,7 +142,8 @@ def cost_matrix(n):
 
 
 @pytest.mark.parametrize(
-    ("scale", "jacobian"), [("none", "full"), ("curvature", "full"), ("none", "identity")]
+    ("scale", "jacobian"),
+    [("none", "full"), ("curvature", "full"), ("refine", "full"), ("none", "identity")],
 )
 @pytest.mark.parametrize("learn_lr", [False, True])
 def test_fast_readout_path_equals_recompute_path(learn_lr, scale, jacobian):

@@ -32,7 +32,7 @@ _LAYOUTS = ("mosaic", "fc")
 _INNER_PARAMS = ("readout", "all")
 _DTYPES = ("float32", "float64")
 _LR_SCHEDULES = ("per_step", "fixed")
-_INNER_STEP_SCALES = ("curvature", "none")
+_INNER_STEP_SCALES = ("none", "curvature", "refine")
 _READOUT_JACOBIANS = ("full", "identity")
 _OUTER_LR_SCHEDULES = ("constant", "cosine")
 
@@ -102,12 +102,15 @@ class TrainConfig:
         better on held-out classes: a one-step model (learned rate, which stayed near
         1.0) tested with ten steps at that rate reached 56 % there, but its seen-class
         accuracy fell from 66 % to 59 %.
-    inner_step_scale
+    inner_step_scale, inner_refine_lr
+        ``"none"``: the published plain SGD step at every inner step.
         ``"curvature"``: the inner learning rate is dimensionless; each task's step
         is ``inner_lr / rho`` with ``rho`` the mean squared norm of its support trace
-        rows at the readout's peaks (:func:`mosaicnet.meta.maml.curvature_scale`),
+        rows at the readout's current peaks (:func:`mosaicnet.meta.maml.curvature_scale`),
         about the largest curvature of the inner loss, so ``inner_lr`` below 2 keeps
-        every inner step stable. ``"none"``: the published plain SGD step.
+        every inner step stable. ``"refine"``: the first step is the plain step at
+        ``inner_lr``, every further step is a stable refinement at the dimensionless
+        rate ``inner_refine_lr / rho``.
     inner_readout_jacobian
         ``"full"``: the meta-gradient differentiates each inner step with respect
         to the readout it starts from (the published second-order MAML).
@@ -215,6 +218,7 @@ class TrainConfig:
     inner_lr: float | None = None
     inner_lr_schedule: str = "per_step"
     inner_step_scale: str = "none"
+    inner_refine_lr: float = 1.0
     inner_readout_jacobian: str = "full"
     learn_inner_lr: bool = False
     inner_params: str = "readout"
@@ -304,6 +308,7 @@ class TrainConfig:
         for name in ("window_s", "surrogate_slope", "outer_lr", "outer_lr_final"):
             _finite(self, name, minimum=0.0, strict=True)
         _finite(self, "divergence_factor", minimum=1.0, strict=True)
+        _finite(self, "inner_refine_lr", minimum=0.0, strict=True)
         if self.grad_clip is not None:
             _finite(self, "grad_clip", minimum=0.0, strict=True)
         if (
@@ -343,10 +348,11 @@ class TrainConfig:
                 "inner_readout_jacobian='identity' applies to a readout-only inner loop; "
                 "set inner_params='readout' or inner_readout_jacobian='full'"
             )
-        if self.inner_step_scale == "curvature" and self.inner_params != "readout":
+        if self.inner_step_scale != "none" and self.inner_params != "readout":
             raise ConfigError(
-                "inner_step_scale='curvature' scales the readout's inner step and needs "
-                "inner_params='readout'; set inner_step_scale='none' to adapt all weights"
+                f"inner_step_scale={self.inner_step_scale!r} scales the readout's inner step "
+                "and needs inner_params='readout'; set inner_step_scale='none' to adapt all "
+                "weights"
             )
         for name in ("learn_inner_lr", "first_order"):
             if not isinstance(getattr(self, name), bool):

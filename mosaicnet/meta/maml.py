@@ -363,30 +363,50 @@ def adapt_readout(
     support_trace = support_trace.contiguous()
     with torch.no_grad():
         w, trace = w_out.detach(), support_trace.detach()
-        times = [peak_times(w, trace)]
-        scale = None
-        if config.inner_step_scale == "curvature":
-            scale = curvature_scale(_unit_rows(trace, times[0]))[..., None, None]
-    if scale is not None:
-        # A constant of the differentiation (like the peak times); a learned rate
-        # keeps its gradient.
-        lr = lr / scale
-    with torch.no_grad():
         lr_value = lr.detach() if isinstance(lr, torch.Tensor) else lr
+        times, scales = [], []
         for step in range(n_steps):
-            if step:
-                times.append(peak_times(w, trace))
-            w = readout_step(w, _unit_rows(trace, times[-1]), target, lr_value)
+            times.append(peak_times(w, trace))
+            scales.append(step_scale(_unit_rows(trace, times[-1]), config, step))
+            step_lr = step_learning_rate(lr_value, scales[-1], config, step)
+            w = readout_step(w, _unit_rows(trace, times[-1]), target, step_lr)
 
     rows = _unit_rows(support_trace, torch.cat(times, dim=-1))  # (..., steps*n_out, S, n_rec)
     # split, not slicing: the backward of one split is one concatenation, whereas
     # every slice's backward would fill a zero tensor of the full size.
-    for step_rows in rows.split(n_units, dim=-3):
+    for step, step_rows in enumerate(rows.split(n_units, dim=-3)):
+        # The scales are constants of the differentiation (like the peak times); a
+        # learned rate keeps its gradient.
         w_out = readout_step(
-            w_out, step_rows, target, lr, first_order=config.first_order,
+            w_out, step_rows, target, step_learning_rate(lr, scales[step], config, step),
+            first_order=config.first_order,
             identity_jacobian=config.inner_readout_jacobian == "identity",
         )  # fmt: skip
     return w_out
+
+
+def step_scale(rows: torch.Tensor, config: TrainConfig, step: int) -> torch.Tensor | None:
+    """The curvature scale step ``step`` divides its rate by, ``(..., 1, 1)``, or None.
+
+    ``"curvature"`` scales every step; ``"refine"`` every step after the first
+    (see ``TrainConfig.inner_step_scale``). ``rows`` are the unit-major support
+    rows at the step's peak times; call without gradient tracking.
+    """
+    mode = config.inner_step_scale
+    if mode == "curvature" or (mode == "refine" and step > 0):
+        return curvature_scale(rows)[..., None, None]
+    return None
+
+
+def step_learning_rate(
+    lr: float | torch.Tensor, scale: torch.Tensor | None, config: TrainConfig, step: int
+) -> float | torch.Tensor:
+    """Learning rate of inner step ``step``: plain, or dimensionless over the curvature scale."""
+    if scale is None:
+        return lr
+    if config.inner_step_scale == "refine":
+        return config.inner_refine_lr / scale
+    return lr / scale
 
 
 def predict(w_out: torch.Tensor, query_trace: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
@@ -567,13 +587,17 @@ def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
         current = dict(weights)
         s_labels = global_labels(s_y, classes)
         s_logits = None
-        task_rates = dict(rates)
-        if config.inner_step_scale == "curvature":  # readout-only (TrainConfig checks)
-            with torch.no_grad():
-                trace = clone.readout_trace(clone.recurrent_spikes(weights, s_x))
-                scale = curvature_scale(_unit_rows(trace, peak_times(weights["w_out"], trace)))
-            task_rates["w_out"] = rates["w_out"] / scale
-        for _ in range(config.inner_steps):
+        for step in range(config.inner_steps):
+            task_rates = dict(rates)
+            if config.inner_step_scale != "none":  # readout-only (TrainConfig checks)
+                with torch.no_grad():
+                    trace = clone.readout_trace(clone.recurrent_spikes(current, s_x))
+                    rows = _unit_rows(trace, peak_times(current["w_out"], trace))
+                    scale = step_scale(rows, config, step)
+                if scale is not None:
+                    task_rates["w_out"] = step_learning_rate(
+                        rates["w_out"], scale[0, 0], config, step
+                    )
             adapted = {name: current[name] for name in names}
             if config.inner_readout_jacobian == "identity":  # readout-only (TrainConfig checks)
                 adapted = {name: w.detach() for name, w in adapted.items()}
