@@ -17,8 +17,11 @@ EIS-Hub/meta-mosaic); Mosaic: T. Dalgaty et al., Nature Communications 15, 142
 What runs
 ---------
 For every ``k`` in ``INNER_STEPS``: meta-train a Mosaic network with ``k``
-inner steps (inner learning rate ``1/k``: the same total step length as the
-published single step of 1.0, see ``TrainConfig.inner_lr_schedule``), then
+inner steps (``INNER_STEP_SCALE = "refine"``: the published plain step of
+``INNER_LR`` first, then ``k - 1`` stable curvature-scaled refinement steps at
+``INNER_REFINE_LR``; the published ``1/k`` schedule is ``INNER_STEP_SCALE =
+"none"`` with ``INNER_LR = None``, unstable at ten steps, see
+``docs/training.md``), then
 meta-test it with ``k`` steps on seen and unseen classes (95 % CIs over tasks),
 on the torch clone or, with ``EVALUATE_ON="brian2"``, chip in the loop on the
 Brian2 network. The inner loop touches only the readout, so extra steps cost
@@ -54,6 +57,9 @@ N_QUERY = 5
 ITERATIONS = 1000  # outer steps per network (published: 5000 of 256 tasks)
 META_BATCH = 16
 OUTER_LR = 1e-3
+INNER_STEP_SCALE = "refine"  # "none" (plain steps), "curvature" or "refine"
+INNER_LR = 1.0  # first (plain) inner step; None: the 1/k schedule of TrainConfig
+INNER_REFINE_LR = 1.0  # dimensionless rate of the refinement steps (stable below 2)
 DEVICE_MODEL = "rram_hfox"  # hardware-aware training and the chip's devices
 EVAL_TASKS = 100  # tasks per kind (seen, unseen)
 EVALUATE_ON = "torch"  # "torch" (clone) or "brian2" (chip in the loop)
@@ -64,7 +70,8 @@ PARAMETERS: dict[str, Any] = {
     "SEED": SEED, "INNER_STEPS": INNER_STEPS, "MOSAIC_ROWS": MOSAIC_ROWS,
     "MOSAIC_COLS": MOSAIC_COLS, "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY,
     "K_SHOT": K_SHOT, "N_QUERY": N_QUERY, "ITERATIONS": ITERATIONS, "META_BATCH": META_BATCH,
-    "OUTER_LR": OUTER_LR, "DEVICE_MODEL": DEVICE_MODEL, "EVAL_TASKS": EVAL_TASKS,
+    "OUTER_LR": OUTER_LR, "INNER_STEP_SCALE": INNER_STEP_SCALE, "INNER_LR": INNER_LR,
+    "INNER_REFINE_LR": INNER_REFINE_LR, "DEVICE_MODEL": DEVICE_MODEL, "EVAL_TASKS": EVAL_TASKS,
     "EVALUATE_ON": EVALUATE_ON, "BRIAN_DEVICE": BRIAN_DEVICE, "READ_TIME_S": READ_TIME_S,
 }  # fmt: skip
 #: --quick: three step counts on a 4 x 4 x 4 Mosaic (64 neurons), short training.
@@ -87,7 +94,10 @@ def train_config(p: dict[str, Any], inner_steps: int):
     """The training configuration for ``inner_steps`` inner steps."""
     from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
-    return train_config_from_parameters(p, inner_steps=inner_steps, outer_lr=p["OUTER_LR"])
+    return train_config_from_parameters(
+        p, inner_steps=inner_steps, outer_lr=p["OUTER_LR"], inner_step_scale=p["INNER_STEP_SCALE"],
+        inner_lr=p["INNER_LR"], inner_refine_lr=p["INNER_REFINE_LR"],
+    )  # fmt: skip
 
 
 def run(
