@@ -15,11 +15,9 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from mosaicnet.cli import main
 from mosaicnet.cli.drift_commands import format_curve
-from mosaicnet.data import write_synthetic_shd
 from mosaicnet.errors import BackendUnavailableError, ConfigError
 from mosaicnet.meta import chip_evaluation
 from mosaicnet.meta.chip_evaluation import (
@@ -39,20 +37,13 @@ TINY = dict(
 )  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: intra-op threads only add contention on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("shd")
-    write_synthetic_shd(out, seed=3, n_train=300, n_test=200)
-    return out
+def data_dir(small_shd):
+    """The shared synthetic files of tests/conftest.py."""
+    return small_shd
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ import pytest
 import torch
 
 from mosaicnet.cli import main
-from mosaicnet.data import write_synthetic_shd
 from mosaicnet.errors import ConfigError, RunDirectoryError
 from mosaicnet.meta.config import TrainConfig, save_config
 from mosaicnet.meta.training import CHECKPOINT_FILE, METRICS_FILE, RunDirectory, train
@@ -32,20 +31,13 @@ TINY = dict(
 )  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: intra-op threads only add contention on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("shd")
-    write_synthetic_shd(out, seed=3, n_train=300, n_test=200)
-    return out
+def data_dir(small_shd):
+    """The shared synthetic files of tests/conftest.py."""
+    return small_shd
 
 
 def tiny_config(tmp_path, **changes) -> Path:
