@@ -293,7 +293,7 @@ def curvature_scale(rows: torch.Tensor) -> torch.Tensor:
     ``(..., n_out, S, n_rec)``; the result has the leading task dimensions. The
     cross-entropy of a readout that is linear in ``w_out`` has the Hessian
     ``sum_s r_s r_s^T p(1 - p) / S`` per unit, and its largest eigenvalue, measured by
-    power iteration on meta-training checkpoints of the speech dev set, is 0.9-1.1
+    power iteration on meta-training checkpoints of the speech dev set, is 0.84-1.11
     times this mean (``docs/training.md``). Dividing the inner learning rate by it
     makes the rate dimensionless (``lr * lambda_max`` about ``lr``), whatever the
     network size, firing rate or stage of training. Never zero (a silent task has
