@@ -276,9 +276,11 @@ def check_specific(name: str, results: dict) -> None:
     p = results["parameters"]
     if name == "inner_steps":
         assert [pt["inner_steps"] for pt in results["points"]] == p["INNER_STEPS"]
-        # The default schedule keeps the total step length: lr = 1 / k.
+        # "refine": the first step at INNER_LR for every k; without INNER_LR the
+        # TrainConfig schedule 1 / k.
         for pt in results["points"]:
-            assert pt["inner_lr"] == pytest.approx(1.0 / pt["inner_steps"])
+            expected = p["INNER_LR"] if p["INNER_LR"] is not None else 1.0 / pt["inner_steps"]
+            assert pt["inner_lr"] == pytest.approx(expected)
     elif name == "drift":
         for net in results["networks"].values():
             assert len(net["curve"]) == len(results["read_times_s"])
