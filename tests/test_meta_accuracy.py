@@ -10,7 +10,6 @@ with 10 inner steps 54 %.
 from __future__ import annotations
 
 import pytest
-import torch
 
 from mosaicnet.data import write_synthetic_shd
 from mosaicnet.meta.config import TrainConfig
@@ -22,17 +21,8 @@ TASKS = 100
 CHANCE = 1 / 5
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine more threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
-def test_held_out_accuracy_well_above_chance_and_not_lowered_by_more_steps(tmp_path, one_thread):
+def test_held_out_accuracy_well_above_chance_and_not_lowered_by_more_steps(tmp_path, single_thread):
     data = tmp_path / "data"
     write_synthetic_shd(data, seed=0)
     results = {}
