@@ -67,6 +67,11 @@ LAYOUT_LAMBDA = 1e-4  # weight of the layout loss mean(S * W_rec^2): TrainConfig
 # (1: own tile and the four neighbouring tiles); None lets the layout loss and pruning
 # alone sparsify a dense matrix, which leaves most synapses two or more hops apart.
 MAX_HOPS = 1
+# The recurrent neurons: a preset (lif: the published model; cuba_lif, alif, adlif,
+# lif_refractory) or a .json/.py file of Brian2 code, and constants to change as
+# Brian2 text, e.g. {"tau_mem": "300*ms"} (mosaicnet.network.neuron_presets).
+NEURON_MODEL = "lif"
+NEURON_CONSTANTS: dict[str, str] = {}
 # The fully-connected baseline (published: 64 neurons).
 FC_NEURONS = 64
 # Few-shot protocol (published: 5-way 5-shot, one inner step on the readout).
@@ -97,6 +102,8 @@ PARAMETERS: dict[str, Any] = {
     "BETA": BETA,
     "LAYOUT_LAMBDA": LAYOUT_LAMBDA,
     "MAX_HOPS": MAX_HOPS,
+    "NEURON_MODEL": NEURON_MODEL,
+    "NEURON_CONSTANTS": NEURON_CONSTANTS,
     "FC_NEURONS": FC_NEURONS,
     "N_WAY": N_WAY,
     "K_SHOT": K_SHOT,

@@ -225,4 +225,5 @@ def test_one_simulation_step_is_one_input_bin(n_bins, window_s, dt_ms):
     config = TrainConfig(rows=1, cols=2, neurons_per_tile=4, n_bins=n_bins, window_s=window_s)
     spec = build_spec(config, n_in=8)
     assert float(spec.neuron.dt / ms) == pytest.approx(dt_ms)
-    assert float(spec.neuron.tau_mem / ms) == pytest.approx(420.0)  # physical, not per step
+    tau_mem = spec.neuron.model.constants["tau_mem"]
+    assert float(tau_mem / ms) == pytest.approx(420.0)  # physical, not per step

@@ -22,7 +22,7 @@ def spec():
 
 @pytest.fixture(scope="module")
 def spec_current():
-    return random_mosaic_spec(1, synaptic_current=True)
+    return random_mosaic_spec(1, model="cuba_lif")
 
 
 def test_only_mask_connections_become_synapses(spec):
@@ -49,10 +49,11 @@ def test_describe_prints_equations_threshold_reset_and_synapse_code(spec_current
     with BrianNetwork(spec_current, T, record=()) as network:
         text = network.describe()
     for fragment in (
-        "dv/dt = (I - v) / tau_mem : 1",
+        "neuron model 'cuba_lif', method exact",
+        "dv/dt = -v / tau_mem + I / tau_syn : 1",
         "dI/dt = -I / tau_syn : 1",
-        "threshold: v > threshold",
-        "reset: v -= threshold",
+        "threshold: v > thr",
+        "reset: v -= thr",
         "on_pre: I_post += w",
         "on_pre: v_post += w",
         "g_plus_prog : siemens",
@@ -111,8 +112,8 @@ def test_membrane_trace_is_recorded_after_each_step_and_predicts_next_spikes(spe
     x = random_input(3, 2, T, spec.n_in)
     result = simulate(spec, x, record=("recurrent", "membrane"))
     assert result.membrane.shape == (2, T, spec.n_rec)
-    alpha = TorchClone(spec, dtype=torch.float64).alpha
-    predicted = alpha * result.membrane[:, :-1] > spec.neuron.threshold
+    alpha = TorchClone(spec, dtype=torch.float64).neuron.update.coefficient("v", "v")
+    predicted = alpha * result.membrane[:, :-1] > spec.neuron.model.constants["thr"]
     np.testing.assert_array_equal(predicted, result.recurrent_spikes[:, 1:])
     assert result.recurrent_spikes.any()
     assert result.firing_rate_hz() == pytest.approx(result.recurrent_spikes.mean() / 0.014)
@@ -192,7 +193,9 @@ def test_clone_comparison_detects_a_wrong_model(spec):
 
     x = random_input(5, 4, T, spec.n_in)
     result = simulate(spec, x, record=("recurrent", "readout"))
-    wrong = spec.copy_with(neuron=NeuronParameters(tau_mem=spec.neuron.tau_mem * 0.9))
+    model = spec.neuron.model
+    wrong_model = model.with_constants(tau_mem=model.constants["tau_mem"] * 0.9)
+    wrong = spec.copy_with(neuron=NeuronParameters(model=wrong_model))
     weights = {name: getattr(spec, name) for name in ("w_in", "w_rec", "w_out")}
     mismatches, diff, _ = compare_with_clone(wrong, x, result, weights)
     assert mismatches > 50 and diff > 1e-3

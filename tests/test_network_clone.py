@@ -6,6 +6,8 @@ import torch
 from brian2 import ms
 
 from mosaicnet.errors import ConfigError
+from mosaicnet.network.neuron_compiler import compile_neuron
+from mosaicnet.network.neuron_presets import cuba_lif, neuron_model
 from mosaicnet.network.spec import NeuronParameters, random_spec
 from mosaicnet.network.surrogate import (
     SURROGATES,
@@ -20,11 +22,9 @@ LAYOUT = {"kind": "mosaic", "rows": 2, "cols": 2, "neurons_per_tile": 4, "beta":
 N_IN, N_OUT, T = 12, 4, 40
 
 
-def _spec(seed=0, tau_syn=None, gain=4.0):
+def _spec(seed=0, model="lif", gain=4.0):
     mask = np.random.default_rng(seed).random((16, 16)) < 0.3
-    neuron = NeuronParameters(tau_syn=tau_syn)
-    if tau_syn is not None:
-        gain *= float(neuron.tau_mem / tau_syn)
+    neuron = NeuronParameters(model=neuron_model(model))
     return random_spec(N_IN, LAYOUT, N_OUT, mask, neuron=neuron, gain=gain, seed=seed)
 
 
@@ -32,8 +32,8 @@ def _input(seed=1, batch=5, p=0.15):
     return torch.as_tensor(np.random.default_rng(seed).random((batch, T, N_IN)) < p)
 
 
-def _reference_loop(clone, params, x):
-    """The model written out independently, step by step, in Brian2's schedule order."""
+def _reference_loop(clone, params, x, a_vv, a_vi, a_ii, threshold):
+    """The LIF (a_vi = 0) or current-based LIF written out by hand, in Brian2's step order."""
     x = x.double()
     w_rec = params["w_rec"] * clone.rec_mask
     b, n = x.shape[0], clone.n_rec
@@ -41,24 +41,17 @@ def _reference_loop(clone, params, x):
     current = torch.zeros(b, n, dtype=torch.float64)
     vo = torch.zeros(b, clone.n_out, dtype=torch.float64)
     spikes, readout = [], []
-    update = clone.recurrent_update
     for t in range(x.shape[1]):
-        if clone.has_synaptic_current:
-            v, current = (
-                update.coefficient("v", "v") * v + update.coefficient("v", "I") * current,
-                update.coefficient("I", "I") * current,
-            )
-        else:
-            v = update.coefficient("v", "v") * v
+        v, current = a_vv * v + a_vi * current, a_ii * current
         vo = clone.kappa * vo
-        z = (v > clone.threshold).double()
+        z = (v > threshold).double()
         inp = x[:, t] @ params["w_in"] + z @ w_rec
-        if clone.has_synaptic_current:
+        if a_vi:
             current = current + inp
         else:
             v = v + inp
         vo = vo + z @ params["w_out"]
-        v = v - clone.threshold * z
+        v = v - threshold * z
         spikes.append(z)
         readout.append(vo)
     return torch.stack(spikes, 1), torch.stack(readout, 1)
@@ -70,12 +63,11 @@ def test_constants_are_read_from_brian2_exact_integrator():
     # delta synapses: v' = exp(-dt/tau) v; the default is the published 30-step decay
     assert update.matrix.shape == (1, 1) and update.variables == ("v",)
     assert update.coefficient("v", "v") == pytest.approx(np.exp(-1 / 30), rel=1e-15)
-    tau_syn = 70 * ms
-    q = NeuronParameters(tau_syn=tau_syn)
+    q = NeuronParameters(model=cuba_lif())
     update = exact_linear_update(q.recurrent_equations(), q.namespace(), q.dt)
     dt, tm, ts = 0.014, 0.42, 0.07
-    # closed form of dv/dt = (I - v)/tau_m, dI/dt = -I/tau_s over one step, OLD I into v
-    a_vi = (np.exp(-dt / tm) - np.exp(-dt / ts)) * ts / (tm - ts)
+    # closed form of dv/dt = -v/tau_m + I/tau_s, dI/dt = -I/tau_s over one step, OLD I into v
+    a_vi = (np.exp(-dt / tm) - np.exp(-dt / ts)) * tm / (tm - ts)
     assert update.coefficient("v", "v") == pytest.approx(np.exp(-dt / tm), rel=1e-13)
     assert update.coefficient("v", "I") == pytest.approx(a_vi, rel=1e-12)
     assert update.coefficient("I", "I") == pytest.approx(np.exp(-dt / ts), rel=1e-13)
@@ -84,35 +76,46 @@ def test_constants_are_read_from_brian2_exact_integrator():
     assert "exp" in update.code  # Brian2's own abstract code is kept for describe()
 
 
-@pytest.mark.parametrize("tau_syn", [None, 70 * ms, 3 * ms])
-def test_constants_equal_brian2_numpy_step_bitwise(tau_syn):
-    """One Brian2 (numpy) step from unit states gives exactly the clone's matrix."""
+@pytest.mark.parametrize("model", ["lif", "cuba_lif", "alif", "adlif", "fast_current"])
+def test_constants_equal_brian2_numpy_step_bitwise(model):
+    """One Brian2 (numpy) step from unit states gives exactly the compiled matrix."""
     from brian2 import Network, NeuronGroup
 
     from mosaicnet.network.brian_backends import brian_prefs, runtime_prefs
 
-    p = NeuronParameters(tau_syn=tau_syn)
-    update = exact_linear_update(p.recurrent_equations(), p.namespace(), p.dt)
-    names = update.variables
+    neuron_ = cuba_lif(tau_syn=3 * ms) if model == "fast_current" else neuron_model(model)
+    compiled = compile_neuron(neuron_, 14 * ms)
+    names = compiled.states
     group = NeuronGroup(
-        len(names), p.recurrent_equations(), method="exact", namespace=p.namespace(), dt=p.dt
+        len(names),
+        neuron_.equations,
+        method=neuron_.method,
+        namespace=neuron_.namespace(),
+        dt=14 * ms,
     )
     for k, name in enumerate(names):
         setattr(group, name, np.eye(len(names))[k])
     with brian_prefs(runtime_prefs("numpy", True)):
-        Network(group).run(p.dt, namespace={})
+        Network(group).run(14 * ms, namespace={})
     stepped = np.array([np.asarray(getattr(group, name)[:]) for name in names])
-    np.testing.assert_array_equal(stepped, update.matrix)
+    np.testing.assert_array_equal(stepped, compiled.update.matrix)
 
 
-@pytest.mark.parametrize("tau_syn", [None, 70 * ms])
-def test_forward_matches_independent_reference_loop(tau_syn):
-    spec = _spec(tau_syn=tau_syn)
+@pytest.mark.parametrize("model", ["lif", "cuba_lif"])
+def test_forward_matches_independent_reference_loop(model):
+    spec = _spec(model=model)
     clone = TorchClone(spec, dtype=torch.float64)
     params = clone.init_params()
     x = _input()
     z, v_out = clone.forward(params, x)
-    z_ref, v_ref = _reference_loop(clone, params, x)
+    update = clone.neuron.update
+    if model == "lif":
+        coefficients = (update.coefficient("v", "v"), 0.0, 0.0)
+    else:
+        coefficients = tuple(
+            update.coefficient(*pair) for pair in (("v", "v"), ("v", "I"), ("I", "I"))
+        )
+    z_ref, v_ref = _reference_loop(clone, params, x, *coefficients, threshold=2.0)
     assert torch.equal(z, z_ref)
     rate = z.mean().item()
     assert 0.02 < rate < 0.4, rate  # a realistic regime, not silent or saturated
@@ -180,8 +183,8 @@ def test_bad_options_are_config_errors():
         TorchClone(_spec(), surrogate="nope")
     with pytest.raises(ConfigError, match="slope"):
         TorchClone(_spec(), surrogate_slope=0.0)
-    with pytest.raises(ConfigError, match="tau_syn"):
-        NeuronParameters(tau_syn=420 * ms)
+    with pytest.raises(ConfigError, match="equal time constants"):
+        NeuronParameters(model=cuba_lif(tau_syn=420 * ms))
 
 
 # ------------------------------------------------------------------------ surrogate gradients
@@ -237,8 +240,9 @@ def _meta_loss(clone, params, xs, ys, xq, yq, lr=0.5):
     return ce(params["w_out"] - lr * inner, xq, yq)
 
 
-def test_second_order_gradient_through_readout_step_matches_finite_differences():
-    clone = TorchClone(_spec(), dtype=torch.float64)
+@pytest.mark.parametrize("model", ["lif", "cuba_lif", "alif", "adlif", "lif_refractory"])
+def test_second_order_gradient_through_readout_step_matches_finite_differences(model):
+    clone = TorchClone(_spec(model=model), dtype=torch.float64)
     params = clone.init_params()
     xs, ys, xq, yq = _support_query()
     grads = torch.func.grad(lambda p: _meta_loss(clone, p, xs, ys, xq, yq))(params)

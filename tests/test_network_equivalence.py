@@ -22,6 +22,7 @@ from mosaicnet.network.equivalence import (
     random_input,
     random_mosaic_spec,
 )
+from mosaicnet.network.neuron_presets import PRESETS
 from mosaicnet.network.sync import program_clone_weights, read_clone_params
 
 T = 50
@@ -104,7 +105,7 @@ def test_cpp_standalone_reprograms_through_run_args_without_recompiling(spec, st
 
 def test_check_equivalence_numpy_reports_no_mismatch():
     report = check_equivalence(seeds=(3,), backends=("numpy",), n_samples=4, n_steps=40)
-    assert len(report.cases) == 2  # with and without synaptic current
+    assert len(report.cases) == 2  # the LIF and the current-based LIF
     assert report.spike_mismatches == 0
     assert report.max_readout_diff < 1e-9
     for case in report.cases:
@@ -119,7 +120,7 @@ def test_cli_check_equivalence_json(capsys):
     assert data["spike_mismatches"] == 0
     assert data["max_readout_diff"] < 1e-9
     assert data["backends"] == ["numpy"]
-    assert {case["synaptic_current"] for case in data["cases"]} == {False, True}
+    assert {case["neuron_model"] for case in data["cases"]} == set(PRESETS)
 
 
 def test_cli_rejects_unknown_backend_and_bad_sizes(capsys):

@@ -152,7 +152,8 @@ def test_describe_prints_the_brian2_equations(capsys, spec_file):
     assert main(["describe", str(spec_file), "--read-time", "10"]) == 0
     out = capsys.readouterr().out
     assert "dv/dt = -v / tau_mem : 1" in out and "dv/dt = -v / tau_out : 1" in out
-    assert "threshold: v > threshold" in out and "reset: v -= threshold" in out
+    assert "threshold: v > thr" in out and "reset: v -= thr" in out
+    assert "neuron model 'lif'" in out
     assert "50 steps per sample" in out and "t_read = 10 s" in out
     assert "syn_rec: Synapses recurrent -> recurrent, 64 synapses per copy" in out
 

@@ -14,9 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "check-equivalence",
         help="check that the Brian2 network and the torch clone produce identical spikes",
         description=(
-            "Build random networks on a small Mosaic (small-world recurrent mask), simulate "
-            "random binary inputs in Brian2 (each backend, exact arithmetic, ideal devices) "
-            "and in the float64 torch clone, and report differing spike bits and the largest "
+            "Build random networks of each neuron model on a small Mosaic (small-world "
+            "recurrent mask), simulate random binary inputs in Brian2 (each backend, exact "
+            "arithmetic, ideal devices) and in the float64 torch clone compiled from the same "
+            "Brian2 code, and report differing spike bits and the largest "
             "readout difference. Exit status 0 when all spikes agree and the readout agrees "
             "within --tolerance, 1 otherwise."
         ),
@@ -32,10 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(cpp_standalone compiles one program per network: tens of seconds each)",
     )
     parser.add_argument(
-        "--current",
-        choices=("both", "with", "without"),
-        default="both",
-        help="check with an exponential synaptic current, without, or both (default)",
+        "--neuron-model",
+        action="append",
+        metavar="NAME_OR_FILE",
+        help="neuron model to check: a preset (lif, cuba_lif, alif, adlif, lif_refractory) "
+        "or a .json/.py file holding its Brian2 code; repeatable (default: every preset)",
     )
     parser.add_argument("--samples", type=int, default=6, help="input samples per network")
     parser.add_argument("--steps", type=int, default=60, help="time bins per sample")
@@ -60,11 +62,14 @@ def run_check(args: argparse.Namespace) -> int:
     for name in ("networks", "samples", "steps"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    variants = {"both": (False, True), "with": (True,), "without": (False,)}[args.current]
+    from mosaicnet.network.neuron_presets import PRESETS, neuron_model
+
+    # Resolve (and check) every model before any simulation starts.
+    models = [neuron_model(name) for name in (args.neuron_model or list(PRESETS))]
     report = check_equivalence(
         seeds=range(args.seed, args.seed + args.networks),
         backends=backends,
-        synaptic_current=variants,
+        models=models,
         n_samples=args.samples,
         n_steps=args.steps,
         progress=not args.json,

@@ -17,6 +17,7 @@ _FLAG_FIELDS = {
     "inner_steps": "inner_steps",
     "layout": "layout",
     "seed": "seed",
+    "neuron_model": "neuron_model",
 }
 
 
@@ -59,12 +60,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, help="seed of the run (default 0)")
     parser.add_argument(
+        "--neuron-model",
+        metavar="NAME_OR_FILE",
+        help="recurrent neurons: a preset (lif: the published model, default; cuba_lif, alif, "
+        "adlif, lif_refractory) or a .json/.py file holding a NeuronModel's Brian2 code; "
+        "change its constants with --set NAME=VALUE (e.g. --set tau_a=700*ms)",
+    )
+    parser.add_argument(
         "--set",
         metavar="FIELD=VALUE",
         action="append",
         default=[],
-        help="set any TrainConfig field (repeatable; VALUE is JSON, else a string), e.g. "
-        "--set max_hops=1 --set inner_step_scale=curvature --set grad_clip=1.0",
+        help="set any TrainConfig field or neuron-model constant (repeatable; VALUE is "
+        "JSON, else a string), e.g. --set max_hops=1 --set grad_clip=1.0 --set tau_mem=300*ms",
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     group = parser.add_mutually_exclusive_group()

@@ -42,7 +42,7 @@ from mosaicnet.devices.programming import ProgrammedArray, check_time
 from mosaicnet.errors import ConfigError
 
 #: Per-synapse and shared variables a form declares besides the effective weight.
-_STATE_VARIABLES = (
+SYNAPSE_VARIABLES = (
     "g_plus_prog",
     "g_minus_prog",
     "drift_plus",
@@ -317,10 +317,10 @@ def build_brian_form(
     weight_name : str
         Name of the effective-weight variable (``"w"``).
     """
-    if not weight_name.isidentifier() or weight_name in _STATE_VARIABLES:
+    if not weight_name.isidentifier() or weight_name in SYNAPSE_VARIABLES:
         raise ConfigError(
             f"weight_name={weight_name!r} is not a valid Brian2 variable name or clashes with "
-            f"the device variables {', '.join(_STATE_VARIABLES)}"
+            f"the device variables {', '.join(SYNAPSE_VARIABLES)}"
         )
     ops = BrianCodeOps()
     elapsed = CodeExpr("((t_read - t_prog)/second)")

@@ -14,11 +14,12 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from mosaicnet.errors import ConfigError
+from mosaicnet.network.quantities import format_quantity, parse_quantity
 
 #: Classes held out of meta-training (EIS-Hub/meta-mosaic ``train.py``: ``excluded_labels``).
 PUBLISHED_HELD_OUT = (11, 12, 4, 3, 0)
@@ -200,6 +201,15 @@ class TrainConfig:
         or at once when the loss or the gradient is not finite. The checkpoint of the
         run is then the last one written before the loss began to rise. 0: only the
         non-finite check.
+    neuron_model
+        The recurrent neurons as Brian2 code: a preset name (``lif``, the published
+        model, default; ``cuba_lif``, ``alif``, ``adlif``, ``lif_refractory``, see
+        :mod:`mosaicnet.network.neuron_presets`), a ``.json``/``.py`` file holding a
+        :class:`~mosaicnet.network.neuron_model.NeuronModel`, or its ``to_dict()``
+        (what a run records for a file, see :meth:`with_recorded_neuron_model`).
+    neuron_constants
+        Constants of the model to change, as Brian2 text or numbers
+        (``{"tau_a": "700*ms"}``); :meth:`with_changes` also takes them by name.
     """
 
     seed: int = 0
@@ -255,12 +265,56 @@ class TrainConfig:
     validation_holdout: int = 0
     divergence_window: int = 25
     divergence_factor: float = 2.0
+    neuron_model: str | dict[str, Any] = "lif"
+    neuron_constants: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "held_out_classes", tuple(int(c) for c in self.held_out_classes))
+        if not isinstance(self.neuron_constants, dict):
+            raise ConfigError(
+                f"neuron_constants must be a mapping of names to Brian2 values (e.g. "
+                f'{{"tau_a": "700*ms"}}), got {self.neuron_constants!r}'
+            )
+        # Constants are stored as exact Brian2 text so that the config stays JSON.
+        constants = {
+            str(name): format_quantity(parse_quantity(value, name=f"neuron constant {name}"))
+            for name, value in self.neuron_constants.items()
+        }
+        object.__setattr__(self, "neuron_constants", constants)
         self.validate()
 
     # -- derived values -----------------------------------------------------------------------
+    def neuron_parameters(self) -> Any:
+        """The recurrent neurons of the run: the model with its constants, at the bin width.
+
+        Returns a :class:`~mosaicnet.network.spec.NeuronParameters` (checked
+        against Brian2; raises :class:`ConfigError` naming the problem).
+        """
+        from brian2 import second
+
+        from mosaicnet.network.neuron_model import NeuronModel
+        from mosaicnet.network.neuron_presets import neuron_model
+        from mosaicnet.network.spec import NeuronParameters
+
+        source = self.neuron_model
+        if isinstance(source, dict):
+            source = NeuronModel.from_dict(source, origin="neuron_model of the configuration")
+        model = neuron_model(source, **self.neuron_constants)
+        return NeuronParameters(model=model, dt=self.window_s / self.n_bins * second)
+
+    def with_recorded_neuron_model(self) -> TrainConfig:
+        """A copy whose ``neuron_model`` is the model's Brian2 code itself, not a file path.
+
+        A run directory then holds everything about its neurons even if the
+        user's file moves or changes; presets stay by name.
+        """
+        from mosaicnet.network.neuron_presets import PRESETS
+
+        if isinstance(self.neuron_model, dict) or self.neuron_model in PRESETS:
+            return self
+        model = self.neuron_parameters().model.to_dict()
+        return replace(self, neuron_model=model, neuron_constants={})
+
     @property
     def resolved_inner_lr(self) -> float:
         """The inner learning rate actually used (see ``inner_lr`` / ``inner_lr_schedule``)."""
@@ -379,6 +433,14 @@ class TrainConfig:
                 f"held_out_classes {bad} are not readout units 0..{self.n_out - 1}; "
                 "held-out classes must be global labels of the dataset"
             )
+        if not isinstance(self.neuron_model, str | dict):
+            raise ConfigError(
+                f"neuron_model must be a preset name, a .json/.py file or a model dict, got "
+                f"{self.neuron_model!r}"
+            )
+        # Resolves the model and checks it against Brian2 at the bin width: a bad
+        # model fails here, before any data is read or network built.
+        self.neuron_parameters()
         if self.read_time_min_s > self.read_time_max_s:
             raise ConfigError(
                 f"read_time_min_s={self.read_time_min_s} is larger than "
@@ -422,13 +484,24 @@ class TrainConfig:
         return cls(**values)
 
     def with_changes(self, **changes: Any) -> TrainConfig:
-        """A copy with some fields replaced (validated)."""
-        unknown = set(changes) - {f.name for f in fields(self)}
+        """A copy with some fields replaced (validated).
+
+        A name that is no field but a constant of the neuron model (``tau_a``)
+        changes that constant (``neuron_constants``), e.g. ``tau_a="700*ms"``.
+        """
+        field_names = {f.name for f in fields(self)}
+        unknown = set(changes) - field_names
         if unknown:
-            raise ConfigError(
-                f"unknown training parameter(s) {sorted(unknown)}; valid ones are "
-                f"{sorted(f.name for f in fields(self))}"
-            )
+            base = replace(self, **{k: v for k, v in changes.items() if k in field_names})
+            constants = set(base.neuron_parameters().model.constants)
+            if unknown - constants:
+                raise ConfigError(
+                    f"unknown training parameter(s) {sorted(unknown - constants)}; valid ones "
+                    f"are {sorted(field_names)} and the neuron model's constants "
+                    f"{sorted(constants)}"
+                )
+            merged = {**base.neuron_constants, **{name: changes[name] for name in unknown}}
+            return replace(base, neuron_constants=merged)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

@@ -272,13 +272,11 @@ def build_spec(config: TrainConfig, n_in: int):
     configuration gives a small-world prior (``p_local``, ``hop_decay``) or a
     routing limit (``max_hops``: no synapse between neurons further apart). One
     simulation step is one input bin: ``dt = window_s / n_bins`` (14 ms for the
-    published 100 bins over 1.4 s); the time constants stay the physical defaults
-    of :class:`~mosaicnet.network.spec.NeuronParameters`.
+    published 100 bins over 1.4 s); the neurons are the configuration's neuron
+    model (:meth:`TrainConfig.neuron_parameters`), with physical time constants.
     """
-    from brian2 import second
-
     from mosaicnet.layout import SmallWorldPrior, sample_small_world_mask
-    from mosaicnet.network.spec import NeuronParameters, random_spec
+    from mosaicnet.network.spec import random_spec
 
     layout = build_layout(config)
     n = layout.n_neurons
@@ -299,7 +297,7 @@ def build_spec(config: TrainConfig, n_in: int):
         gain=config.weight_gain,
         seed=stream_seed(config.seed, _STREAM_WEIGHTS),
         device_model=config.device_model or "ideal",
-        neuron=NeuronParameters(dt=config.window_s / config.n_bins * second),
+        neuron=config.neuron_parameters(),
     )
 
 
@@ -497,6 +495,8 @@ def train(
 
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other; pass one of them")
+    # A model from a file is recorded as its code: the run must not depend on the file.
+    config = config.with_recorded_neuron_model()
     if config.device_model is not None:  # fail before touching the run directory
         from mosaicnet.devices import get_device_model
 

@@ -6,14 +6,19 @@ Objects (names as they appear in :meth:`BrianNetwork.describe`)::
                TimedArray of the binary input spikes drives it, so it emits in
                the 'thresholds' slot like a SpikeGeneratorGroup, but new inputs
                need no new objects (standalone: new values via ``run_args``)
-    recurrent  NeuronGroup, the spec's LIF equations (exact integration),
-               threshold ``v > threshold``, reset ``v -= threshold``
+    recurrent  NeuronGroup, the spec's neuron model verbatim: its equations,
+               threshold, reset, refractory period and integration method
+               (the published LIF: ``dv/dt = -v / tau_mem``, ``v > thr``,
+               ``v -= thr``, exact integration)
     readout    NeuronGroup, non-spiking leaky integrators (exact integration)
-    syn_in     Synapses input -> recurrent, all-to-all, on_pre ``v_post += w``
-    syn_rec    Synapses recurrent -> recurrent, ONLY the spec's ``rec_mask``
+    syn_in     Synapses input -> recurrent, all-to-all, on_pre
+               ``<input_target>_post += w`` (the model's input target)
+    syn_rec    Synapses recurrent -> recurrent, ONLY the spec's ``rec_mask``,
+               on_pre ``<recurrent_target>_post += w``
     syn_out    Synapses recurrent -> readout, all-to-all, on_pre ``v_post += w``
 
-(``I_post += w`` into the recurrent group with an exponential synaptic current.)
+(``w * weight_unit`` into a target with units, see
+:class:`~mosaicnet.network.neuron_model.NeuronModel`.)
 Every synapse is memristive: its model is the device model's Brian2 form
 (:mod:`mosaicnet.devices.brian_form`): programmed conductances, drift
 parameters and programming time are synaptic variables and the effective
@@ -132,11 +137,22 @@ class SimulationResult:
 
 
 def device_form(spec: NetworkSpec, *, read_noise: bool = True) -> Any:
-    """The Brian2 form of the spec's device model (a ``BrianDeviceForm``)."""
+    """The Brian2 form of the spec's device model (a ``BrianDeviceForm``).
+
+    The effective weight is ``w``, or ``w_syn`` when the neuron model has a
+    variable ``w`` (Brian2 forbids a synaptic variable named like a
+    post-synaptic one: ``w_post`` would be ambiguous).
+    """
+    from brian2 import Equations
+
     from mosaicnet.devices import get_device_model
     from mosaicnet.devices.brian_form import build_brian_form
 
-    return build_brian_form(get_device_model(spec.device_model), read_noise=read_noise)
+    names = Equations(spec.neuron.model.equations).names
+    weight_name = "w_syn" if "w" in names else "w"
+    return build_brian_form(
+        get_device_model(spec.device_model), read_noise=read_noise, weight_name=weight_name
+    )
 
 
 def program_spec(
@@ -167,6 +183,30 @@ _DEVICE_VARIABLES = (
     ("drift_minus", "drift_minus", None),
     ("t_prog", "t_prog_s", "second"),
 )
+
+
+def sample_reset_code(model: Any) -> str:
+    """Brian2 code that puts the recurrent neurons back to their initial state.
+
+    Every state variable takes the model's initial value (0 where none is
+    given); a refractory model also forgets its last spike, as a freshly
+    built Brian2 group (``lastspike = -1e4 s``).
+    """
+    from mosaicnet.network.neuron_brian import INITIAL_LASTSPIKE_S
+    from mosaicnet.network.quantities import format_quantity
+
+    states = _state_names(model)
+    lines = [f"{name} = {format_quantity(model.initial.get(name, 0.0))}" for name in states]
+    if model.refractory is not None:
+        lines += [f"lastspike = {INITIAL_LASTSPIKE_S!r} * second", "not_refractory = True"]
+    return "\n".join(lines)
+
+
+def _state_names(model: Any) -> list[str]:
+    from brian2 import Equations
+
+    equations = Equations(model.equations)
+    return [name for name in equations.keys() if name in equations.diff_eq_names]
 
 
 def _device_values(programmed: Any, pre: np.ndarray, post: np.ndarray) -> dict[str, Any]:
@@ -361,15 +401,16 @@ class BrianNetwork:
             namespace=self._input_namespace,
             name="input",
         )
-        namespace = neuron.namespace()
+        model = neuron.model
         self.recurrent = NeuronGroup(
             copies * n_rec,
-            neuron.recurrent_equations(),
-            threshold="v > threshold",
-            reset="v -= threshold",
-            method="exact",
+            model.equations,
+            threshold=model.threshold,
+            reset=model.reset,
+            refractory=False if model.refractory is None else model.refractory,
+            method=model.method,
             clock=self.clock,
-            namespace=dict(namespace),
+            namespace=model.namespace(),
             name="recurrent",
         )
         self.readout = NeuronGroup(
@@ -377,13 +418,12 @@ class BrianNetwork:
             neuron.readout_equations(),
             method="exact",
             clock=self.clock,
-            namespace=dict(namespace),
+            namespace=neuron.readout_namespace(),
             name="readout",
         )
-        state_names = ["v", "I"] if neuron.tau_syn is not None else ["v"]
         self.resets = [
             self.recurrent.run_regularly(
-                "\n".join(f"{name} = 0" for name in state_names),
+                sample_reset_code(model),
                 clock=self.sample_clock,
                 when="start",
                 name="recurrent_sample_reset",
@@ -392,25 +432,30 @@ class BrianNetwork:
                 "v = 0", clock=self.sample_clock, when="start", name="readout_sample_reset"
             ),
         ]
-        target = neuron.synaptic_target
         self.synapses: dict[str, Any] = {}
         self._indices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         pathways = {
-            "w_in": (self.input, self.recurrent, target, np.ones((n_in, n_rec), bool)),
-            "w_rec": (self.recurrent, self.recurrent, target, spec.rec_mask),
+            "w_in": (self.input, self.recurrent, model.input_target, np.ones((n_in, n_rec), bool)),
+            "w_rec": (self.recurrent, self.recurrent, model.recurrent_target, spec.rec_mask),
             "w_out": (self.recurrent, self.readout, "v", np.ones((n_rec, n_out), bool)),
         }
         for name, (source, destination, variable, exists) in pathways.items():
             pre, post = np.nonzero(exists)
             n_pre, n_post = exists.shape
             offsets = np.arange(copies)[:, None]
+            namespace = dict(self.form.namespace)
+            increment = self.form.weight_name
+            if destination is self.recurrent and "weight_unit" in model.constants:
+                # Dimensionless weights into a target with units (NeuronModel docs).
+                increment = f"{increment} * weight_unit"
+                namespace["weight_unit"] = model.constants["weight_unit"]
             synapses = Synapses(
                 source,
                 destination,
                 model=self.form.synapse_model,
-                on_pre=f"{variable}_post += {self.form.weight_name}",
+                on_pre=f"{variable}_post += {increment}",
                 clock=self.clock,
-                namespace=dict(self.form.namespace),
+                namespace=namespace,
                 name=_SYNAPSE_NAMES[name],
             )
             synapses.connect(i=(offsets * n_pre + pre).ravel(), j=(offsets * n_post + post).ravel())
@@ -473,7 +518,11 @@ class BrianNetwork:
             )
         if "membrane" in self.record:
             self.monitors["membrane"] = StateMonitor(
-                self.recurrent, "v", record=True, when="end", name="membrane_trace"
+                self.recurrent,
+                self.spec.neuron.model.membrane,
+                record=True,
+                when="end",
+                name="membrane_trace",
             )
         self.network.add(*self.monitors.values())
 
@@ -710,7 +759,11 @@ class BrianNetwork:
                 out[key] = self._spike_raster(np.asarray(monitor.i[:]), steps - first_step, size)
         for key, size in (("readout", self.spec.n_out), ("membrane", self.spec.n_rec)):
             if key in self.monitors:
-                trace = np.asarray(self.monitors[key].v[:], dtype=np.float64)
+                monitor = self.monitors[key]
+                # Values in SI units (the trailing underscore): the clone's units.
+                trace = np.asarray(
+                    getattr(monitor, f"{monitor.record_variables[0]}_")[:], dtype=np.float64
+                )
                 # (copies * size, sequential * T) -> (copies * sequential, T, size)
                 trace = trace.reshape(self.copies, size, self.sequential, self.n_steps)
                 out[key] = trace.transpose(0, 2, 3, 1).reshape(
@@ -728,7 +781,8 @@ class BrianNetwork:
     # ------------------------------------------------------------ description
     def describe(self) -> str:
         """Text of every group's equations, threshold, reset and synapse code."""
-        from mosaicnet.network.torch_clone import exact_linear_update
+        from mosaicnet.network.neuron_brian import state_update_code
+        from mosaicnet.network.neuron_compiler import exact_linear_update
 
         neuron = self.spec.neuron
         lines = [
@@ -743,20 +797,33 @@ class BrianNetwork:
             f"'{self.input.events['spike']}' (stimulus = TimedArray of binary input spikes: "
             "a bin with any spike is one spike)",
         ]
-        groups = (
-            ("recurrent", self.recurrent, neuron.recurrent_equations()),
-            ("readout", self.readout, neuron.readout_equations()),
+        model = neuron.model
+        recurrent_code = state_update_code(model, neuron.dt)
+        readout_code = exact_linear_update(
+            neuron.readout_equations(), neuron.readout_namespace(), neuron.dt
+        ).code
+        lines.append(
+            f"recurrent: NeuronGroup({self.recurrent.N // self.copies} per copy), neuron model "
+            f"{model.name!r}, method {model.method}"
         )
-        for label, group, equations in groups:
-            update = exact_linear_update(equations, neuron.namespace(), neuron.dt)
-            lines.append(f"{label}: NeuronGroup({group.N // self.copies} per copy), method exact")
-            lines += [f"    {line}" for line in equations.splitlines()]
-            if "spike" in group.events:
-                lines.append(f"    threshold: {group.events['spike']}")
-                lines.append(f"    reset: {group.event_codes['spike']}")
-            lines.append("    one step (Brian2's exact integrator):")
-            lines += [f"        {line}" for line in update.code.splitlines()]
-            lines.append("    state reset to 0 at the start of every sample")
+        if model.source:
+            lines.append(f"    source: {model.source}")
+        lines += [f"    {line}" for line in model.equations.splitlines()]
+        lines.append(f"    threshold: {model.threshold}")
+        lines.append("    reset: " + "; ".join(model.reset_statements()))
+        if model.refractory is not None:
+            lines.append(f"    refractory: {model.refractory}")
+        lines.append(f"    one step (Brian2's {model.method} state updater):")
+        lines += [f"        {line}" for line in recurrent_code.splitlines()]
+        lines.append("    state reset at the start of every sample:")
+        lines += [f"        {line}" for line in sample_reset_code(model).splitlines()]
+        lines.append(
+            f"readout: NeuronGroup({self.readout.N // self.copies} per copy), method exact"
+        )
+        lines.append(f"    {neuron.readout_equations()}")
+        lines.append("    one step (Brian2's exact integrator):")
+        lines += [f"        {line}" for line in readout_code.splitlines()]
+        lines.append("    state reset to 0 at the start of every sample")
         counts = self.synapse_counts()
         for name in PATHWAYS:
             synapses = self.synapses[name]
@@ -769,7 +836,12 @@ class BrianNetwork:
         lines += [f"        {line}" for line in self.form.synapse_model.splitlines()]
         lines.append("    read (effective weight from the devices at t_read):")
         lines += [f"        {line}" for line in self.form.read_code.splitlines()]
-        constants = {**neuron.namespace(), **self.form.namespace, "dt": neuron.dt}
+        constants = {
+            **neuron.namespace(),
+            **neuron.readout_namespace(),
+            **self.form.namespace,
+            "dt": neuron.dt,
+        }
         lines.append("namespace: " + ", ".join(f"{k} = {v}" for k, v in constants.items()))
         return "\n".join(lines)
 

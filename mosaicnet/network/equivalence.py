@@ -1,18 +1,21 @@
 """Check that the torch clone and the Brian2 network compute the same thing.
 
 For random Mosaic networks (small-world masks from :mod:`mosaicnet.layout`)
-and random binary inputs, the network is simulated in Brian2 (each requested
-backend, exact arithmetic, ideal devices, no noise) and in the float64 torch
-clone with the weights Brian2 actually read from its devices. The report
+of each neuron model asked for (presets by name, or the user's own
+:class:`~mosaicnet.network.neuron_model.NeuronModel`) and random binary
+inputs, the network is simulated in Brian2 (each requested backend, exact
+arithmetic, ideal devices, no noise) and in the float64 torch clone compiled
+from the same model, with the weights Brian2 actually read from its devices. The report
 counts differing spike bits (recurrent layer, every sample, step and neuron)
 and the largest absolute difference of the readout potential. Spikes are
 also compared between backends.
 
 Expected: zero spike mismatches and readout differences of 1e-13 or less (the
-clone sums synaptic inputs in another order than Brian2). The weights and
-inputs are scaled so that the networks fire at realistic rates (a few to a
-few tens of percent of steps), where a wrong integration constant or a wrong
-order inside the time step shows up as thousands of mismatches.
+clone sums synaptic inputs in another order than Brian2). The weight gain
+is calibrated per model on the clone (:func:`calibrated_gain`) so that the
+networks fire at realistic rates (a few to a few tens of percent of steps),
+where a wrong integration constant or a wrong order inside the time step shows
+up as thousands of mismatches.
 """
 
 from __future__ import annotations
@@ -24,24 +27,27 @@ from typing import Any
 import numpy as np
 
 from mosaicnet.errors import ConfigError
+from mosaicnet.network.neuron_model import NeuronModel
+from mosaicnet.network.neuron_presets import PRESETS, neuron_model
 from mosaicnet.network.spec import NetworkSpec, NeuronParameters, random_spec
 
-#: Weight gain of the check networks (random_spec's scale). The published
-#: 0.5 leaves these small networks nearly silent; 4 gives 5-20 % active steps.
+#: Starting weight gain of the check networks (random_spec's scale). The
+#: published 0.5 leaves these small networks nearly silent; 4 gives the LIF
+#: 5-20 % active steps.
 CHECK_GAIN = 4.0
+#: Firing fractions (spikes per neuron and step) the calibrated gain aims inside.
+CHECK_RATE_RANGE = (0.03, 0.3)
 #: Probability of an input spike per bin and channel.
 CHECK_INPUT_P = 0.08
-#: Synaptic time constant of the "with current" case, in steps.
-CHECK_TAU_SYN_STEPS = 5
 
 
 @dataclass(frozen=True)
 class EquivalenceCase:
-    """One comparison: a random network, one backend, with or without synaptic current."""
+    """One comparison: a random network of one neuron model on one backend."""
 
     seed: int
     backend: str
-    synaptic_current: bool
+    neuron_model: str
     n_samples: int
     n_steps: int
     n_rec: int
@@ -98,13 +104,13 @@ class EquivalenceReport:
     def summary(self) -> str:
         """A table: one line per case, then the totals."""
         lines = [
-            f"{'seed':>4} {'backend':<15} {'current':<7} {'samples':>7} {'n_rec':>5} "
+            f"{'seed':>4} {'backend':<15} {'model':<15} {'samples':>7} {'n_rec':>5} "
             f"{'syn_rec':>7} {'rate':>6} {'spike mism.':>11} {'vs backends':>11} "
             f"{'max |dv_out|':>12}"
         ]
         for c in self.cases:
             lines.append(
-                f"{c.seed:>4} {c.backend:<15} {'yes' if c.synaptic_current else 'no':<7} "
+                f"{c.seed:>4} {c.backend:<15} {c.neuron_model:<15} "
                 f"{c.n_samples:>7} {c.n_rec:>5} {c.n_synapses_rec:>7} {c.firing_fraction:>6.3f} "
                 f"{c.spike_mismatches:>11} {c.backend_spike_mismatches:>11} "
                 f"{c.max_readout_diff:>12.3g}"
@@ -125,33 +131,60 @@ def random_mosaic_spec(
     neurons_per_tile: int = 8,
     n_in: int = 20,
     n_out: int = 5,
-    synaptic_current: bool = False,
+    model: NeuronModel | str = "lif",
     gain: float = CHECK_GAIN,
 ) -> NetworkSpec:
-    """A random network on a small Mosaic with a small-world recurrent mask.
-
-    With a synaptic current (``tau_syn`` = :data:`CHECK_TAU_SYN_STEPS` steps)
-    the gain is multiplied by ``tau_mem / tau_syn``: a current pulse moves the
-    membrane by about ``tau_syn / tau_mem`` of a direct one.
-    """
+    """A random network of neuron ``model`` on a small Mosaic with a small-world mask."""
     from mosaicnet.layout import Layout, SmallWorldPrior, sample_small_world_mask
 
     rng = np.random.default_rng(seed)
     layout = Layout(rows, cols, neurons_per_tile)
     mask = sample_small_world_mask(layout, SmallWorldPrior(), rng=rng)
-    neuron = NeuronParameters()
-    if synaptic_current:
-        neuron = NeuronParameters(tau_syn=CHECK_TAU_SYN_STEPS * neuron.dt)
-        gain = gain * float(neuron.tau_mem / neuron.tau_syn)
     return random_spec(
         n_in,
         layout.to_dict(),
         n_out,
         mask,
-        neuron=neuron,
+        neuron=NeuronParameters(model=neuron_model(model)),
         gain=gain,
         seed=int(rng.integers(2**31)),
         device_model="ideal",
+    )
+
+
+def calibrated_gain(
+    seed: int, x: np.ndarray, *, model: NeuronModel | str = "lif", **spec_options: Any
+) -> float:
+    """A weight gain at which the clone of ``model`` fires inside :data:`CHECK_RATE_RANGE`.
+
+    Starts at :data:`CHECK_GAIN` and halves or doubles it (at most 12 times).
+
+    Raises
+    ------
+    ConfigError
+        The model stays silent or saturated at every gain tried.
+    """
+    import torch
+
+    from mosaicnet.network.torch_clone import TorchClone
+
+    low, high = CHECK_RATE_RANGE
+    gain = CHECK_GAIN
+    rates = []
+    for _ in range(12):
+        spec = random_mosaic_spec(seed, model=model, gain=gain, **spec_options)
+        clone = TorchClone(spec, dtype=torch.float64)
+        with torch.no_grad():
+            rate = float(clone.recurrent_spikes(clone.init_params(), torch.as_tensor(x)).mean())
+        rates.append((gain, rate))
+        if low <= rate <= high:
+            return gain
+        gain = gain * 2 if rate < low else gain / 2
+    raise ConfigError(
+        f"neuron model {getattr(model, 'name', model)!r} fires outside {CHECK_RATE_RANGE} "
+        f"(spikes per neuron and step) at every gain tried: "
+        + ", ".join(f"{g:g} -> {r:.3f}" for g, r in rates)
+        + "; check its threshold and the scale of its synaptic target"
     )
 
 
@@ -182,7 +215,7 @@ def check_equivalence(
     seeds: Iterable[int] = (0,),
     backends: Sequence[str] = ("numpy",),
     *,
-    synaptic_current: Iterable[bool] = (False, True),
+    models: Iterable[NeuronModel | str] = ("lif", "cuba_lif"),
     n_samples: int = 6,
     n_steps: int = 60,
     progress: bool = False,
@@ -193,18 +226,19 @@ def check_equivalence(
     Parameters
     ----------
     seeds
-        One random network and input per seed.
+        One random network and input per seed and model.
     backends
         Brian2 backends to run (spikes are also compared between them).
-    synaptic_current
-        Which model variants to check.
+    models
+        Neuron models: preset names (:data:`~mosaicnet.network.neuron_presets.PRESETS`),
+        ``.json``/``.py`` files, or :class:`NeuronModel` objects.
     n_samples, n_steps
         Input size per seed. Samples run batched (several per Brian2 run), so
         the per-sample state reset is exercised too.
     progress
         Progress bar over cases.
     **spec_options
-        Passed to :func:`random_mosaic_spec` (sizes, gain).
+        Passed to :func:`random_mosaic_spec` (sizes).
 
     Returns
     -------
@@ -215,15 +249,19 @@ def check_equivalence(
     backends = list(backends)
     if not backends:
         raise ConfigError("give at least one backend to compare with the clone")
-    jobs = [(int(seed), bool(current)) for seed in seeds for current in synaptic_current]
+    resolved = [neuron_model(model) for model in models]
+    if not resolved:
+        raise ConfigError(f"give at least one neuron model, e.g. {', '.join(PRESETS)}")
+    jobs = [(int(seed), model) for seed in seeds for model in resolved]
     if progress:
         from tqdm import tqdm
 
         jobs = tqdm(jobs, desc="equivalence", unit="network")
     report = EquivalenceReport()
-    for seed, current in jobs:
-        spec = random_mosaic_spec(seed, synaptic_current=current, **spec_options)
-        x = random_input(seed + 10_000, n_samples, n_steps, spec.n_in)
+    for seed, model in jobs:
+        x = random_input(seed + 10_000, n_samples, n_steps, spec_options.get("n_in", 20))
+        gain = calibrated_gain(seed, x, model=model, **spec_options)
+        spec = random_mosaic_spec(seed, model=model, gain=gain, **spec_options)
         reference = None
         for backend in backends:
             # Several samples per run: copies for runtime targets, back to back for standalone.
@@ -249,7 +287,7 @@ def check_equivalence(
                 EquivalenceCase(
                     seed=seed,
                     backend=backend,
-                    synaptic_current=current,
+                    neuron_model=model.name,
                     n_samples=n_samples,
                     n_steps=n_steps,
                     n_rec=spec.n_rec,

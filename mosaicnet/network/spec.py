@@ -7,17 +7,19 @@ Brian2 network (:mod:`mosaicnet.network.brian_network`) and the torch
 surrogate clone (:mod:`mosaicnet.network.torch_clone`) are both functions of
 it, so nothing about the model is typed twice.
 
-Model (one recurrent layer of LIF neurons and a non-spiking leaky readout,
-after EIS-Hub/meta-mosaic ``network.py``, written as Brian2 equations)::
+Model: one recurrent layer of spiking neurons and a non-spiking leaky readout.
+The recurrent neurons are any :class:`~mosaicnet.network.neuron_model.NeuronModel`
+(Brian2 equations, threshold, reset, refractoriness, synaptic targets); the
+default is the published LIF of EIS-Hub/meta-mosaic ``network.py``
+(:func:`~mosaicnet.network.neuron_presets.lif`)::
 
-    recurrent:  dv/dt = -v / tau_mem            (or (I - v) / tau_mem with
-                dI/dt = -I / tau_syn             an exponential synaptic current)
-                threshold v > threshold, reset v -= threshold (subtractive)
-    readout:    dv/dt = -v / tau_out            (no threshold)
-    synapses:   on_pre: v_post += w   (I_post += w with a synaptic current)
+    recurrent:  dv/dt = -v / tau_mem : 1, threshold v > thr, reset v -= thr
+    readout:    dv/dt = -v / tau_out : 1   (no threshold)
+    synapses:   on_pre: <target>_post += w (the model's input / recurrent
+                target; v for the LIF; v of the readout)
 
-Weights are dimensionless, in units of the membrane variable (the threshold
-is 2 in the same units).
+Weights are dimensionless, in units of the target variable (the LIF's
+threshold is 2 in the same units).
 
 Input encoding (both simulators)
 --------------------------------
@@ -51,102 +53,113 @@ import numpy as np
 from brian2 import Quantity, ms, second
 
 from mosaicnet.errors import ConfigError, DataFormatError
+from mosaicnet.network.neuron_brian import check_model
+from mosaicnet.network.neuron_model import NeuronModel
+from mosaicnet.network.neuron_presets import lif
 
 #: Published per-step decay constant (in steps) of meta-mosaic: tau = 30 steps.
 PUBLISHED_TAU_STEPS = 30
 #: Width of one input bin of the published preprocessing: 1.4 s / 100 bins.
 PUBLISHED_BIN = 14 * ms
 
-SPEC_FORMAT_VERSION = 1
+#: Format of saved specs. 2: the neuron model as Brian2 code (format 1, the fixed
+#: LIF with optional synaptic current, still loads).
+SPEC_FORMAT_VERSION = 2
+#: Formats :meth:`NetworkSpec.load` reads.
+READABLE_FORMATS = (1, 2)
 
 
 @dataclass(frozen=True)
 class NeuronParameters:
-    """Neuron and simulation parameters, with Brian2 units.
+    """The neurons of a network: the recurrent model, the readout and the time step.
 
     Parameters
     ----------
-    tau_mem
-        Membrane time constant of the recurrent LIF neurons (default 420 ms:
-        the published 30-step decay at 14 ms per step, see module docstring).
+    model
+        The recurrent neurons as Brian2 code
+        (:class:`~mosaicnet.network.neuron_model.NeuronModel`; default the
+        published LIF, :func:`~mosaicnet.network.neuron_presets.lif`). It is
+        checked against Brian2 at this ``dt`` on construction
+        (:func:`~mosaicnet.network.neuron_brian.check_model`).
     tau_out
-        Time constant of the leaky readout integrators (default 420 ms).
-    tau_syn
-        Time constant of an exponential synaptic current, or ``None`` for
-        current-based delta synapses (the published model).
-    threshold
-        Firing threshold of the membrane variable, dimensionless (published: 2).
-        The reset subtracts it.
+        Time constant of the leaky readout integrators (default 420 ms: the
+        published 30-step decay at 14 ms per step, see module docstring).
     dt
         Simulation time step; one input bin per step (default 14 ms).
     """
 
     # Quantities are mutable arrays for dataclasses, hence the factories.
-    tau_mem: Quantity = field(default_factory=lambda: PUBLISHED_TAU_STEPS * PUBLISHED_BIN)
+    model: NeuronModel = field(default_factory=lif)
     tau_out: Quantity = field(default_factory=lambda: PUBLISHED_TAU_STEPS * PUBLISHED_BIN)
-    tau_syn: Quantity | None = None
-    threshold: float = 2.0
     dt: Quantity = field(default_factory=lambda: PUBLISHED_BIN * 1)
 
     def __post_init__(self) -> None:
-        for name in ("tau_mem", "tau_out", "dt"):
+        for name in ("tau_out", "dt"):
             _check_time(name, getattr(self, name))
-        if self.tau_syn is not None:
-            _check_time("tau_syn", self.tau_syn)
-            # Brian2's exact integrator solves the (v, I) system symbolically for
-            # distinct time constants; its solution divides by (tau_mem - tau_syn).
-            if float(self.tau_syn / second) == float(self.tau_mem / second):
-                raise ConfigError(
-                    f"tau_syn ({self.tau_syn}) must differ from tau_mem ({self.tau_mem}): the "
-                    "exact integration of the synaptic current divides by their difference; "
-                    "change one of them slightly"
-                )
-        if not np.isfinite(self.threshold) or self.threshold <= 0:
-            raise ConfigError(f"threshold must be a positive number, got {self.threshold!r}")
+        if not isinstance(self.model, NeuronModel):
+            raise ConfigError(
+                f"model must be a NeuronModel (e.g. mosaicnet.network.neuron_presets.lif()), "
+                f"got {self.model!r}"
+            )
+        check_model(self.model, self.dt)
 
     def recurrent_equations(self) -> str:
-        """Brian2 equations of the recurrent neurons."""
-        if self.tau_syn is None:
-            return "dv/dt = -v / tau_mem : 1"
-        return "dv/dt = (I - v) / tau_mem : 1\ndI/dt = -I / tau_syn : 1"
+        """Brian2 equations of the recurrent neurons (the model's)."""
+        return self.model.equations
 
     @staticmethod
     def readout_equations() -> str:
         """Brian2 equations of the non-spiking readout integrators."""
         return "dv/dt = -v / tau_out : 1"
 
-    @property
-    def synaptic_target(self) -> str:
-        """Post-synaptic variable a spike increments: ``v`` or ``I``."""
-        return "v" if self.tau_syn is None else "I"
-
     def namespace(self) -> dict[str, Any]:
-        """Constants the Brian2 equations refer to."""
-        names = {"tau_mem": self.tau_mem, "tau_out": self.tau_out, "threshold": self.threshold}
-        if self.tau_syn is not None:
-            names["tau_syn"] = self.tau_syn
-        return names
+        """Constants the recurrent neurons' code refers to."""
+        return self.model.namespace()
+
+    def readout_namespace(self) -> dict[str, Any]:
+        """Constants of the readout equations."""
+        return {"tau_out": self.tau_out}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form; times in seconds."""
+        """JSON-able form; the model as Brian2 code text, times in seconds."""
         return {
-            "tau_mem_s": float(self.tau_mem / second),
+            "model": self.model.to_dict(),
             "tau_out_s": float(self.tau_out / second),
-            "tau_syn_s": None if self.tau_syn is None else float(self.tau_syn / second),
-            "threshold": float(self.threshold),
             "dt_s": float(self.dt / second),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NeuronParameters:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            tau_mem=d["tau_mem_s"] * second,
-            tau_out=d["tau_out_s"] * second,
-            tau_syn=None if d.get("tau_syn_s") is None else d["tau_syn_s"] * second,
-            threshold=d["threshold"],
-            dt=d["dt_s"] * second,
-        )
+        """Inverse of :meth:`to_dict`; also reads spec format 1 (see :func:`_format1_model`)."""
+        model = NeuronModel.from_dict(d["model"]) if "model" in d else _format1_model(d)
+        return cls(model=model, tau_out=d["tau_out_s"] * second, dt=d["dt_s"] * second)
+
+
+def _format1_model(d: dict[str, Any]) -> NeuronModel:
+    """The neuron model of a format-1 spec: the LIF, or its synaptic-current variant.
+
+    Format 1 stored ``tau_mem_s``, ``threshold`` and ``tau_syn_s`` (``None``
+    for delta synapses); those were the :func:`lif` preset and an LIF with
+    the current entering as ``(I - v) / tau_mem``.
+    """
+    try:
+        tau_mem, threshold, tau_syn = d["tau_mem_s"] * second, d["threshold"], d.get("tau_syn_s")
+    except (KeyError, TypeError) as error:
+        raise DataFormatError(
+            f"the neuron parameters {d!r} are neither format 2 (with a model) nor format 1"
+        ) from error
+    if tau_syn is None:
+        return lif(tau_mem=tau_mem, thr=threshold)
+    return NeuronModel(
+        name="cuba_lif_format1",
+        equations="dv/dt = (I - v) / tau_mem : 1\ndI/dt = -I / tau_syn : 1",
+        threshold="v > thr",
+        reset="v -= thr",
+        constants={"tau_mem": tau_mem, "tau_syn": tau_syn * second, "thr": threshold},
+        input_target="I",
+        recurrent_target="I",
+        source="mosaicnet spec format 1: LIF with synaptic current (I - v) / tau_mem",
+    )
 
 
 def _check_time(name: str, value: Any) -> None:
@@ -306,10 +319,10 @@ class NetworkSpec:
             raise DataFormatError(
                 f"{path} is not a mosaicnet network spec ({error}); write one with NetworkSpec.save"
             ) from error
-        if meta.get("format_version") != SPEC_FORMAT_VERSION:
+        if meta.get("format_version") not in READABLE_FORMATS:
             raise DataFormatError(
                 f"{path} has spec format {meta.get('format_version')!r}; this mosaicnet reads "
-                f"format {SPEC_FORMAT_VERSION}"
+                f"formats {READABLE_FORMATS}: a newer mosaicnet wrote it, upgrade to read it"
             )
         return cls(
             n_in=meta["n_in"],

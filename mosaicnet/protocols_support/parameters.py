@@ -75,7 +75,8 @@ def train_config_from_parameters(p: Mapping[str, Any], **fields: Any) -> TrainCo
     Every protocol names the seed, the run length, the few-shot task and the
     Mosaic size alike (``SEED``, ``ITERATIONS``, ``META_BATCH``, ``N_WAY``,
     ``K_SHOT``, ``N_QUERY``, ``MOSAIC_ROWS``, ``MOSAIC_COLS``,
-    ``NEURONS_PER_TILE``, ``DEVICE_MODEL``); those map to their
+    ``NEURONS_PER_TILE``, ``DEVICE_MODEL``; where a protocol has them,
+    ``NEURON_MODEL`` and ``NEURON_CONSTANTS``); those map to their
     :class:`~mosaicnet.meta.config.TrainConfig` fields here. What a protocol varies
     or names itself (inner steps, learning rates, layout weight, ...) it passes as
     ``fields``.
@@ -99,6 +100,11 @@ def train_config_from_parameters(p: Mapping[str, Any], **fields: Any) -> TrainCo
         "rows": p["MOSAIC_ROWS"], "cols": p["MOSAIC_COLS"],
         "neurons_per_tile": p["NEURONS_PER_TILE"], "device_model": p["DEVICE_MODEL"],
     }  # fmt: skip
+    # Optional in a protocol of one neuron model: the model (preset or file) and its
+    # constants as Brian2 text or quantities, e.g. NEURON_CONSTANTS = {"tau_mem": "300*ms"}.
+    if "NEURON_MODEL" in p:
+        shared["neuron_model"] = p["NEURON_MODEL"]
+        shared["neuron_constants"] = dict(p.get("NEURON_CONSTANTS") or {})
     return TrainConfig(**{**shared, **fields})
 
 
@@ -118,6 +124,8 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     if isinstance(default, list | tuple) and isinstance(value, list | tuple):
         return type(default)(value)
     if isinstance(default, str) and isinstance(value, str):
+        return value
+    if isinstance(default, dict) and isinstance(value, dict):
         return value
     raise ConfigError(
         f"parameter {name} must be like its default {default!r} "
