@@ -84,3 +84,24 @@ def test_bad_config_files(tmp_path):
 def test_with_changes_rejects_unknown_fields():
     with pytest.raises(ConfigError, match="unknown training parameter"):
         TrainConfig().with_changes(inner_stepz=3)
+
+
+def test_neuron_model_and_constants_are_configuration():
+    from brian2 import ms
+
+    config = TrainConfig(neuron_model="alif").with_changes(tau_a="1400*ms", inner_steps=2)
+    assert config.inner_steps == 2 and config.neuron_constants == {
+        "tau_a": "1.4000000000000001 * second"
+    }
+    neuron = config.neuron_parameters()
+    assert neuron.model.name == "alif"
+    assert float(neuron.model.constants["tau_a"] / ms) == pytest.approx(1400)
+    assert float(neuron.dt / ms) == pytest.approx(14.0)  # one step per bin
+    back = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert back == config
+    with pytest.raises(ConfigError, match="neuron model's constants"):
+        config.with_changes(tau_x=1.0)
+    with pytest.raises(ConfigError, match="unknown neuron model 'lifx'"):
+        TrainConfig(neuron_model="lifx")
+    with pytest.raises(ConfigError, match="has no constant 'beta'"):
+        TrainConfig(neuron_constants={"beta": 1.0})  # the LIF has no beta

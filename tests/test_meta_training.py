@@ -227,3 +227,42 @@ def test_one_simulation_step_is_one_input_bin(n_bins, window_s, dt_ms):
     assert float(spec.neuron.dt / ms) == pytest.approx(dt_ms)
     tau_mem = spec.neuron.model.constants["tau_mem"]
     assert float(tau_mem / ms) == pytest.approx(420.0)  # physical, not per step
+
+
+def test_train_with_a_users_neuron_model_file_and_a_changed_constant(tmp_path, data_dir, capsys):
+    """--neuron-model FILE and --set CONSTANT=VALUE reach the run; later commands read it."""
+    from brian2 import ms
+
+    from mosaicnet.network.neuron_presets import alif
+
+    model_file = tmp_path / "my_alif.json"
+    model_file.write_text(json.dumps({**alif().to_dict(), "name": "my_alif"}))
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data_dir), "--out", str(run), "--quiet", "--iterations", "2",
+            "--config", str(tiny_config(tmp_path)), "--neuron-model", str(model_file),
+            "--set", "tau_a=1400*ms"]  # fmt: skip
+    assert main(args) == 0
+    model_file.unlink()  # the run holds the model's code itself, not the path
+    directory = RunDirectory.open(run)
+    config = directory.load_config()
+    assert isinstance(config.neuron_model, dict) and config.neuron_model["name"] == "my_alif"
+    model = directory.load_spec().neuron.model
+    assert model.name == "my_alif"
+    assert float(model.constants["tau_a"] / ms) == pytest.approx(1400)
+    assert main(["train", "--data", str(data_dir), "--out", str(run), "--quiet", "--resume",
+                 "--iterations", "3"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["describe", str(run / "spec.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "neuron model 'my_alif'" in out and "threshold: v > thr + beta * a" in out
+
+
+def test_bad_neuron_model_fails_before_the_run_directory_is_made(tmp_path, data_dir, capsys):
+    run = tmp_path / "run"
+    common = ["train", "--data", str(data_dir), "--out", str(run), "--quiet",
+              "--config", str(tiny_config(tmp_path))]  # fmt: skip
+    assert main([*common, "--neuron-model", "alfi"]) == 2
+    assert "unknown neuron model 'alfi'" in capsys.readouterr().err
+    assert main([*common, "--neuron-model", "alif", "--set", "tau_b=3*ms"]) == 2
+    assert "tau_b" in capsys.readouterr().err
+    assert not run.exists()

@@ -130,18 +130,9 @@ def test_cli_rejects_unknown_backend_and_bad_sizes(capsys):
     assert "--samples must be >= 1" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_all_backends_agree_with_the_clone_with_and_without_current():
-    """Two networks x two model variants x three backends (two standalone builds each)."""
-    report = check_equivalence(
-        seeds=(5, 6), backends=("numpy", "cython", "cpp_standalone"), n_samples=8, n_steps=60
-    )
-    assert len(report.cases) == 12
-    assert report.spike_mismatches == 0
-    assert report.backend_spike_mismatches == 0
-    assert report.max_readout_diff < 1e-9
-    for case in report.cases:
-        assert 0.02 < case.firing_fraction < 0.4
+# Every neuron model on numpy, cython and cpp_standalone: the slow test
+# test_every_preset_and_a_users_model_equal_brian2_on_all_cpu_backends in
+# tests/test_network_neuron_models.py.
 
 
 @pytest.mark.slow

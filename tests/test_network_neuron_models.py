@@ -351,3 +351,20 @@ def test_units_of_a_millivolt_model_are_si_in_the_clone():
     assert compiled.initial["v"] == pytest.approx(-0.070)
     assert compiled.weight_unit == pytest.approx(1e-3)
     assert float(MILLIVOLT.constants["v_th"] / second * second / mV) == pytest.approx(-68)
+
+
+@pytest.mark.slow
+def test_every_preset_and_a_users_model_equal_brian2_on_all_cpu_backends():
+    """numpy, cython and cpp_standalone (one compiled program per model)."""
+    models = [*PRESETS, QUADRATIC, TWO_COMPARTMENT]
+    report = check_equivalence(
+        seeds=(4,), backends=("numpy", "cython", "cpp_standalone"), models=models, n_samples=8,
+        n_steps=60,
+    )  # fmt: skip
+    print(report.summary())
+    assert len(report.cases) == 3 * len(models)
+    assert report.spike_mismatches == 0
+    assert report.backend_spike_mismatches == 0
+    assert report.max_readout_diff < 1e-9
+    for case in report.cases:
+        assert 0.02 < case.firing_fraction < 0.35

@@ -14,12 +14,13 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT_S = 900
 
 
-def test_the_three_tutorials_exist():
+def test_the_four_tutorials_exist():
     names = [path.stem for path in NOTEBOOKS]
     assert names == [
         "01_layout_and_devices",
         "02_brian2_network_and_rasters",
         "03_meta_learning_and_chip_in_the_loop",
+        "04_your_own_neuron_model",
     ]
 
 
@@ -37,7 +38,10 @@ def test_notebook_is_stored_without_outputs(path):
 
 @pytest.mark.parametrize(
     "path",
-    [pytest.param(p, marks=pytest.mark.slow) if p.stem.startswith("03") else p for p in NOTEBOOKS],
+    [
+        pytest.param(p, marks=pytest.mark.slow) if p.stem[:2] in ("03", "04") else p
+        for p in NOTEBOOKS
+    ],
     ids=[p.stem for p in NOTEBOOKS],
 )
 def test_notebook_runs_without_errors(path, tmp_path, monkeypatch):

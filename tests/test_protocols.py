@@ -241,6 +241,7 @@ RESULT_KEYS = {
     "layout_lambda": {"points"},
     "learning_rates": {"studies"},
     "retraining": {"networks"},
+    "neuron_models": {"models"},
 }
 COMMON_KEYS = {"protocol", "question", "setting", "parameters", "data", "figures", "timing_s"}
 
@@ -300,6 +301,13 @@ def check_specific(name: str, results: dict) -> None:
             if study["importance"] is not None:
                 assert set(study["importance"]) == {"lr_in", "lr_out"}
                 assert sum(study["importance"].values()) == pytest.approx(1.0)
+    elif name == "neuron_models":
+        assert list(results["models"]) == [Path(m).stem for m in p["NEURON_MODELS"]]
+        for name_, entry in results["models"].items():
+            assert f"neuron model {name_!r}" in entry["code"]  # the Brian2 code is reported
+            assert entry["firing_rate_hz"] > 0
+            for where in ("torch", "brian2"):
+                assert entry[where]["tasks_seen"] == entry[where]["tasks_unseen"] == p["EVAL_TASKS"]
     elif name == "retraining":
         nets = results["networks"]
         total = p["ITERATIONS"] + p["RETRAIN_ITERATIONS"]
@@ -308,7 +316,9 @@ def check_specific(name: str, results: dict) -> None:
         assert nets["retrained"]["trained_steps"] == p["TARGET_STEPS"]
 
 
-OTHER_PROTOCOLS = ["inner_steps", "drift", "layout_lambda", "learning_rates", "retraining"]
+OTHER_PROTOCOLS = [
+    "inner_steps", "drift", "layout_lambda", "learning_rates", "retraining", "neuron_models",
+]  # fmt: skip
 
 
 @pytest.mark.slow

@@ -306,7 +306,7 @@ def _check_reset(
         if unknown:
             raise ConfigError(
                 f"{where} uses {', '.join(unknown)}, which is neither a variable of the "
-                "equations nor a constant"
+                "equations nor a constant; add it to the model's constants"
             )
         try:
             check_units_statements(statement, variables)

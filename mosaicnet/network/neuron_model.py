@@ -226,8 +226,8 @@ class NeuronModel:
         arguments.append(f"method={self.method!r}")
         lines.append("NeuronGroup(N, eqs, " + ", ".join(arguments) + ", namespace=namespace)")
         lines.append(
-            f"# input synapses: on_pre='{self.input_target}_post += w'; recurrent synapses: "
-            f"on_pre='{self.recurrent_target}_post += w'"
+            f"# a spike adds its synapse's weight: input synapses to {self.input_target}, "
+            f"recurrent synapses to {self.recurrent_target}"
         )
         if self.initial:
             lines.append(
