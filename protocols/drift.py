@@ -47,6 +47,10 @@ from typing import Any
 SEED = 0
 READ_TIMES_S = [1.0, 3600.0, 86400.0, 2592000.0]  # 1 s, 1 h, 1 d, 30 d after programming
 DEVICE_MODEL = "rram_hfox"  # the chip's devices (mosaicnet.devices.list_presets())
+# Recurrent neurons: a preset or a .json/.py file of Brian2 code, and constants
+# to change as Brian2 text (mosaicnet.network.neuron_presets; docs/neuron_models.md).
+NEURON_MODEL = "lif"
+NEURON_CONSTANTS: dict[str, str] = {}
 READ_TIME_MIN_S = 1.0  # hardware-aware training draws read times in this range (s)
 READ_TIME_MAX_S = 2592000.0
 DRIFT_COMPENSATION = False  # global drift compensation of every pathway's gain
@@ -64,7 +68,9 @@ EVAL_TASKS = 100  # tasks per kind (seen, unseen) at each read time
 BRIAN_DEVICE = "cython"
 
 PARAMETERS: dict[str, Any] = {
-    "SEED": SEED, "READ_TIMES_S": READ_TIMES_S, "DEVICE_MODEL": DEVICE_MODEL,
+    "SEED": SEED, "READ_TIMES_S": READ_TIMES_S,
+    "DEVICE_MODEL": DEVICE_MODEL, "NEURON_MODEL": NEURON_MODEL,
+    "NEURON_CONSTANTS": NEURON_CONSTANTS,
     "READ_TIME_MIN_S": READ_TIME_MIN_S, "READ_TIME_MAX_S": READ_TIME_MAX_S,
     "DRIFT_COMPENSATION": DRIFT_COMPENSATION, "MOSAIC_ROWS": MOSAIC_ROWS,
     "MOSAIC_COLS": MOSAIC_COLS, "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY,

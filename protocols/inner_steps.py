@@ -61,6 +61,10 @@ INNER_STEP_SCALE = "refine"  # "none" (plain steps), "curvature" or "refine"
 INNER_LR = 1.0  # first (plain) inner step; None: the 1/k schedule of TrainConfig
 INNER_REFINE_LR = 1.0  # dimensionless rate of the refinement steps (stable below 2)
 DEVICE_MODEL = "rram_hfox"  # hardware-aware training and the chip's devices
+# Recurrent neurons: a preset or a .json/.py file of Brian2 code, and constants
+# to change as Brian2 text (mosaicnet.network.neuron_presets; docs/neuron_models.md).
+NEURON_MODEL = "lif"
+NEURON_CONSTANTS: dict[str, str] = {}
 EVAL_TASKS = 100  # tasks per kind (seen, unseen)
 EVALUATE_ON = "torch"  # "torch" (clone) or "brian2" (chip in the loop)
 BRIAN_DEVICE = "cython"
@@ -71,7 +75,8 @@ PARAMETERS: dict[str, Any] = {
     "MOSAIC_COLS": MOSAIC_COLS, "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY,
     "K_SHOT": K_SHOT, "N_QUERY": N_QUERY, "ITERATIONS": ITERATIONS, "META_BATCH": META_BATCH,
     "OUTER_LR": OUTER_LR, "INNER_STEP_SCALE": INNER_STEP_SCALE, "INNER_LR": INNER_LR,
-    "INNER_REFINE_LR": INNER_REFINE_LR, "DEVICE_MODEL": DEVICE_MODEL, "EVAL_TASKS": EVAL_TASKS,
+    "INNER_REFINE_LR": INNER_REFINE_LR, "DEVICE_MODEL": DEVICE_MODEL, "NEURON_MODEL": NEURON_MODEL,
+    "NEURON_CONSTANTS": NEURON_CONSTANTS, "EVAL_TASKS": EVAL_TASKS,
     "EVALUATE_ON": EVALUATE_ON, "BRIAN_DEVICE": BRIAN_DEVICE, "READ_TIME_S": READ_TIME_S,
 }  # fmt: skip
 #: --quick: three step counts on a 4 x 4 x 4 Mosaic (64 neurons), short training.

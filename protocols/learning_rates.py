@@ -55,6 +55,10 @@ N_QUERY = 5
 ITERATIONS = 300  # outer steps per trial
 META_BATCH = 16
 DEVICE_MODEL = "rram_hfox"
+# Recurrent neurons: a preset or a .json/.py file of Brian2 code, and constants
+# to change as Brian2 text (mosaicnet.network.neuron_presets; docs/neuron_models.md).
+NEURON_MODEL = "lif"
+NEURON_CONSTANTS: dict[str, str] = {}
 EVAL_TASKS = 50  # tasks per kind per trial
 EVALUATE_ON = "torch"  # "torch" or "brian2"
 BRIAN_DEVICE = "cython"
@@ -65,7 +69,8 @@ PARAMETERS: dict[str, Any] = {
     "LR_OUT_RANGE": LR_OUT_RANGE, "N_TRIALS": N_TRIALS, "MOSAIC_ROWS": MOSAIC_ROWS,
     "MOSAIC_COLS": MOSAIC_COLS, "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY,
     "K_SHOT": K_SHOT, "N_QUERY": N_QUERY, "ITERATIONS": ITERATIONS, "META_BATCH": META_BATCH,
-    "DEVICE_MODEL": DEVICE_MODEL, "EVAL_TASKS": EVAL_TASKS, "EVALUATE_ON": EVALUATE_ON,
+    "DEVICE_MODEL": DEVICE_MODEL, "NEURON_MODEL": NEURON_MODEL,
+    "NEURON_CONSTANTS": NEURON_CONSTANTS, "EVAL_TASKS": EVAL_TASKS, "EVALUATE_ON": EVALUATE_ON,
     "BRIAN_DEVICE": BRIAN_DEVICE, "READ_TIME_S": READ_TIME_S,
 }  # fmt: skip
 QUICK: dict[str, Any] = {

@@ -61,6 +61,10 @@ N_QUERY = 5
 META_BATCH = 16
 OUTER_LR = 1e-3
 DEVICE_MODEL = "rram_hfox"
+# Recurrent neurons: a preset or a .json/.py file of Brian2 code, and constants
+# to change as Brian2 text (mosaicnet.network.neuron_presets; docs/neuron_models.md).
+NEURON_MODEL = "lif"
+NEURON_CONSTANTS: dict[str, str] = {}
 EVAL_TASKS = 100
 EVALUATE_ON = "torch"  # "torch" or "brian2"
 BRIAN_DEVICE = "cython"
@@ -72,7 +76,8 @@ PARAMETERS: dict[str, Any] = {
     "MOSAIC_ROWS": MOSAIC_ROWS, "MOSAIC_COLS": MOSAIC_COLS,
     "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY, "K_SHOT": K_SHOT,
     "N_QUERY": N_QUERY, "META_BATCH": META_BATCH, "OUTER_LR": OUTER_LR,
-    "DEVICE_MODEL": DEVICE_MODEL, "EVAL_TASKS": EVAL_TASKS, "EVALUATE_ON": EVALUATE_ON,
+    "DEVICE_MODEL": DEVICE_MODEL, "NEURON_MODEL": NEURON_MODEL,
+    "NEURON_CONSTANTS": NEURON_CONSTANTS, "EVAL_TASKS": EVAL_TASKS, "EVALUATE_ON": EVALUATE_ON,
     "BRIAN_DEVICE": BRIAN_DEVICE, "READ_TIME_S": READ_TIME_S,
 }  # fmt: skip
 QUICK: dict[str, Any] = {

@@ -364,3 +364,22 @@ def test_retraining_continues_from_the_base_run(tmp_path, data_dir):
     assert not torch.equal(state["params"]["w_in"], base_params["w_in"])
     with pytest.raises(RunDirectoryError, match="more iterations"):
         continue_training(base, tmp_path / "x", config, data=data_dir, progress=False)
+
+
+@pytest.mark.parametrize("name", ["fewshot_mosaic_vs_fc", *OTHER_PROTOCOLS[:-1]])
+def test_protocols_take_the_neuron_model_and_its_constants(name):
+    """NEURON_MODEL / NEURON_CONSTANTS reach the training configuration."""
+    from mosaicnet.protocols_support.parameters import (
+        resolve_parameters,
+        train_config_from_parameters,
+    )
+
+    module = load_protocol(name)
+    assert module.PARAMETERS["NEURON_MODEL"] == "lif"  # the published model by default
+    p = resolve_parameters(
+        module.PARAMETERS,
+        params={"NEURON_MODEL": "alif", "NEURON_CONSTANTS": {"tau_a": "1400*ms"}},
+    )
+    config = train_config_from_parameters(p)
+    assert config.neuron_parameters().model.name == "alif"
+    assert config.neuron_constants == {"tau_a": "1.4000000000000001 * second"}
