@@ -782,7 +782,7 @@ class BrianNetwork:
     def describe(self) -> str:
         """Text of every group's equations, threshold, reset and synapse code."""
         from mosaicnet.network.neuron_brian import state_update_code
-        from mosaicnet.network.neuron_compiler import exact_linear_update
+        from mosaicnet.network.neuron_update import exact_linear_update
 
         neuron = self.spec.neuron
         lines = [

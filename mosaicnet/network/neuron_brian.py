@@ -393,7 +393,7 @@ def _check_update_evaluates(model: NeuronModel, brian: BrianModel, dt_s: float, 
     square roots of negative numbers show up here, not in the middle of training."""
     import math
 
-    from mosaicnet.network.neuron_compiler import affine_update, translate
+    from mosaicnet.network.neuron_update import affine_update, translate
 
     values: dict[str, float] = {"dt": dt_s, "t": 0.0}
     values.update({name: float(np.asarray(value)) for name, value in model.constants.items()})
@@ -428,7 +428,7 @@ def _check_stability(model: NeuronModel, brian: BrianModel, dt_s: float, label: 
     """
     if model.method == "exact":
         return
-    from mosaicnet.network.neuron_compiler import linearised_step
+    from mosaicnet.network.neuron_update import linearised_step
 
     step, flow = linearised_step(model, brian, dt_s)
     radius_step = float(np.max(np.abs(np.linalg.eigvals(step))))

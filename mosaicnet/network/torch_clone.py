@@ -41,12 +41,8 @@ import torch
 from brian2 import second
 
 from mosaicnet.errors import ConfigError
-from mosaicnet.network.neuron_compiler import (
-    CompiledNeuron,
-    NeuronState,
-    compile_neuron,
-    exact_linear_update,
-)
+from mosaicnet.network.neuron_compiler import CompiledNeuron, NeuronState, compile_neuron
+from mosaicnet.network.neuron_update import exact_linear_update
 from mosaicnet.network.spec import NetworkSpec, check_input_shape, input_spikes
 from mosaicnet.network.surrogate import PUBLISHED_SLOPE, spike_function
 
