@@ -75,7 +75,7 @@ PARAMETERS: dict[str, Any] = {
 }  # fmt: skip
 #: --quick: minutes on 2 cores on the synthetic default (a 4 x 4 Mosaic).
 QUICK: dict[str, Any] = {
-    "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 40, "META_BATCH": 4, "EVAL_TASKS": 20,
+    "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 120, "META_BATCH": 8, "EVAL_TASKS": 20,
     "RASTER_SAMPLES": 6, "MAX_HOPS": None,
 }  # fmt: skip
 SMOKE: dict[str, Any] = {

@@ -266,3 +266,28 @@ def test_bad_neuron_model_fails_before_the_run_directory_is_made(tmp_path, data_
     assert main([*common, "--neuron-model", "alif", "--set", "tau_b=3*ms"]) == 2
     assert "tau_b" in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_a_second_training_into_a_run_being_trained_is_refused(tmp_path, data_dir, capsys):
+    """The run directory's lock names the process that holds it; nothing is touched."""
+    import os
+
+    from mosaicnet.meta.run_lock import run_lock
+
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data_dir), "--out", str(run), "--quiet",
+            "--config", str(tiny_config(tmp_path, iterations=1))]  # fmt: skip
+    assert main(args) == 0
+    before = (run / CHECKPOINT_FILE).read_bytes()
+    with run_lock(run):  # another training holds the directory
+        assert main([*args, "--overwrite"]) == 2
+        error = capsys.readouterr().err
+        assert "is in use" in error and f"process {os.getpid()}" in error
+        assert main([*args, "--resume", "--iterations", "2"]) == 2
+    assert (run / CHECKPOINT_FILE).read_bytes() == before
+    # Released: resuming works, and a failed first training leaves no directory behind.
+    assert main([*args, "--resume", "--iterations", "2"]) == 0
+    missing = tmp_path / "never"
+    assert main(["train", "--data", str(tmp_path / "no_data"), "--out", str(missing),
+                 "--quiet"]) == 2  # fmt: skip
+    assert not missing.exists()

@@ -41,6 +41,7 @@ from mosaicnet.meta.adam import AdamState, adam_step
 from mosaicnet.meta.config import TrainConfig, load_config, save_config, write_text_atomic
 from mosaicnet.meta.divergence import DivergenceMonitor
 from mosaicnet.meta.maml import MetaBatch, init_meta_params, meta_gradient, network_params
+from mosaicnet.meta.run_lock import LOCK_FILE, run_lock
 
 CONFIG_FILE = "config.json"
 SPEC_FILE = "spec.npz"
@@ -104,7 +105,7 @@ class RunDirectory:
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():
             raise RunDirectoryError(f"{run.path} exists and is not a directory; choose another")
-        if run.path.is_dir() and any(run.path.iterdir()):
+        if run.path.is_dir() and any(p.name != LOCK_FILE for p in run.path.iterdir()):
             if not overwrite:
                 raise RunDirectoryError(
                     f"run directory {run.path} already exists and is not empty; pass --resume "
@@ -479,7 +480,8 @@ def train(
     ------
     RunDirectoryError
         The directory exists (without ``resume``/``overwrite``), has no checkpoint
-        to resume, or its checkpoint is corrupt.
+        to resume, its checkpoint is corrupt, or another process is training into
+        it (:mod:`mosaicnet.meta.run_lock`).
     ConfigError
         Bad parameters, an unknown device preset, or a resumed configuration that
         differs from the stored one.
@@ -487,12 +489,6 @@ def train(
         The loss diverged (:mod:`mosaicnet.meta.divergence`); the message names the
         step and what the run directory kept.
     """
-    from tqdm.auto import tqdm
-
-    from mosaicnet.data.tasks import TaskSampler
-    from mosaicnet.meta.hardware import DeviceNoise
-    from mosaicnet.meta.validation import make_validation, training_recordings
-
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other; pass one of them")
     # A model from a file is recorded as its code: the run must not depend on the file.
@@ -501,6 +497,30 @@ def train(
         from mosaicnet.devices import get_device_model
 
         get_device_model(config.device_model)
+    # One training per run directory at a time (mosaicnet.meta.run_lock).
+    with run_lock(run_dir):
+        return _train(
+            config, run_dir, data_dir=data_dir, resume=resume, overwrite=overwrite,
+            progress=progress,
+        )  # fmt: skip
+
+
+def _train(
+    config: TrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+) -> TrainResult:
+    """The body of :func:`train`, run while holding the run directory's lock."""
+    from tqdm.auto import tqdm
+
+    from mosaicnet.data.tasks import TaskSampler
+    from mosaicnet.meta.hardware import DeviceNoise
+    from mosaicnet.meta.validation import make_validation, training_recordings
+
     data_path = resolve_data_dir(data_dir, progress=progress)
     dataset = load_split(data_path, "train")
     validation_seed = stream_seed(config.seed, _STREAM_VALIDATION)
