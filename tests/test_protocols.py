@@ -163,6 +163,35 @@ def test_flagship_rejects_unknown_parameter(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "assignment, match",
+    [
+        ("ITERATIONS=-1", "iterations must be an integer >= 1"),
+        ("READ_TIME_S=-1", "negative"),
+        ("EVAL_TASKS=0", "EVAL_TASKS must be an integer >= 1"),
+        ("BRIAN_DEVICE=nest", "unknown backend 'nest'"),
+        ("DEVICE_MODEL=flash", "unknown device preset 'flash'"),
+        ("NEURON_MODEL=lfi", "unknown neuron model 'lfi'"),
+    ],
+)
+def test_rejected_settings_never_cost_earlier_results(tmp_path, capsys, assignment, match):
+    """With --overwrite, a bad --set or --data is refused before anything is deleted, and
+    nothing of the refused setting is recorded (so the corrected rerun is not blocked)."""
+    module = load_protocol("fewshot_mosaic_vs_fc")
+    out = tmp_path / "o"
+    out.mkdir()
+    kept = {name: f"earlier {name}" for name in ("results.json", "results.md", "protocol.json")}
+    for name, text in kept.items():
+        (out / name).write_text(text)
+    argv = ["--smoke", "--out", str(out), "--overwrite", "--no-progress"]
+    assert module.main([*argv, "--set", assignment]) == 2
+    assert match in capsys.readouterr().err
+    assert module.main([*argv, "--data", str(tmp_path / "typo")]) == 2
+    assert "typo" in capsys.readouterr().err
+    for name, text in kept.items():
+        assert (out / name).read_text() == text
+
+
 # ----------------------------------------------------------------------------- helpers
 def test_resolve_parameters_layers_and_coerces():
     from mosaicnet.protocols_support.parameters import resolve_parameters

@@ -120,12 +120,56 @@ def start_protocol(
         defaults, params=params, quick=quick, smoke=smoke, quick_changes=quick_changes,
         smoke_changes=smoke_changes,
     )  # fmt: skip
+    # Everything is validated, and the data found, before the output directory is
+    # touched: a typo must not cost earlier results (--overwrite) or block the
+    # corrected rerun (a refused setting recorded in protocol.json).
+    validate_shared_parameters(p)
     if check is not None:
         check(p)
+    data_dir = resolve_data_dir(data, progress=progress)
     setting = "smoke" if smoke else "quick" if quick else "full"
     out = prepare_output_dir(
         out_dir, protocol=protocol, parameters={**p, "setting": setting},
         data=None if data is None else str(data), overwrite=overwrite,
     )  # fmt: skip
-    data_dir = resolve_data_dir(data, progress=progress)
     return ProtocolRun(protocol, question, p, setting, out, data_dir, started)
+
+
+#: Parameters every protocol maps onto TrainConfig (see train_config_from_parameters).
+_TRAINING_PARAMETERS = (
+    "SEED", "ITERATIONS", "META_BATCH", "N_WAY", "K_SHOT", "N_QUERY", "MOSAIC_ROWS",
+    "MOSAIC_COLS", "NEURONS_PER_TILE", "DEVICE_MODEL",
+)  # fmt: skip
+
+
+def validate_shared_parameters(p: Mapping[str, Any]) -> None:
+    """Check the parameters protocols share; raise :class:`ConfigError` naming the bad one.
+
+    The training parameters (through the :class:`~mosaicnet.meta.config.TrainConfig`
+    they make, neuron model included), read times, task counts, the device preset
+    and the Brian2 backend.
+    """
+    from mosaicnet.errors import ConfigError
+    from mosaicnet.meta.read_time import parse_read_time, parse_read_times
+    from mosaicnet.network.brian_backends import check_backend
+    from mosaicnet.protocols_support.parameters import train_config_from_parameters
+
+    if all(name in p for name in _TRAINING_PARAMETERS):
+        try:
+            train_config_from_parameters(p)
+        except ConfigError as error:
+            raise ConfigError(f"protocol parameters: {error}") from None
+        if p["DEVICE_MODEL"] is not None:
+            from mosaicnet.devices import get_device_model
+
+            get_device_model(p["DEVICE_MODEL"])
+    if "READ_TIME_S" in p:
+        parse_read_time(p["READ_TIME_S"])
+    if "READ_TIMES_S" in p:
+        parse_read_times(p["READ_TIMES_S"])
+    for name in ("EVAL_TASKS", "RASTER_SAMPLES", "N_TRIALS"):
+        value = p.get(name)
+        if name in p and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"protocol parameter {name} must be an integer >= 1, got {value!r}")
+    if "BRIAN_DEVICE" in p:
+        check_backend(p["BRIAN_DEVICE"])
