@@ -137,14 +137,27 @@ def test_unit_outside_channel_range_names_sample_and_range(tmp_path):
     assert load_shd(path, n_channels=701).n_channels == 701
 
 
-@pytest.mark.parametrize("bad_time", [-0.01, float("nan")])
-def test_negative_or_nan_times_name_the_sample(tmp_path, bad_time):
+@pytest.mark.parametrize("bad_time", [-0.01, float("nan"), float("inf")])
+def test_negative_infinite_or_nan_times_name_the_sample(tmp_path, bad_time):
     path = write_shd_file(
         tmp_path / "bad.h5", [[0.1], [0.2], [0.3, bad_time]], [[1], [2], [3, 4]], [0, 1, 2]
     )
     with pytest.raises(DataFormatError, match=r"sample 2 has spike time") as info:
         load_shd(path)
-    assert "negative or NaN" in str(info.value)
+    assert "negative, infinite or NaN" in str(info.value)
+
+
+def test_spike_times_in_milliseconds_are_refused_with_the_fix(tmp_path, capsys):
+    times = [[12.0, 340.5, 910.0], [55.0, 1399.0], [700.0]]  # a digit's spikes, in ms
+    path = write_shd_file(tmp_path / "shd_train.h5", times, [[1, 2, 3], [4, 5], [6]], [0, 1, 2])
+    with pytest.raises(DataFormatError, match="look like milliseconds.*divide the times by 1000"):
+        load_shd(path)
+    # The same spikes in seconds load.
+    seconds = [[t / 1000 for t in sample] for sample in times]
+    ok = write_shd_file(tmp_path / "ok.h5", seconds, [[1, 2, 3], [4, 5], [6]], [0, 1, 2])
+    assert load_shd(ok).times.max() == pytest.approx(1.399)
+    assert main(["data", "inspect", str(path)]) == 2
+    assert "milliseconds" in capsys.readouterr().err
 
 
 def test_label_outside_label_table_names_sample(tmp_path):

@@ -37,6 +37,12 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
+#: A median spike time above this (seconds) means the times are not seconds: SHD
+#: samples last at most ~1.4 s (Cramer et al. 2022), so even a file of much longer
+#: recordings would not put half of its spikes beyond 10 s; milliseconds do.
+MAX_MEDIAN_SPIKE_TIME_S = 10.0
+
+
 def _first_bad_sample(offsets: np.ndarray, flat_mask: np.ndarray) -> tuple[int, int]:
     """Return (sample index, number of bad events in the file) for a flat boolean mask."""
     bad = np.flatnonzero(flat_mask)
@@ -146,14 +152,23 @@ class SpikeDataset:
                     f"Pass n_channels= matching the recording, or fix the file."
                 )
         if raw_times.size:
-            bad_times = ~(raw_times >= 0)  # NaN compares False, so it is caught too
+            # NaN compares False, so it is caught too; +inf is not finite.
+            bad_times = ~(raw_times >= 0) | ~np.isfinite(raw_times)
             if bad_times.any():
                 sample, count = _first_bad_sample(self.offsets, bad_times)
                 first = raw_times[np.flatnonzero(bad_times)[0]]
                 raise DataFormatError(
-                    f"{where}: sample {sample} has spike time {first} (negative or NaN; "
-                    f"{count} such spikes in the file). Spike times must be seconds >= 0; "
-                    "regenerate or repair the file."
+                    f"{where}: sample {sample} has spike time {first} (negative, infinite "
+                    f"or NaN; {count} such spikes in the file). Spike times must be finite "
+                    "seconds >= 0; regenerate or repair the file."
+                )
+            median = float(np.median(raw_times))
+            if median > MAX_MEDIAN_SPIKE_TIME_S:
+                raise DataFormatError(
+                    f"{where}: the median spike time is {median:g} s (the largest "
+                    f"{float(raw_times.max()):g} s), far beyond any spoken digit (SHD "
+                    "samples last under 1.4 s): the times look like milliseconds. SHD "
+                    "stores seconds; divide the times by 1000 and write the file again."
                 )
         bad_labels = (self.labels < 0) | (self.labels >= len(self.label_names))
         if bad_labels.any():
