@@ -82,3 +82,10 @@ def test_cli_report_writes_the_table(tmp_path, capsys):
 def test_cli_report_rejects_unknown_presets(tmp_path, capsys):
     assert main(["devices", "report", "--out", str(tmp_path), "--presets", "flash"]) == 2
     assert "valid presets: ideal, pcm_nandakumar" in capsys.readouterr().err
+
+
+def test_cli_report_with_an_empty_preset_list_is_an_error(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["devices", "report", "--presets", " , ", "--out", str(out)]) == 2
+    assert "names no preset" in capsys.readouterr().err
+    assert not out.exists()

@@ -291,3 +291,10 @@ def test_a_second_training_into_a_run_being_trained_is_refused(tmp_path, data_di
     assert main(["train", "--data", str(tmp_path / "no_data"), "--out", str(missing),
                  "--quiet"]) == 2  # fmt: skip
     assert not missing.exists()
+
+
+def test_data_given_as_a_file_names_its_directory(tmp_path, data_dir, capsys):
+    args = ["train", "--data", str(data_dir / "shd_train.h5"), "--out", str(tmp_path / "r"),
+            "--quiet", "--config", str(tiny_config(tmp_path))]  # fmt: skip
+    assert main(args) == 2
+    assert f"is a file; pass the directory that holds it ({data_dir})" in capsys.readouterr().err

@@ -66,6 +66,13 @@ def _report(args: argparse.Namespace) -> int:
         if args.presets is None
         else [name.strip() for name in args.presets.split(",") if name.strip()]
     )
+    if not names:
+        from mosaicnet.errors import ConfigError
+
+        raise ConfigError(
+            f"--presets {args.presets!r} names no preset; give some of "
+            f"{', '.join(list_presets())} (comma-separated), or omit --presets for all"
+        )
     models = [get_device_model(name) for name in names]  # unknown names fail here, listed
     out = Path(args.out)
     if out.exists() and not out.is_dir():

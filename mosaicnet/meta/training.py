@@ -330,6 +330,11 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, *, progress: bool = Fal
     """``data_dir``, or the synthetic default data (generated on first use)."""
     if data_dir is not None:
         path = Path(data_dir)
+        if path.is_file():
+            raise DataFormatError(
+                f"data directory {path} is a file; pass the directory that holds it "
+                f"({path.parent}) and shd_test.h5 beside it"
+            )
         if not path.is_dir():
             raise DataFormatError(
                 f"data directory {path} does not exist; pass a directory holding "
