@@ -298,3 +298,17 @@ def test_data_given_as_a_file_names_its_directory(tmp_path, data_dir, capsys):
             "--quiet", "--config", str(tiny_config(tmp_path))]  # fmt: skip
     assert main(args) == 2
     assert f"is a file; pass the directory that holds it ({data_dir})" in capsys.readouterr().err
+
+
+def test_resume_from_a_checkpoint_with_nan_weights_says_so(tmp_path, data_dir, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data_dir), "--out", str(run), "--quiet",
+            "--config", str(tiny_config(tmp_path, iterations=1))]  # fmt: skip
+    assert main(args) == 0
+    checkpoint = torch.load(run / CHECKPOINT_FILE, weights_only=False)
+    checkpoint["params"]["w_rec"][0, 0] = float("nan")
+    torch.save(checkpoint, run / CHECKPOINT_FILE)
+    capsys.readouterr()
+    assert main([*args, "--resume", "--iterations", "2"]) == 2
+    error = capsys.readouterr().err
+    assert "holds NaN or infinite weights in w_rec" in error and "outer_lr" not in error

@@ -729,6 +729,14 @@ def _restore(state: TrainState, checkpoint: dict[str, Any], run: RunDirectory) -
             f"checkpoint {run.file(CHECKPOINT_FILE)} does not match the run's network "
             f"({error}); start the run again with --overwrite"
         ) from error
+    broken = sorted(name for name, value in state.params.items() if not torch.isfinite(value).all())
+    if broken:
+        raise RunDirectoryError(
+            f"checkpoint {run.file(CHECKPOINT_FILE)} holds NaN or infinite weights in "
+            f"{', '.join(broken)} (written at step {int(checkpoint['iteration'])}); resuming "
+            "would continue from them. Start the run again with --overwrite (the best "
+            "validated network, if any, stays in spec_best.npz)"
+        )
     state.iteration = int(checkpoint["iteration"])
     state.next_task_id = int(checkpoint["next_task_id"])
 
