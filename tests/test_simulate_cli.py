@@ -169,6 +169,8 @@ def test_describe_prints_the_brian2_equations(capsys, spec_file):
         (["--read-time", "3 parsecs"], "unknown unit 'parsecs'"),
         (["--read-time=-1h"], "negative"),
         (["--raster", "figure.txt"], "not an image format"),
+        (["--raster", "/proc/raster.png"], "nothing can be written in /proc"),
+        (["--raster", "/dev/null/raster.png"], "/dev/null is a file, not a folder"),
     ],
 )
 def test_bad_options_exit_2_with_a_clear_message(capsys, data_dir, spec_file, extra, match):

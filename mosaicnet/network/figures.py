@@ -365,8 +365,13 @@ def check_figure_path(path: str | Path) -> Path:
     Raises
     ------
     ConfigError
-        No suffix, or a format matplotlib does not write.
+        No suffix, a format matplotlib does not write, or a place where no file
+        can be written (below a plain file, a read-only or pseudo file system):
+        checked by writing and removing a scratch file in the nearest existing
+        folder, so that a long simulation does not end in a failed save.
     """
+    import tempfile
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -378,6 +383,21 @@ def check_figure_path(path: str | Path) -> Path:
             f"cannot write a figure to {target}: the suffix {target.suffix!r} is not an image "
             f"format; use one of {', '.join('.' + name for name in sorted(formats))}"
         )
+    if target.is_dir():
+        raise ConfigError(f"cannot write a figure to {target}: it is a directory")
+    folder = target.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"cannot write a figure to {target}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write a figure to {target}: nothing can be written in {folder} "
+            f"({error.strerror}); choose another path"
+        ) from None
     return target
 
 
