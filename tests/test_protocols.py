@@ -412,3 +412,20 @@ def test_protocols_take_the_neuron_model_and_its_constants(name):
     config = train_config_from_parameters(p)
     assert config.neuron_parameters().model.name == "alif"
     assert config.neuron_constants == {"tau_a": "1.4000000000000001 * second"}
+
+
+def test_neuron_constants_may_be_written_as_brian2_quantities():
+    from brian2 import ms
+
+    from mosaicnet.protocols_support.parameters import (
+        resolve_parameters,
+        train_config_from_parameters,
+    )
+
+    module = load_protocol("fewshot_mosaic_vs_fc")
+    defaults = {**module.PARAMETERS, "NEURON_CONSTANTS": {"tau_mem": 300 * ms}}
+    p = resolve_parameters(defaults)
+    json.dumps(p)  # stored as JSON in protocol.json and results.json
+    assert p["NEURON_CONSTANTS"] == {"tau_mem": "0.3 * second"}
+    model = train_config_from_parameters(p).neuron_parameters().model
+    assert model.constants["tau_mem"] == 300 * ms

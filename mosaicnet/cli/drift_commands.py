@@ -23,7 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory of `mosaicnet train`")
     parser.add_argument(
-        "--data", metavar="DIR", help="directory with shd_test.h5 (default: synthetic data)"
+        "--data",
+        metavar="DIR",
+        help="directory with shd_test.h5 (default: the data the run was trained on)",
+    )
+    parser.add_argument(
+        "--other-data",
+        action="store_true",
+        help="allow --data to hold other files than the run was trained on",
     )
     parser.add_argument(
         "--times",
@@ -62,13 +69,15 @@ def run_drift(args: argparse.Namespace) -> int:
     """Evaluate the chip at every read time; print the table or JSON, write the figure."""
     from mosaicnet.meta.chip_evaluation import check_brian_device, drift_curve
     from mosaicnet.meta.read_time import parse_read_times
+    from mosaicnet.meta.run_data import data_for_run
 
     times = parse_read_times(args.times)  # bad input fails before anything is built
     check_brian_device(args.brian_device)
+    data = data_for_run(args.run_dir, args.data, allow_other=args.other_data)
     curve = drift_curve(
         args.run_dir,
         times_s=times,
-        data_dir=args.data,
+        data_dir=data,
         brian_device=args.brian_device,
         tasks=args.tasks,
         inner_steps=args.inner_steps,

@@ -48,7 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--data",
         metavar="DIR",
-        help="directory with shd_test.h5 (default: the synthetic default data)",
+        help="directory with shd_test.h5 (default: the data the run was trained on)",
+    )
+    parser.add_argument(
+        "--other-data",
+        action="store_true",
+        help="allow --data to hold other files than the run was trained on (recorded in "
+        "the result as 'data')",
     )
     parser.add_argument(
         "--backend",
@@ -107,10 +113,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     extra = {BRIAN2_OPTIONS[key]: value for key, value in given.items()}
     if "noise" in extra:
         extra["noise"] = not extra["noise"]
+    from mosaicnet.meta.run_data import data_for_run
+
+    data = data_for_run(args.run_dir, args.data, allow_other=args.other_data)
     module = importlib.import_module(EVALUATION_BACKENDS[args.backend])
     result = module.evaluate_run(
         args.run_dir,
-        data_dir=args.data,
+        data_dir=data,
         tasks=args.tasks,
         inner_steps=args.inner_steps,
         seed=args.seed,

@@ -81,8 +81,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--data",
         metavar="DIR",
-        help="directory with shd_train.h5 / shd_test.h5 (default: the synthetic default "
-        "data in data/synthetic, generated on first use)",
+        help="directory with shd_train.h5 / shd_test.h5 (default: for a run, the data it "
+        "was trained on; for a spec file, the synthetic default in data/synthetic)",
+    )
+    parser.add_argument(
+        "--other-data",
+        action="store_true",
+        help="allow --data to hold other files than the run was trained on",
     )
     parser.add_argument(
         "--samples", type=int, default=8, help="number of samples to simulate (default 8)"
@@ -322,9 +327,15 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--samples must be >= 1, got {args.samples}")
     spec, config = load_network(args.source)
 
+    from mosaicnet.meta.run_data import data_for_run
     from mosaicnet.meta.training import load_split, resolve_data_dir
 
-    data_dir = resolve_data_dir(args.data, progress=not args.json)
+    if config is not None:  # a run: its own data unless told otherwise
+        data_dir = data_for_run(
+            args.source, args.data, allow_other=args.other_data, progress=not args.json
+        )
+    else:
+        data_dir = resolve_data_dir(args.data, progress=not args.json)
     dataset = load_split(data_dir, args.split)
     if args.stride is None and config is not None:
         stride = input_stride(dataset.n_channels, spec.n_in, config.spatial_stride)

@@ -300,8 +300,9 @@ class ChipSession:
         import torch
 
         from mosaicnet.meta.maml import inner_learning_rates
+        from mosaicnet.meta.run_data import data_for_run
         from mosaicnet.meta.torch_evaluation import PROTOCOLS
-        from mosaicnet.meta.training import RunDirectory, load_split, resolve_data_dir
+        from mosaicnet.meta.training import RunDirectory, load_split
         from mosaicnet.network.torch_clone import TorchClone
 
         self.backend = check_brian_device(brian_device)
@@ -334,7 +335,9 @@ class ChipSession:
         self.protocol = protocol
         self.readout_headroom = headroom
         self.progress = progress
-        self.dataset = load_split(resolve_data_dir(data_dir, progress=progress), "test")
+        # The run's own data unless a folder is given (mosaicnet.meta.run_data).
+        self.data_path = data_for_run(run.path, data_dir, allow_other=True, progress=progress)
+        self.dataset = load_split(self.data_path, "test")
         self.splits = (
             [("meta-test-seen", self.tasks), ("meta-test-unseen", self.tasks)]
             if protocol == "separate"
@@ -494,6 +497,7 @@ class ChipSession:
                 "backend": "brian2",
                 "brian_device": self.backend,
                 "run": str(self.run_dir),
+                "data": str(self.data_path),
                 "protocol": self.protocol,
                 "n_way": config.n_way,
                 "k_shot": config.k_shot,

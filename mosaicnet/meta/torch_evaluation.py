@@ -235,13 +235,8 @@ def evaluate_run(
     from tqdm.auto import tqdm
 
     from mosaicnet.meta.maml import inner_learning_rates
-    from mosaicnet.meta.training import (
-        RunDirectory,
-        load_split,
-        make_clone,
-        resolve_data_dir,
-        torch_dtype,
-    )
+    from mosaicnet.meta.run_data import data_for_run
+    from mosaicnet.meta.training import RunDirectory, load_split, make_clone, torch_dtype
 
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -262,7 +257,9 @@ def evaluate_run(
         learned = run.load_checkpoint()["params"]
     inner_lr = inner_learning_rates(learned, config)["w_out"]
 
-    dataset = load_split(resolve_data_dir(data_dir, progress=progress), "test")
+    # The run's own data unless a folder is given (mosaicnet.meta.run_data).
+    data_path = data_for_run(run.path, data_dir, allow_other=True, progress=progress)
+    dataset = load_split(data_path, "test")
     splits = (
         [("meta-test-seen", tasks), ("meta-test-unseen", tasks)]
         if protocol == "separate"
@@ -299,6 +296,7 @@ def evaluate_run(
         {
             "backend": "torch",
             "run": str(Path(run_dir)),
+            "data": str(data_path),
             "protocol": protocol,
             "n_way": config.n_way,
             "k_shot": config.k_shot,

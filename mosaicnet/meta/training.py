@@ -9,6 +9,9 @@ A run directory holds::
     best.json          its step and score
     checkpoint.pt      parameters, Adam state, RNG states, task position
     metrics.jsonl      one JSON object per outer step
+    data.json          the data folder and a fingerprint of its files
+                       (mosaicnet.meta.run_data: later commands use this data)
+    .lock              held while a training runs (mosaicnet.meta.run_lock)
 
 Checkpoints and specs are written atomically (temporary file + ``os.replace``), so
 a run killed at any moment leaves the previous checkpoint intact. ``resume``
@@ -41,6 +44,7 @@ from mosaicnet.meta.adam import AdamState, adam_step
 from mosaicnet.meta.config import TrainConfig, load_config, save_config, write_text_atomic
 from mosaicnet.meta.divergence import DivergenceMonitor
 from mosaicnet.meta.maml import MetaBatch, init_meta_params, meta_gradient, network_params
+from mosaicnet.meta.run_data import DATA_RECORD, record_training_data, recorded_data, same_data
 from mosaicnet.meta.run_lock import LOCK_FILE, run_lock
 
 CONFIG_FILE = "config.json"
@@ -52,7 +56,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
 RUN_FILES = (
     CONFIG_FILE, SPEC_FILE, INITIAL_SPEC_FILE, BEST_SPEC_FILE, BEST_FILE, CHECKPOINT_FILE,
-    METRICS_FILE,
+    METRICS_FILE, DATA_RECORD,
 )  # fmt: skip
 
 #: Default location of the synthetic default data (generated on first use).
@@ -545,6 +549,13 @@ def _train(
     if resume:
         run = RunDirectory.open(run_dir)
         _check_resume_config(run.load_config(), config, run)
+        record = recorded_data(run.path)
+        if record is not None and not same_data(record, data_path):
+            raise ConfigError(
+                f"cannot resume {run.path} on {data_path}: the run was trained on "
+                f"{record['directory']}, which holds other files; resume it on its own data "
+                "(that --data, or none)"
+            )
         checkpoint = run.load_checkpoint()
         spec = run.load_spec(initial=True)
     else:
@@ -552,6 +563,7 @@ def _train(
         checkpoint = None
         spec = build_spec(config, n_in)
         spec.save(run.file(INITIAL_SPEC_FILE), overwrite=True)
+        record_training_data(run.path, data_path)
     run.save_config(config)
     if spec.n_in != n_in:
         raise ConfigError(

@@ -55,7 +55,7 @@ def resolve_parameters(
         ``params`` names a parameter the protocol does not have (the message lists
         the valid names), or changes a value's kind (a number for a list, ...).
     """
-    resolved = dict(defaults)
+    resolved = {name: _quantities_as_text(value) for name, value in defaults.items()}
     if quick or smoke:
         resolved.update(quick_changes or {})
     if smoke:
@@ -65,8 +65,28 @@ def resolve_parameters(
             raise ConfigError(
                 f"unknown protocol parameter {name!r}; valid parameters are {sorted(defaults)}"
             )
-        resolved[name] = _coerce(name, value, defaults[name])
-    return resolved
+        resolved[name] = _coerce(name, _quantities_as_text(value), resolved[name])
+    return {name: _quantities_as_text(value) for name, value in resolved.items()}
+
+
+def _quantities_as_text(value: Any) -> Any:
+    """Brian2 quantities (also inside dicts and lists) as exact Brian2 text.
+
+    A script may write ``NEURON_CONSTANTS = {"tau_mem": 300 * ms}``; the
+    parameters are stored as JSON (``protocol.json``, ``results.json``), so the
+    quantity becomes ``"0.3 * second"``, which reads back to the same value.
+    """
+    from brian2 import Quantity
+
+    from mosaicnet.network.quantities import format_quantity
+
+    if isinstance(value, Quantity):
+        return format_quantity(value)
+    if isinstance(value, dict):
+        return {key: _quantities_as_text(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_quantities_as_text(item) for item in value)
+    return value
 
 
 def train_config_from_parameters(p: Mapping[str, Any], **fields: Any) -> TrainConfig:
