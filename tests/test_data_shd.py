@@ -206,3 +206,14 @@ def test_inspect_counts_empty_samples_and_late_spikes(small_file):
     assert info["spikes_beyond_window"] == 2 and info["samples_beyond_window"] == 1
     assert info["spike_count"] == {"min": 0.0, "mean": 7 / 3, "median": 3.0, "max": 4.0}
     assert info["speakers"] == 2 and info["speaker_ids"] == [1, 4]
+
+
+def test_truncated_hdf5_file_is_one_clear_line(tmp_path, capsys):
+    path = write_shd_file(tmp_path / "shd_test.h5", [[0.1, 0.2]] * 50, [[1, 2]] * 50, [0] * 50)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(DataFormatError, match=r"truncated: \d+ of \d+ bytes; download or copy"):
+        load_shd(path)
+    assert main(["data", "inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "H5F.c" not in err and len(err.strip().splitlines()) == 1

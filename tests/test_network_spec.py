@@ -125,3 +125,16 @@ def test_load_rejects_foreign_file(tmp_path):
         NetworkSpec.load(bogus)
     with pytest.raises(DataFormatError, match="does not exist"):
         NetworkSpec.load(tmp_path / "missing.npz")
+
+
+def test_truncated_spec_file_is_a_clear_error(tmp_path, capsys):
+    from mosaicnet.cli import main
+
+    path = random_spec(4, LAYOUT, 2, _mask()).save(tmp_path / "net.npz")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataFormatError, match="is truncated"):
+        NetworkSpec.load(path)
+    assert main(["describe", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Brian 2 encountered an unexpected error" not in err and "Traceback" not in err

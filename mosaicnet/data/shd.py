@@ -360,6 +360,23 @@ def _check_container(path: Path) -> None:
         )
 
 
+def _hdf5_reason(error: BaseException, path: Path) -> str:
+    """The one line of an HDF5 error stack a user can act on (not 20 lines of C trace)."""
+    import re
+
+    text = str(error)
+    truncated = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
+    if truncated:
+        present, expected = (int(n) for n in truncated.groups())
+        return f"the file is truncated: {present} of {expected} bytes; download or copy it again"
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and "error back trace" not in line and not line.strip().startswith("File ")
+    ]
+    return lines[-1] if lines else type(error).__name__
+
+
 def _decode(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -398,7 +415,9 @@ def load_shd(path: str | Path, *, n_channels: int = SHD_CHANNELS) -> SpikeDatase
     try:
         handle = tables.open_file(str(path), mode="r")
     except (OSError, tables.exceptions.HDF5ExtError) as error:
-        raise DataFormatError(f"{path}: cannot be opened as HDF5 ({error}).") from error
+        raise DataFormatError(
+            f"{path}: cannot be opened as HDF5 ({_hdf5_reason(error, path)})."
+        ) from None
     with handle:
         missing = [name for name in REQUIRED_NODES if name not in handle]
         if missing:

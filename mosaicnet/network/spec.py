@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,10 +316,11 @@ class NetworkSpec:
             with np.load(path, allow_pickle=False) as archive:
                 meta = json.loads(str(archive["metadata"]))
                 arrays = {k: archive[k] for k in ("w_in", "w_rec", "w_out", "rec_mask")}
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise DataFormatError(
-                f"{path} is not a mosaicnet network spec ({error}); write one with NetworkSpec.save"
-            ) from error
+                f"{path} is not a mosaicnet network spec, or is truncated ({error}); write one "
+                "with NetworkSpec.save (a run rewrites its specs at the next checkpoint)"
+            ) from None
         if meta.get("format_version") not in READABLE_FORMATS:
             raise DataFormatError(
                 f"{path} has spec format {meta.get('format_version')!r}; this mosaicnet reads "
