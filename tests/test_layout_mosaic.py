@@ -151,3 +151,12 @@ def test_weight_shape_mismatch_is_a_config_error():
         layout.check_weights(np.zeros((15, 16)))
     with pytest.raises(ConfigError):
         layout.check_weights(np.zeros(16))
+
+
+def test_a_layout_too_large_for_memory_is_refused_with_its_size(capsys):
+    from mosaicnet.cli import main
+
+    with pytest.raises(ConfigError, match=r"1,000,000 neurons; .* needs 7,450.6 GiB"):
+        Layout(1000, 1000, 1)
+    assert main(["layout", "--rows", "1000", "--cols", "1000"]) == 2
+    assert "use fewer tiles" in capsys.readouterr().err

@@ -190,6 +190,9 @@ class Layout:
                 f"a fully_connected layout is a single tile, got {self.rows} x {self.cols} "
                 "tiles; use Layout.fully_connected(n_neurons) or kind='mosaic'"
             )
+        _check_fits_in_memory(
+            self.n_neurons, f"{self.rows} x {self.cols} x {self.neurons_per_tile}"
+        )
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -370,6 +373,28 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     # Cached matrices are shared by every caller: forbid in-place edits.
     array.flags.writeable = False
     return array
+
+
+def _check_fits_in_memory(n_neurons: int, shape: str) -> None:
+    """Refuse a layout whose neuron-by-neuron matrices cannot fit in this machine's memory.
+
+    Hops, layout cost and recurrent weights are dense ``n x n`` arrays of 8-byte
+    numbers; one of them above half the physical memory cannot be worked with.
+    """
+    import os
+
+    need = 8 * n_neurons**2
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not available on this system
+        return
+    if need > memory / 2:
+        raise ConfigError(
+            f"a {shape} layout has {n_neurons:,} neurons; each of its neuron-by-neuron "
+            f"matrices (hops, layout cost, recurrent weights) needs {need / 2**30:,.1f} GiB, "
+            f"more than half of this machine's {memory / 2**30:,.1f} GiB; use fewer tiles or "
+            "neurons per tile"
+        )
 
 
 def _positive_int(value: Any, name: str) -> int:
