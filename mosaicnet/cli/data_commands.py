@@ -15,6 +15,9 @@ HELP_ORDER = 10
 
 def _synth(args: argparse.Namespace) -> int:
     from mosaicnet.data.synthetic import write_synthetic_shd
+    from mosaicnet.writable import check_writable_dir
+
+    check_writable_dir(args.out_dir, what="data folder")
 
     train, test = write_synthetic_shd(
         args.out_dir,

@@ -74,9 +74,12 @@ def _report(args: argparse.Namespace) -> int:
             f"{', '.join(list_presets())} (comma-separated), or omit --presets for all"
         )
     models = [get_device_model(name) for name in names]  # unknown names fail here, listed
+    from mosaicnet.writable import check_writable_dir
+
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise RunDirectoryError(f"--out {out} exists and is not a directory; choose another path")
+    check_writable_dir(out, what="report folder")
     out.mkdir(parents=True, exist_ok=True)
 
     sections = []

@@ -84,7 +84,10 @@ def layout_summary(layout) -> dict:
 def run_layout(args: argparse.Namespace) -> int:
     """Print the layout description (plain or JSON) and optionally write the grid figure."""
     from mosaicnet.layout import Layout, sample_small_world_mask
+    from mosaicnet.network.figures import check_figure_path
 
+    if args.figure:
+        check_figure_path(args.figure)  # before any work
     layout = Layout(args.rows, args.cols, args.neurons_per_tile, args.beta)
     summary = layout_summary(layout)
     figure = None

@@ -34,9 +34,12 @@ def run_lock(path: str | os.PathLike) -> Iterator[Path]:
         ``path`` is a file, or another process holds the lock (the message
         names it).
     """
+    from mosaicnet.writable import check_writable_dir
+
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunDirectoryError(f"{path} exists and is not a directory; choose another")
+    check_writable_dir(path, what="run directory")
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     lock_path = path / LOCK_FILE

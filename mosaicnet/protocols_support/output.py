@@ -55,9 +55,12 @@ def prepare_output_dir(
         unfinished run with other parameters or data; or holds some of the
         protocol's names without a ``protocol.json`` (not a protocol output).
     """
+    from mosaicnet.writable import check_writable_dir
+
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RunDirectoryError(f"--out {out} is a file; choose a directory")
+    check_writable_dir(out, what="protocol output folder")
     manifest = {"protocol": protocol, "parameters": json_ready(parameters), "data": data}
     if out.is_dir():
         present = [name for name in OWNED if (out / name).exists()]
