@@ -312,3 +312,27 @@ def test_resume_from_a_checkpoint_with_nan_weights_says_so(tmp_path, data_dir, c
     assert main([*args, "--resume", "--iterations", "2"]) == 2
     error = capsys.readouterr().err
     assert "holds NaN or infinite weights in w_rec" in error and "outer_lr" not in error
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint(
+    tmp_path, data_dir, capsys, monkeypatch
+):
+    import errno
+
+    from mosaicnet.meta import training
+
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data_dir), "--out", str(run), "--quiet",
+            "--config", str(tiny_config(tmp_path, iterations=3))]  # fmt: skip
+    assert main(args) == 0
+    before = (run / CHECKPOINT_FILE).read_bytes()
+
+    def full(self, state):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(training.RunDirectory, "save_checkpoint", full)
+    capsys.readouterr()
+    assert main([*args, "--resume", "--iterations", "6"]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "last checkpoint written before it is kept" in err
+    assert (run / CHECKPOINT_FILE).read_bytes() == before

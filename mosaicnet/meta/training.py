@@ -720,8 +720,16 @@ def _write_checkpoint(run: RunDirectory, state: TrainState, spec, clone, config)
     # Spec first: a kill between the two leaves an older checkpoint with a newer spec,
     # which resume then rewrites; never a checkpoint whose spec is missing.
     spec_now = trained_spec(spec, clone, state.params, config)
-    spec_now.save(run.file(SPEC_FILE), overwrite=True)
-    run.save_checkpoint(_checkpoint_state(state, config))
+    try:
+        spec_now.save(run.file(SPEC_FILE), overwrite=True)
+        run.save_checkpoint(_checkpoint_state(state, config))
+    except OSError as error:
+        # Writes are atomic (temporary file + os.replace): the previous files stand.
+        raise RunDirectoryError(
+            f"writing the checkpoint of step {state.iteration} into {run.path} failed "
+            f"({error.strerror or error}); the last checkpoint written before it is kept. Free "
+            "space (or fix the folder), then continue with `mosaicnet train --resume`"
+        ) from None
 
 
 def _restore(state: TrainState, checkpoint: dict[str, Any], run: RunDirectory) -> None:
