@@ -369,3 +369,16 @@ def test_progress_bar_writes_to_stderr(server, tmp_path, capsys):
     assert "shd_train.h5.gz" in capsys.readouterr().err
     download_shd(tmp_path / "quiet", base_url=url, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_mismatching_archive_is_kept_renamed_not_deleted(server, tmp_path, caplog):
+    """An archive that fails verification may be the user's only copy: renamed, then the
+    verified one is downloaded beside it."""
+    url, store = server
+    content = _publish(store)
+    mine = gzip.compress(b"a colleague's copy", mtime=0)
+    (tmp_path / "shd_train.h5.gz").write_bytes(mine)
+    download_shd(tmp_path, base_url=url, progress=False)
+    assert (tmp_path / "shd_train.h5.gz.mismatch").read_bytes() == mine
+    assert (tmp_path / "shd_train.h5").read_bytes() == content["shd_train.h5"]
+    assert "kept it as" in caplog.text

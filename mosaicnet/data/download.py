@@ -164,6 +164,15 @@ def download_shd(
     return [session.obtain(name, expected[name]) for name in SHD_FILES]
 
 
+def _free_name(path: Path) -> Path:
+    """``path``, or ``path`` with ``.1``, ``.2``, ... appended: a name not taken yet."""
+    candidate, number = path, 0
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}.{number}")
+    return candidate
+
+
 def file_md5(path: Path) -> str:
     """Return the hex md5 digest of a file, read in chunks (files can be GBs)."""
     digest = hashlib.md5()
@@ -333,8 +342,15 @@ class _Session:
     def download_archive(self, archive: Path, archive_md5: str) -> None:
         """Fetch ``archive`` into its ``.part`` (resuming), verify, move into place."""
         if archive.exists():
-            logger.warning("%s does not match its checksum; downloading it again", archive)
-            archive.unlink()
+            # Kept, not deleted: it may be the user's only copy (e.g. a file from a
+            # colleague) and the download below may fail (offline).
+            kept = _free_name(archive.with_name(archive.name + ".mismatch"))
+            archive.rename(kept)
+            logger.warning(
+                "%s does not match its checksum; kept it as %s and downloading it again",
+                archive,
+                kept,
+            )
         if not self.mirror:
             self.warn_if_server_disagrees(archive.name)
         url = self.base_url + archive.name
