@@ -30,6 +30,8 @@ setup(
         # Real users may take any recent torch; CI installs the CPU wheel first.
         "torch>=2.2",
         "tables>=3.8",
+        # SHD-layout files written with h5py (vlen datasets PyTables cannot read).
+        "h5py>=3.8",
         "matplotlib>=3.7",
         "networkx>=3.0",
         "tqdm>=4.60",

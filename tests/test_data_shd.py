@@ -217,3 +217,31 @@ def test_truncated_hdf5_file_is_one_clear_line(tmp_path, capsys):
     assert main(["data", "inspect", str(path)]) == 2
     err = capsys.readouterr().err
     assert "H5F.c" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_file_written_with_h5py_reads_like_the_pytables_one(tmp_path):
+    """Many SHD-layout files in the wild are written with h5py (vlen datasets)."""
+    import h5py
+
+    times = [[0.1, 0.25], [0.3], [0.05, 0.4, 0.9]]
+    units = [[3, 7], [1], [699, 0, 5]]
+    labels = [2, 0, 19]
+    reference = load_shd(write_shd_file(tmp_path / "pytables.h5", times, units, labels))
+    path = tmp_path / "h5py.h5"
+    with h5py.File(path, "w") as handle:
+        t = handle.create_dataset("spikes/times", (3,), dtype=h5py.vlen_dtype(np.float32))
+        u = handle.create_dataset("spikes/units", (3,), dtype=h5py.vlen_dtype(np.uint16))
+        for k in range(3):
+            t[k] = np.asarray(times[k], dtype=np.float32)
+            u[k] = np.asarray(units[k], dtype=np.uint16)
+        handle["labels"] = np.asarray(labels, dtype=np.uint16)
+        handle["extra/speaker"] = np.asarray([1, 2, 3], dtype=np.uint16)
+        handle["extra/keys"] = np.asarray(
+            [name.encode() for name in reference.label_names.values()]
+        )
+    dataset = load_shd(path)
+    np.testing.assert_array_equal(dataset.units, reference.units)
+    np.testing.assert_array_equal(dataset.times, reference.times)
+    np.testing.assert_array_equal(dataset.offsets, reference.offsets)
+    np.testing.assert_array_equal(dataset.labels, labels)
+    assert dataset.label_names == reference.label_names

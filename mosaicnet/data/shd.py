@@ -381,6 +381,30 @@ def _decode(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def _read_with_h5py(path: Path) -> tuple:
+    """The SHD nodes of a file written with h5py: rows, labels, speakers, keys, meta info."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            times_rows = [np.asarray(row) for row in handle["spikes/times"][()]]
+            units_rows = [np.asarray(row) for row in handle["spikes/units"][()]]
+            labels = np.asarray(handle["labels"][()]).reshape(-1)
+            speakers = np.asarray(handle["extra/speaker"][()]).reshape(-1)
+            keys = np.asarray(handle["extra/keys"][()]).reshape(-1)
+            meta_info = {}
+            if "extra/meta_info" in handle:
+                group = handle["extra/meta_info"]
+                meta_info = {
+                    name: np.asarray(group[name][()])
+                    for name in group
+                    if isinstance(group[name], h5py.Dataset)
+                }
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        raise DataFormatError(f"{path}: cannot be read as an SHD-layout file ({error}).") from None
+    return times_rows, units_rows, labels, speakers, keys, meta_info
+
+
 def _read_vlarray(node) -> list[np.ndarray]:
     """All rows of a variable-length array (one read call, rows as numpy arrays)."""
     return [np.asarray(row) for row in node.read()]
@@ -425,15 +449,24 @@ def load_shd(path: str | Path, *, n_channels: int = SHD_CHANNELS) -> SpikeDatase
                 f"{path}: not in the SHD layout, missing {', '.join(missing)}. Expected "
                 f"{', '.join(REQUIRED_NODES)} (Cramer et al. 2022)."
             )
-        times_rows = _read_vlarray(handle.get_node("/spikes/times"))
-        units_rows = _read_vlarray(handle.get_node("/spikes/units"))
-        labels = np.asarray(handle.get_node("/labels").read()).reshape(-1)
-        speakers = np.asarray(handle.get_node("/extra/speaker").read()).reshape(-1)
-        keys = np.asarray(handle.get_node("/extra/keys").read()).reshape(-1)
-        meta_info: dict[str, np.ndarray] = {}
-        if "/extra/meta_info" in handle:
-            for leaf in handle.get_node("/extra/meta_info")._f_iter_nodes("Leaf"):
-                meta_info[leaf.name] = np.asarray(leaf.read())
+        written_by_h5py = any(
+            isinstance(handle.get_node(name), tables.UnImplemented) for name in REQUIRED_NODES
+        )
+        if not written_by_h5py:
+            times_rows = _read_vlarray(handle.get_node("/spikes/times"))
+            units_rows = _read_vlarray(handle.get_node("/spikes/units"))
+            labels = np.asarray(handle.get_node("/labels").read()).reshape(-1)
+            speakers = np.asarray(handle.get_node("/extra/speaker").read()).reshape(-1)
+            keys = np.asarray(handle.get_node("/extra/keys").read()).reshape(-1)
+            meta_info: dict[str, np.ndarray] = {}
+            if "/extra/meta_info" in handle:
+                for leaf in handle.get_node("/extra/meta_info")._f_iter_nodes("Leaf"):
+                    meta_info[leaf.name] = np.asarray(leaf.read())
+    if written_by_h5py:
+        # Variable-length datasets written with h5py carry none of PyTables' own
+        # attributes, and PyTables cannot read them (UnImplemented nodes): h5py,
+        # the standard reader of such files (converters, tonic caches), reads them.
+        times_rows, units_rows, labels, speakers, keys, meta_info = _read_with_h5py(path)
 
     n = labels.size
     if len(times_rows) != n or len(units_rows) != n:
