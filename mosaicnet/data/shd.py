@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mosaicnet.data.binning import bin_events, spatial_views
-from mosaicnet.errors import ConfigError, DataFormatError
+from mosaicnet.errors import ConfigError, DataFormatError, MosaicnetError
 
 #: Input channels of the SHD cochlea model (Cramer et al. 2022, section III).
 SHD_CHANNELS = 700
@@ -381,6 +381,31 @@ def _decode(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def _read_with_pytables(handle, path: Path) -> tuple | None:
+    """The SHD nodes through PyTables (``None`` for a file written with h5py)."""
+    import tables
+
+    with handle:
+        missing = [name for name in REQUIRED_NODES if name not in handle]
+        if missing:
+            raise DataFormatError(
+                f"{path}: not in the SHD layout, missing {', '.join(missing)}. Expected "
+                f"{', '.join(REQUIRED_NODES)} (Cramer et al. 2022)."
+            )
+        if any(isinstance(handle.get_node(name), tables.UnImplemented) for name in REQUIRED_NODES):
+            return None
+        times_rows = _read_vlarray(handle.get_node("/spikes/times"))
+        units_rows = _read_vlarray(handle.get_node("/spikes/units"))
+        labels = np.asarray(handle.get_node("/labels").read()).reshape(-1)
+        speakers = np.asarray(handle.get_node("/extra/speaker").read()).reshape(-1)
+        keys = np.asarray(handle.get_node("/extra/keys").read()).reshape(-1)
+        meta_info: dict[str, np.ndarray] = {}
+        if "/extra/meta_info" in handle:
+            for leaf in handle.get_node("/extra/meta_info")._f_iter_nodes("Leaf"):
+                meta_info[leaf.name] = np.asarray(leaf.read())
+    return times_rows, units_rows, labels, speakers, keys, meta_info
+
+
 def _read_with_h5py(path: Path) -> tuple:
     """The SHD nodes of a file written with h5py: rows, labels, speakers, keys, meta info."""
     import h5py
@@ -436,37 +461,30 @@ def load_shd(path: str | Path, *, n_channels: int = SHD_CHANNELS) -> SpikeDatase
 
     path = Path(path)
     _check_container(path)
+    # The HDF5 library prints its error stack for a damaged file; the message below
+    # says what matters in one line.
+    tables.silence_hdf5_messages(True)
     try:
         handle = tables.open_file(str(path), mode="r")
     except (OSError, tables.exceptions.HDF5ExtError) as error:
         raise DataFormatError(
             f"{path}: cannot be opened as HDF5 ({_hdf5_reason(error, path)})."
         ) from None
-    with handle:
-        missing = [name for name in REQUIRED_NODES if name not in handle]
-        if missing:
-            raise DataFormatError(
-                f"{path}: not in the SHD layout, missing {', '.join(missing)}. Expected "
-                f"{', '.join(REQUIRED_NODES)} (Cramer et al. 2022)."
-            )
-        written_by_h5py = any(
-            isinstance(handle.get_node(name), tables.UnImplemented) for name in REQUIRED_NODES
-        )
-        if not written_by_h5py:
-            times_rows = _read_vlarray(handle.get_node("/spikes/times"))
-            units_rows = _read_vlarray(handle.get_node("/spikes/units"))
-            labels = np.asarray(handle.get_node("/labels").read()).reshape(-1)
-            speakers = np.asarray(handle.get_node("/extra/speaker").read()).reshape(-1)
-            keys = np.asarray(handle.get_node("/extra/keys").read()).reshape(-1)
-            meta_info: dict[str, np.ndarray] = {}
-            if "/extra/meta_info" in handle:
-                for leaf in handle.get_node("/extra/meta_info")._f_iter_nodes("Leaf"):
-                    meta_info[leaf.name] = np.asarray(leaf.read())
-    if written_by_h5py:
+    try:
+        nodes = _read_with_pytables(handle, path)
+    except MosaicnetError:
+        raise
+    except (tables.exceptions.HDF5ExtError, OSError, ValueError, KeyError, TypeError) as error:
+        raise DataFormatError(
+            f"{path}: is damaged, reading it failed ({_hdf5_reason(error, path)}); download "
+            "or copy it again"
+        ) from None
+    if nodes is None:
         # Variable-length datasets written with h5py carry none of PyTables' own
         # attributes, and PyTables cannot read them (UnImplemented nodes): h5py,
         # the standard reader of such files (converters, tonic caches), reads them.
-        times_rows, units_rows, labels, speakers, keys, meta_info = _read_with_h5py(path)
+        nodes = _read_with_h5py(path)
+    times_rows, units_rows, labels, speakers, keys, meta_info = nodes
 
     n = labels.size
     if len(times_rows) != n or len(units_rows) != n:
