@@ -18,3 +18,24 @@ The package is organised by concern:
 """
 
 __version__ = "0.1.0"
+
+
+def _keep_an_ignored_or_default_sigint() -> None:
+    """Keep the process's own SIGINT disposition when it is not a Python handler.
+
+    Brian2 installs its SIGINT handler on import and calls the previous one for
+    an interrupt outside a run; a process started with SIGINT ignored (``nohup``,
+    background jobs) would then stop ignoring it and fail with a TypeError inside
+    Brian2's handler (``SIG_IGN`` is not callable). Importing Brian2 here and
+    putting the disposition back keeps what the parent asked for.
+    """
+    import signal
+
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, signal.SIG_DFL):
+        import brian2  # noqa: F401  (its import replaces the handler)
+
+        signal.signal(signal.SIGINT, previous)
+
+
+_keep_an_ignored_or_default_sigint()
