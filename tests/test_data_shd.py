@@ -279,3 +279,10 @@ def test_fuzzed_files_give_a_read_or_a_data_format_error(tmp_path, capfd):
         assert dataset.times.size == reference.times.size
     assert outcomes["error"] >= 50 and outcomes["read"] >= 20, outcomes
     assert "HDF5-DIAG" not in capfd.readouterr().err
+
+
+def test_unit_range_error_names_the_command_line_flag_too(tmp_path, capsys):
+    path = write_shd_file(tmp_path / "wide.h5", [[0.1], [0.2]], [[1], [800]], [0, 1])
+    assert main(["data", "inspect", str(path)]) == 2
+    assert "--channels of `mosaicnet data inspect`" in capsys.readouterr().err
+    assert main(["data", "inspect", str(path), "--channels", "801", "--json"]) == 0

@@ -40,7 +40,7 @@ def _format_stats(stats: dict[str, float], unit: str = "", digits: int = 0) -> s
 def _inspect(args: argparse.Namespace) -> int:
     from mosaicnet.data.inspect import inspect_shd
 
-    info = inspect_shd(args.file, window_s=args.window_s)
+    info = inspect_shd(args.file, n_channels=args.channels, window_s=args.window_s)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -116,6 +116,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     inspect.add_argument("file", metavar="FILE", help="shd_train.h5, shd_test.h5 or alike")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument(
+        "--channels",
+        type=int,
+        default=700,
+        help="input channels of the recording; spike units must lie below it (default 700, SHD)",
+    )
     inspect.add_argument(
         "--window-s",
         type=float,

@@ -148,8 +148,9 @@ class SpikeDataset:
                 first = raw_units[np.flatnonzero(bad_units)[0]]
                 raise DataFormatError(
                     f"{where}: sample {sample} has spike unit {first} outside "
-                    f"0..{self.n_channels - 1} ({count} such spikes in the file). "
-                    f"Pass n_channels= matching the recording, or fix the file."
+                    f"0..{self.n_channels - 1} ({count} such spikes in the file). Give the "
+                    "recording's channel count (n_channels= of load_shd; --channels of "
+                    "`mosaicnet data inspect`), or fix the file."
                 )
         if raw_times.size:
             # NaN compares False, so it is caught too; +inf is not finite.
