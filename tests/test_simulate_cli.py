@@ -168,6 +168,7 @@ def test_describe_prints_the_brian2_equations(capsys, spec_file):
         (["--read-time", "soon"], "cannot read 'soon' as a read time"),
         (["--read-time", "3 parsecs"], "unknown unit 'parsecs'"),
         (["--read-time=-1h"], "negative"),
+        (["--read-time", "-1s"], "negative"),
         (["--raster", "figure.txt"], "not an image format"),
         (["--raster", "/proc/raster.png"], "nothing can be written in /proc"),
         (["--raster", "/dev/null/raster.png"], "/dev/null is a file, not a folder"),

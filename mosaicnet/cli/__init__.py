@@ -44,10 +44,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose value may start with a minus sign followed by a digit (``-1s``).
+_DURATION_OPTIONS = ("--read-time", "--times")
+
+
+def _join_negative_durations(argv: Sequence[str]) -> list[str]:
+    """``--read-time -1s`` -> ``--read-time=-1s``.
+
+    argparse takes ``-1s`` for an unknown flag and reports a missing value; joined,
+    the value reaches the read-time parser, which says what is wrong with it.
+    """
+    tokens = list(argv)
+    joined: list[str] = []
+    k = 0
+    while k < len(tokens):
+        token = tokens[k]
+        following = tokens[k + 1] if k + 1 < len(tokens) else ""
+        if (
+            token in _DURATION_OPTIONS
+            and len(following) > 1
+            and following[0] == "-"
+            and (following[1].isdigit() or following[1] == ".")
+        ):
+            joined.append(f"{token}={following}")
+            k += 2
+            continue
+        joined.append(token)
+        k += 1
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_durations(sys.argv[1:] if argv is None else argv))
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
