@@ -20,13 +20,15 @@ from mosaicnet.devices.weight_error import (
 )
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _figure(**subplots: Any) -> tuple[Any, Any]:
+    """A figure on its own Agg canvas and its axes (files only; pyplot's backend, a
+    notebook's say, is left alone). ``figsize`` and ``fig.subplots`` arguments."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure = Figure(figsize=subplots.pop("figsize"))
+    FigureCanvasAgg(figure)
+    return figure, figure.subplots(**subplots)
 
 
 def plot_conductance_distributions(
@@ -55,7 +57,6 @@ def plot_conductance_distributions(
     seed : int
         Seeds programming and reads.
     """
-    plt = _pyplot()
     device = get_device_model(model)
     rng = np.random.default_rng(seed)
     span = device.g_max_siemens - device.g_min_siemens
@@ -64,9 +65,10 @@ def plot_conductance_distributions(
     chip = program_conductances(
         ConductancePair(g_plus=g_target, g_minus=g_target, w_scale=1.0), device, rng=rng
     )
-    figure, axes = plt.subplots(
-        len(times_s), 1, figsize=(6.4, 1.7 * len(times_s) + 0.6), sharex=True, squeeze=False
-    )
+    figure, axes = _figure(
+        nrows=len(times_s), ncols=1, figsize=(6.4, 1.7 * len(times_s) + 0.6), sharex=True,
+        squeeze=False,
+    )  # fmt: skip
     bins = np.linspace(device.g_min_siemens * 1e6, device.g_max_siemens * 1e6, 121)
     for axis, t in zip(axes[:, 0], times_s, strict=True):
         g_read, _ = chip.read_conductances(float(t), rng=rng)
@@ -87,7 +89,6 @@ def plot_conductance_distributions(
     figure.tight_layout()
     target_path = Path(path)
     figure.savefig(target_path, dpi=150)
-    plt.close(figure)
     return target_path
 
 
@@ -104,11 +105,10 @@ def plot_weight_error_vs_time(
 
     Solid lines: plain reads; dashed: global drift compensation.
     """
-    plt = _pyplot()
     devices = [get_device_model(m) for m in models]
     times = list(np.logspace(0, np.log10(3.2e7), 15) if times_s is None else times_s)
     target = reference_weights(seed) if weights is None else weights
-    figure, axis = plt.subplots(figsize=(6.4, 4.0))
+    figure, axis = _figure(figsize=(6.4, 4.0))
     for compensated, style in ((False, "-"), (True, "--")):
         table = weight_error_table(
             devices,
@@ -136,5 +136,4 @@ def plot_weight_error_vs_time(
     figure.tight_layout()
     target_path = Path(path)
     figure.savefig(target_path, dpi=150)
-    plt.close(figure)
     return target_path

@@ -70,10 +70,6 @@ def plot_tile_grid(
     title
         Figure title (default: the layout description and synapse counts).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
     from matplotlib.patches import Rectangle
 
@@ -81,7 +77,7 @@ def plot_tile_grid(
     np.fill_diagonal(mask, False)  # a self-synapse has no route to draw
     pos = neuron_positions(layout)
     size = max(4.0, min(12.0, 0.9 * max(layout.rows, layout.cols) + 2.0))
-    fig, ax = plt.subplots(figsize=(size * layout.cols / max(layout.rows, layout.cols) + 1.5, size))
+    fig, ax = _figure((size * layout.cols / max(layout.rows, layout.cols) + 1.5, size))
     for tile in range(layout.n_tiles):
         row, col = layout.tile_position(tile)
         ax.add_patch(
@@ -131,15 +127,12 @@ def plot_tile_grid(
 def plot_cost_matrix(layout: Layout, path: str | Path, *, title: str | None = None) -> Path:
     """Draw the neuron-level layout cost S on a log colour scale (zeros shown white)."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
     cost = layout.cost_matrix()
     positive = cost[cost > 0]
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    fig, ax = _figure((6.5, 5.5))
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
     # S = 0 (same tile) has no logarithm: mask it and show it as white.
     shown = np.ma.masked_equal(cost, 0.0)
     if positive.size:
@@ -160,18 +153,13 @@ def plot_weight_matrix(
     layout: Layout, weights: Any, path: str | Path, *, title: str | None = None
 ) -> Path:
     """Draw a recurrent weight matrix (diverging colours) with tile boundaries."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if hasattr(weights, "detach"):
         weights = weights.detach().cpu().numpy()
     matrix = np.asarray(weights, dtype=np.float64)
     as_mask(layout, matrix)  # shape check with a clear message
     limit = float(np.nanmax(np.abs(matrix))) if matrix.size else 1.0
     limit = limit if limit > 0 else 1.0
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = _figure((6.5, 5.5))
     image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
     fig.colorbar(image, ax=ax, label="weight")
     edges = np.arange(1, layout.n_tiles) * layout.neurons_per_tile - 0.5
@@ -185,13 +173,19 @@ def plot_weight_matrix(
     return _save(fig, path)
 
 
-def _save(fig: Any, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
+def _figure(figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """A figure and its axes on an Agg canvas: files only, whatever backend the user
+    (a notebook, say) has chosen for pyplot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
+
+
+def _save(fig: Any, path: str | Path) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(target, dpi=150, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    fig.savefig(target, dpi=150, bbox_inches="tight")
     return target

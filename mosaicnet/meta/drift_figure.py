@@ -17,11 +17,9 @@ def plot_drift_curve(curve: dict[str, Any], path: str | os.PathLike) -> Path:
     path
         Output file; the format follows the suffix (``.png``, ``.pdf``, ``.svg``).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     times = np.asarray(curve["times_s"], dtype=np.float64)
     # Read times span seconds to months: a log axis; t = 0 is drawn at the first
@@ -29,7 +27,10 @@ def plot_drift_curve(curve: dict[str, Any], path: str | os.PathLike) -> Path:
     positive = times[times > 0]
     floor = positive.min() / 10 if positive.size else 1.0
     x = np.where(times > 0, times, floor)
-    figure, axis = plt.subplots(figsize=(5.5, 3.6))
+    # A figure on its own Agg canvas: pyplot's backend (a notebook's) is left alone.
+    figure = Figure(figsize=(5.5, 3.6))
+    FigureCanvasAgg(figure)
+    axis = figure.subplots()
     for kind, marker in (("seen", "o"), ("unseen", "s")):
         mean = 100 * np.asarray(curve[f"accuracy_{kind}"], dtype=np.float64)
         half = 100 * np.nan_to_num(np.asarray(curve[f"ci95_{kind}"], dtype=np.float64))
@@ -51,5 +52,4 @@ def plot_drift_curve(curve: dict[str, Any], path: str | os.PathLike) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(target, dpi=150)
-    plt.close(figure)
     return target

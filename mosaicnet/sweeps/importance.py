@@ -71,9 +71,8 @@ def write_plots(
     parameters, the importance plot needs importances, and every plot needs a
     completed trial. Returns plot name -> file path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
+    # Optuna's plots draw through pyplot: its figures are closed after saving, and
+    # pyplot's backend (matplotlib picks Agg without a display) is left as it is.
     import matplotlib.pyplot as plt
     import numpy as np
     import optuna.visualization.matplotlib as ovm
