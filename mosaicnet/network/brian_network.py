@@ -143,12 +143,11 @@ def device_form(spec: NetworkSpec, *, read_noise: bool = True) -> Any:
     variable ``w`` (Brian2 forbids a synaptic variable named like a
     post-synaptic one: ``w_post`` would be ambiguous).
     """
-    from brian2 import Equations
-
     from mosaicnet.devices import get_device_model
     from mosaicnet.devices.brian_form import build_brian_form
+    from mosaicnet.network.neuron_brian import check_model
 
-    names = Equations(spec.neuron.model.equations).names
+    names = check_model(spec.neuron.model, spec.neuron.dt).equations.names
     weight_name = "w_syn" if "w" in names else "w"
     return build_brian_form(
         get_device_model(spec.device_model), read_noise=read_noise, weight_name=weight_name
@@ -185,28 +184,21 @@ _DEVICE_VARIABLES = (
 )
 
 
-def sample_reset_code(model: Any) -> str:
+def sample_reset_code(model: Any, dt: Any) -> str:
     """Brian2 code that puts the recurrent neurons back to their initial state.
 
     Every state variable takes the model's initial value (0 where none is
     given); a refractory model also forgets its last spike, as a freshly
     built Brian2 group (``lastspike = -1e4 s``).
     """
-    from mosaicnet.network.neuron_brian import INITIAL_LASTSPIKE_S
+    from mosaicnet.network.neuron_brian import INITIAL_LASTSPIKE_S, check_model
     from mosaicnet.network.quantities import format_quantity
 
-    states = _state_names(model)
+    states = check_model(model, dt).states
     lines = [f"{name} = {format_quantity(model.initial.get(name, 0.0))}" for name in states]
     if model.refractory is not None:
         lines += [f"lastspike = {INITIAL_LASTSPIKE_S!r} * second", "not_refractory = True"]
     return "\n".join(lines)
-
-
-def _state_names(model: Any) -> list[str]:
-    from brian2 import Equations
-
-    equations = Equations(model.equations)
-    return [name for name in equations.keys() if name in equations.diff_eq_names]
 
 
 def _device_values(programmed: Any, pre: np.ndarray, post: np.ndarray) -> dict[str, Any]:
@@ -423,7 +415,7 @@ class BrianNetwork:
         )
         self.resets = [
             self.recurrent.run_regularly(
-                sample_reset_code(model),
+                sample_reset_code(model, neuron.dt),
                 clock=self.sample_clock,
                 when="start",
                 name="recurrent_sample_reset",
@@ -816,7 +808,7 @@ class BrianNetwork:
         lines.append(f"    one step (Brian2's {model.method} state updater):")
         lines += [f"        {line}" for line in recurrent_code.splitlines()]
         lines.append("    state reset at the start of every sample:")
-        lines += [f"        {line}" for line in sample_reset_code(model).splitlines()]
+        lines += [f"        {line}" for line in sample_reset_code(model, neuron.dt).splitlines()]
         lines.append(
             f"readout: NeuronGroup({self.readout.N // self.copies} per copy), method exact"
         )
