@@ -7,8 +7,9 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 
 # Sweeps (mosaicnet.sweeps): Dask runs the trials, Optuna stores them; fANOVA
-# importance in Optuna needs scikit-learn.
-DIST = ["dask[distributed]>=2024.1", "optuna>=3.5", "scikit-learn>=1.2"]
+# importance in Optuna needs scikit-learn; the runner checks its workers' processes
+# with psutil. Lower bounds: the first releases that support numpy 2.
+DIST = ["dask[distributed]>=2024.1", "optuna>=3.5", "scikit-learn>=1.4.2", "psutil>=5.9"]
 
 setup(
     name="mosaicnet",
@@ -19,20 +20,25 @@ setup(
     ),
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
+    license="MIT",
     python_requires=">=3.11",
     packages=find_packages(include=["mosaicnet", "mosaicnet.*"]),
     install_requires=[
-        "brian2>=2.6",
-        # brian2 2.8/2.9 (the newest released for Python 3.11 at the time of
-        # writing) call ndarray.ptp, which numpy 2.4 removed: importing brian2
-        # fails under numpy>=2.4. Lift this pin once brian2 ships a fix.
-        "numpy>=1.24,<2.4",
-        # Real users may take any recent torch; CI installs the CPU wheel first.
-        "torch>=2.2",
-        "tables>=3.8",
+        # Lower bounds are the first releases that support numpy 2 (brian2 2.7,
+        # torch 2.4, tables 3.10, h5py 3.11, matplotlib 3.9); CI tests the newest.
+        "brian2>=2.7",
+        # brian2 up to 2.9 calls ndarray.ptp, which numpy 2.4 removed (fixed in
+        # brian2 2.10, brian-team/brian2#1705). On Python >= 3.12 brian2 2.10 is
+        # required and numpy is free; on 3.11 (brian2 2.9 here) numpy stays < 2.4.
+        "brian2>=2.10; python_version >= '3.12'",
+        "numpy>=1.24,<2.4; python_version < '3.12'",
+        "numpy>=1.24; python_version >= '3.12'",
+        # Any torch >= 2.4; CPU-only machines: README, "Installing torch".
+        "torch>=2.4",
+        "tables>=3.10",
         # SHD-layout files written with h5py (vlen datasets PyTables cannot read).
-        "h5py>=3.8",
-        "matplotlib>=3.7",
+        "h5py>=3.11",
+        "matplotlib>=3.9",
         "networkx>=3.0",
         "tqdm>=4.60",
         "sympy>=1.10",
@@ -45,16 +51,17 @@ setup(
             "nbclient>=0.8",
             "nbformat>=5.7",
             "ipykernel>=6",
-            "scipy>=1.10",
+            "scipy>=1.13",
             # baseline of benchmarks/bench_clone.py (the clone's training step vs snnTorch)
             "snntorch>=0.9",
             # the sweep tests run on real Dask workers with a real Optuna study
             *DIST,
         ],
-        # brian2cuda 1.0a7 pins brian2==2.8.0 but generates code under 2.9;
-        # install it with --no-deps (see README, "GPU backends").
-        "gpu": ["brian2cuda>=1.0a7", "nvidia-curand"],
-        "genn": ["brian2genn>=1.7"],
+        # cuRAND for brian2cuda's generated code. brian2cuda itself is not listed:
+        # 1.0a7 pins brian2==2.8.0 (it works with 2.9), so as a dependency it would
+        # downgrade brian2; install it with --no-deps (README, "GPU backends").
+        # brian2genn has no extra: 1.7 pins brian2 < 2.6, which this package cannot use.
+        "gpu": ["nvidia-curand"],
         "dist": DIST,
     },
     entry_points={"console_scripts": ["mosaicnet=mosaicnet.cli:main"]},
