@@ -41,6 +41,8 @@ setup(
         "matplotlib>=3.9",
         "networkx>=3.0",
         "tqdm>=4.60",
+        # `mosaicnet data download shd`: transfer, md5 check and gunzip of the archives.
+        "pooch>=1.8",
         "sympy>=1.10",
     ],
     extras_require={

@@ -139,7 +139,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shd = which.add_parser(
         "shd",
         help="Spiking Heidelberg Digits (shd_train.h5, shd_test.h5)",
-        description="Download and decompress SHD (Cramer et al. 2022), verifying md5 sums.",
+        description="Download and decompress SHD (Cramer et al. 2022), verifying md5 sums. "
+        "Files already in DIR (the .h5.gz archives or the .h5 files, e.g. fetched by hand) "
+        "are verified without the network; one that does not match is renamed *.mismatch. "
+        "An interrupted transfer is not resumed: the next run fetches that archive again.",
     )
     shd.add_argument("--to", required=True, metavar="DIR", help="destination directory")
     shd.add_argument("--base-url", default=None, metavar="URL", help="mirror to use")

@@ -1,9 +1,12 @@
-"""Download the Spiking Heidelberg Digits (SHD) with checksum verification.
+"""Download the Spiking Heidelberg Digits (SHD) with checksum verification, through pooch.
 
 The official archives ``shd_train.h5.gz`` and ``shd_test.h5.gz`` are served at
 https://zenkelab.org/datasets/ (Cramer et al. 2020, "The Heidelberg Spiking Data Sets for
 the Systematic Evaluation of Spiking Neural Networks", IEEE TNNLS, doi
-10.1109/TNNLS.2020.3044364) with an ``md5sums.txt`` beside them.
+10.1109/TNNLS.2020.3044364) with an ``md5sums.txt`` beside them. The transfer, the md5
+check of each archive and the gunzip are pooch's (:func:`pooch.retrieve` with
+``known_hash="md5:..."`` and :class:`pooch.Decompress`); this module decides which
+checksums are trusted and what happens to files already in ``dest``.
 
 Which checksums are trusted
 ---------------------------
@@ -23,35 +26,45 @@ Which checksums are trusted
 
 Files and their states
 ----------------------
-Everything is first written to ``<name>.part`` and moved to its final name with
-:func:`os.replace` only once verified, so a final name never holds a half-written or
-unverified file. An interrupted transfer keeps its ``.part``; the next call resumes it
-with an HTTP ``Range`` request, or restarts cleanly when the server ignores ranges. A
-checksum mismatch deletes the ``.part`` and raises :class:`ChecksumError`. The verified
-``.gz`` archives are kept next to the ``.h5`` files, so a decompressed file can always
-be re-created and checked without the network. Verified files already present are
-skipped, and in the default mode a directory whose files are all present and verified
-needs no network at all: archives fetched by hand into ``dest`` are verified and
-decompressed offline.
+A final name never holds an unverified file: pooch writes a download to a temporary
+file in ``dest`` and moves it to its name only once its md5 matches (a mismatch deletes
+the temporary file and raises :class:`ChecksumError`); the decompressed data is written
+to ``<name>.part`` and moved into place only once verified. The verified ``.gz``
+archives are kept next to the ``.h5`` files, so a decompressed file can always be
+re-created and checked without the network. Files already in ``dest`` (left by an
+earlier run or put there by hand, the ``.h5`` or the ``.gz``) are verified offline:
+verified files are used as they are, and in the default mode a directory whose files
+are all present and verified needs no network at all. A file in place that does not
+match is never deleted (it may be the user's only copy): it is renamed to
+``<name>.mismatch`` (``.mismatch.1``, ... when taken) and a verified one is made.
+
+Interrupted transfers are not resumed
+-------------------------------------
+pooch restarts a download from its first byte: an interrupted transfer leaves nothing
+behind and the next call downloads the whole archive again (about 130 MB for the
+training set and 37 MB for the test set). That is the price of using pooch instead of
+hand-written HTTP code with ``Range`` requests. Where the connection is too unreliable
+for that, download the two ``.gz`` files with a resuming tool (``curl -C -``, ``wget
+-c``) into ``dest`` and run the download again: they are verified and decompressed
+offline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-import hashlib
-import http.client
 import logging
 import os
 import re
-import struct
-import urllib.error
+import shutil
 import urllib.parse
 import urllib.request
 import warnings
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 from mosaicnet import __version__
 from mosaicnet.errors import ConfigError, DataFormatError, MosaicnetError
@@ -122,7 +135,7 @@ def download_shd(
     timeout_s
         Socket timeout in seconds for connecting and for each read.
     progress
-        Show tqdm progress bars for transfers and decompression.
+        Show a tqdm progress bar for each archive transfer (on stderr).
 
     Returns
     -------
@@ -132,11 +145,11 @@ def download_shd(
     Raises
     ------
     DownloadError
-        The host could not be reached (the message says how to download by hand), the
-        server answered with an HTTP error, or a transfer was interrupted (the partial
-        file is kept and the next call resumes it).
+        pooch is not installed, the host could not be reached (the message says how to
+        download by hand), the server answered with an HTTP error, or a transfer was
+        interrupted (nothing of it is kept; the next call downloads it again).
     ChecksumError
-        A file does not match its checksum; the bad partial file has been removed.
+        A file does not match its checksum; the bad download has been removed.
     ConfigError
         ``dest`` is not a directory, ``base_url`` is malformed or ``timeout_s`` <= 0.
     DataFormatError
@@ -150,36 +163,47 @@ def download_shd(
             f"download destination {dest} exists and is not a directory; "
             "pass a directory path (it is created if missing)."
         )
+    pooch = _import_pooch()
     dest.mkdir(parents=True, exist_ok=True)
     session = _Session(
+        pooch=pooch,
         dest=dest,
         base_url=_normalise_base_url(base_url),
         mirror=base_url is not None,
         timeout_s=timeout_s,
         progress=progress,
     )
-    # Resolve every checksum before transferring anything: a mirror whose list lacks an
-    # entry should fail at once, not after a long download of the other file.
-    expected = {name: session.expected(name) for name in SHD_FILES}
-    return [session.obtain(name, expected[name]) for name in SHD_FILES]
+    with _quiet(pooch.get_logger()):
+        # Resolve every checksum before transferring anything: a mirror whose list lacks
+        # an entry should fail at once, not after a long download of the other file.
+        expected = {name: session.expected(name) for name in SHD_FILES}
+        paths = []
+        for name in SHD_FILES:  # a loop, not a comprehension: keeps the warnings' stacklevel
+            paths.append(session.obtain(name, expected[name]))
+        return paths
 
 
-def _free_name(path: Path) -> Path:
-    """``path``, or ``path`` with ``.1``, ``.2``, ... appended: a name not taken yet."""
-    candidate, number = path, 0
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name(f"{path.name}.{number}")
-    return candidate
+def _import_pooch() -> ModuleType:
+    """Import pooch, which does the transfers; its absence is a clear error."""
+    try:
+        import pooch
+    except ImportError:
+        raise DownloadError(
+            "downloading SHD needs the package pooch, which is not installed; install it "
+            "with `pip install 'pooch>=1.8'` (or reinstall mosaicnet, which requires it)."
+        ) from None
+    return pooch
 
 
-def file_md5(path: Path) -> str:
-    """Return the hex md5 digest of a file, read in chunks (files can be GBs)."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+@contextlib.contextmanager
+def _quiet(pooch_logger: logging.Logger) -> Iterator[None]:
+    """Hide pooch's own INFO lines (it logs every step to stderr); ours say what matters."""
+    level = pooch_logger.level
+    pooch_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        pooch_logger.setLevel(level)
 
 
 def parse_md5sums(text: str, *, source: str = CHECKSUM_LIST) -> dict[str, str]:
@@ -234,53 +258,82 @@ def _normalise_base_url(base_url: str | None) -> str:
     return url.rstrip("/") + "/"
 
 
+def _keep_aside(path: Path) -> None:
+    """Rename a file that failed verification to a free ``.mismatch`` name; never delete.
+
+    It may be the user's only copy (a file from a colleague, a hand download) and the
+    download that replaces it may yet fail (offline).
+    """
+    kept = path.with_name(path.name + ".mismatch")
+    number = 0
+    while kept.exists():
+        number += 1
+        kept = path.with_name(f"{path.name}.mismatch.{number}")
+    path.rename(kept)
+    logger.warning(
+        "%s does not match its checksum; kept it as %s (delete it if you do not need it)",
+        path,
+        kept,
+    )
+
+
+class _NotFound(Exception):
+    """Internal: the server has no such resource (HTTP 404 / missing file)."""
+
+
 @dataclass
 class _Session:
     """State of one :func:`download_shd` call (the checksum list is fetched lazily)."""
 
+    pooch: ModuleType
     dest: Path
     base_url: str
     mirror: bool
     timeout_s: float
     progress: bool
-    _server_list: dict[str, str] | None = None
-    _server_list_fetched: bool = False
+    _server_list: dict[str, str] | None = field(default=None, init=False)
+    _server_list_fetched: bool = field(default=False, init=False)
 
     # -- checksums -----------------------------------------------------------------------
 
+    def md5(self, path: Path) -> str:
+        """Return the hex md5 digest of a file (pooch reads it in chunks)."""
+        return self.pooch.file_hash(str(path), alg="md5")
+
     def server_list(self) -> dict[str, str] | None:
         """Fetch, save and parse ``md5sums.txt`` once; ``None`` when the server has none."""
-        if not self._server_list_fetched:
-            self._server_list_fetched = True
-            url = self.base_url + CHECKSUM_LIST
-            target = self.dest / CHECKSUM_LIST
-            part = _part_path(target)
-            part.unlink(missing_ok=True)  # small: never worth resuming, always re-fetch
-            try:
-                self.fetch(url, part, resume=False, show=False)
-            except _NotFound:
-                part.unlink(missing_ok=True)
-                if self.mirror:
-                    raise ChecksumError(
-                        f"{url} does not exist; a mirror given with base_url must serve "
-                        f"{CHECKSUM_LIST} beside the archives so the download can be "
-                        "verified. Add it there (md5sum shd_*.h5.gz shd_*.h5 > "
-                        f"{CHECKSUM_LIST}) or omit base_url to use the official host."
-                    ) from None
-                logger.info("%s not served; using the built-in published checksums", url)
-                return None
-            text = part.read_text(encoding="utf-8", errors="replace")
-            try:
-                self._server_list = parse_md5sums(text, source=url)
-            except DataFormatError:
-                part.unlink()
-                if self.mirror:
-                    raise
-                # Default mode verifies against the built-in values; a broken record on
-                # the server must not block the download.
-                logger.warning("%s is malformed; using the built-in checksums", url)
-                return None
-            os.replace(part, target)
+        if self._server_list_fetched:
+            return self._server_list
+        self._server_list_fetched = True
+        url = self.base_url + CHECKSUM_LIST
+        target = self.dest / CHECKSUM_LIST
+        part = target.with_name(target.name + ".part")
+        try:
+            # Small, and what is verified against: always fetched afresh, never cached.
+            self.transfer(url, part, show=False)
+        except _NotFound:
+            part.unlink(missing_ok=True)
+            if self.mirror:
+                raise ChecksumError(
+                    f"{url} does not exist; a mirror given with base_url must serve "
+                    f"{CHECKSUM_LIST} beside the archives so the download can be "
+                    f"verified. Add it there (md5sum shd_*.h5.gz shd_*.h5 > {CHECKSUM_LIST})"
+                    " or omit base_url to use the official host."
+                ) from None
+            logger.info("%s not served; using the built-in published checksums", url)
+            return None
+        text = part.read_text(encoding="utf-8", errors="replace")
+        try:
+            self._server_list = parse_md5sums(text, source=url)
+        except DataFormatError:
+            part.unlink()
+            if self.mirror:
+                raise
+            # Default mode verifies against the built-in values; a broken record on the
+            # server must not block the download.
+            logger.warning("%s is malformed; using the built-in checksums", url)
+            return None
+        os.replace(part, target)
         return self._server_list
 
     def expected(self, name: str) -> _Expected:
@@ -321,131 +374,126 @@ class _Session:
         if (
             expected.data_md5 is not None
             and target.is_file()
-            and file_md5(target) == expected.data_md5
+            and self.md5(target) == expected.data_md5
         ):
             logger.info("%s already present and verified; skipped", target)
             return target
-        if not (archive.is_file() and file_md5(archive) == expected.archive_md5):
-            self.download_archive(archive, expected.archive_md5)
-        data_md5 = expected.data_md5
-        if data_md5 is None:
-            # Nothing published for the content: the verified archive defines it, which
-            # still lets an existing decompressed file be checked and skipped.
-            data_md5 = _gunzipped_md5(archive)
-            if target.is_file() and file_md5(target) == data_md5:
-                return target
-        if target.exists():
-            logger.warning("%s does not match its checksum; re-creating it", target)
-        _decompress(archive, target, data_md5, progress=self.progress)
-        return target
-
-    def download_archive(self, archive: Path, archive_md5: str) -> None:
-        """Fetch ``archive`` into its ``.part`` (resuming), verify, move into place."""
-        if archive.exists():
-            # Kept, not deleted: it may be the user's only copy (e.g. a file from a
-            # colleague) and the download below may fail (offline).
-            kept = _free_name(archive.with_name(archive.name + ".mismatch"))
-            archive.rename(kept)
-            logger.warning(
-                "%s does not match its checksum; kept it as %s and downloading it again",
-                archive,
-                kept,
-            )
-        if not self.mirror:
-            self.warn_if_server_disagrees(archive.name)
-        url = self.base_url + archive.name
-        part = _part_path(archive)
-        resumed = part.is_file() and part.stat().st_size > 0
-        try:
-            self.fetch(url, part, resume=True, show=self.progress)
-            actual = file_md5(part)
-            if actual != archive_md5 and resumed:
-                # The kept bytes may come from an earlier, different or damaged transfer:
-                # one clean download decides whether the server's file itself is bad.
-                logger.warning("resumed %s failed verification; downloading it afresh", url)
-                part.unlink()
-                self.fetch(url, part, resume=False, show=self.progress)
-                actual = file_md5(part)
-        except _NotFound as missing:
-            raise DownloadError(
-                f"{url} was not found ({missing.reason}); check base_url "
-                f"({self.base_url!r}): it must be the folder that holds {archive.name}."
-            ) from None
-        if actual != archive_md5:
+        if archive.is_file() and self.md5(archive) == expected.archive_md5:
+            logger.info("%s already present and verified; decompressing it", archive)
+        else:
+            if archive.exists():
+                _keep_aside(archive)  # pooch would overwrite it
+            if not self.mirror:
+                self.warn_if_server_disagrees(archive.name)
+        part = target.with_name(target.name + ".part")
+        # Ours, from an interrupted run; Decompress would otherwise keep it as it is.
+        part.unlink(missing_ok=True)
+        self.retrieve(archive, expected.archive_md5, part)
+        actual = self.md5(part)
+        if expected.data_md5 is not None and actual != expected.data_md5:
             part.unlink()
             raise ChecksumError(
-                f"{url} downloaded with md5 {actual} but {archive_md5} was expected; the "
-                f"bad file was removed. Run the download again; if it fails the same way, "
-                f"the server's copy differs from the published one (try another mirror "
-                f"with base_url)."
+                f"{archive} decompressed to content with md5 {actual} but "
+                f"{expected.data_md5} was expected for {target.name}; the bad file was "
+                f"removed. Delete {archive} and download again."
             )
-        os.replace(part, archive)
+        if target.exists():
+            # Without a published value for the content, the verified archive defines it:
+            # an existing file with that content is the same file.
+            if target.is_file() and self.md5(target) == actual:
+                part.unlink()
+                return target
+            _keep_aside(target)
+        os.replace(part, target)
+        return target
+
+    def retrieve(self, archive: Path, archive_md5: str, part: Path) -> None:
+        """Have pooch fetch (or verify in place) ``archive`` and gunzip it into ``part``."""
+        url = self.base_url + archive.name
+        try:
+            self.pooch.retrieve(
+                url,
+                known_hash=f"md5:{archive_md5}",
+                fname=archive.name,
+                path=self.dest,
+                downloader=self.transfer,
+                processor=self.pooch.Decompress(method="gzip", name=part.name),
+            )
+        except _NotFound as missing:
+            raise DownloadError(
+                f"{url} was not found ({missing}); check base_url ({self.base_url!r}): it "
+                f"must be the folder that holds {archive.name}."
+            ) from None
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+            part.unlink(missing_ok=True)
+            raise DataFormatError(
+                f"{archive} is not a valid gzip archive ({error}) although its md5 matches "
+                f"{archive_md5}; the checksum list of {self.base_url} describes a damaged "
+                "file. Delete it and use another mirror (base_url) or the official host."
+            ) from None
+        except ValueError as error:
+            # pooch's hash check; its message names the expected and the actual md5.
+            raise ChecksumError(
+                f"{url} failed verification: {error} Run the download again; if it fails "
+                "the same way, the server's copy differs from the published one (try "
+                "another mirror with base_url)."
+            ) from None
 
     # -- transfer ------------------------------------------------------------------------
 
-    def fetch(self, url: str, part: Path, *, resume: bool, show: bool) -> None:
-        """Write the resource at ``url`` to ``part``, appending to it when resuming."""
-        offset = part.stat().st_size if resume and part.is_file() else 0
-        request = urllib.request.Request(url, headers={"User-Agent": f"mosaicnet/{__version__}"})
-        if offset:
-            request.add_header("Range", f"bytes={offset}-")
-        try:
-            response = urllib.request.urlopen(request, timeout=self.timeout_s)
-        except urllib.error.HTTPError as error:
-            error.close()
-            if error.code == 416 and offset:
-                # Range past the end: the part is complete (or too long); the caller's
-                # checksum decides, and a resumed mismatch is re-fetched from scratch.
-                return
-            if error.code == 404:
-                raise _NotFound("HTTP 404") from None
-            raise DownloadError(
-                f"{url} answered HTTP {error.code} {error.reason}; check the URL "
-                f"(base_url={self.base_url!r}) or try again later."
-            ) from None
-        except urllib.error.URLError as error:
-            if isinstance(error.reason, FileNotFoundError):
-                raise _NotFound("no such file") from None  # file:// mirrors
-            raise DownloadError(self.unreachable_message(url, error.reason)) from None
-        except (TimeoutError, OSError, http.client.HTTPException) as error:
-            raise DownloadError(self.unreachable_message(url, error)) from None
-        with response:
-            status = response.getcode()
-            append = offset > 0 and status == 206 and _range_starts_at(response, offset)
-            if offset and not append:
-                logger.info("%s: server did not resume at byte %d; restarting", url, offset)
-            length = response.headers.get("Content-Length")
-            remaining = int(length) if length and length.isdigit() else None
-            start = offset if append else 0
-            total = start + remaining if remaining is not None else None
-            received = 0
-            from tqdm.auto import tqdm  # imported here: keeps importing this module cheap
+    def transfer(
+        self, url: str, output_file: str | Path, _pooch: object = None, *, show: bool = True
+    ) -> None:
+        """Write the resource at ``url`` to ``output_file``: a pooch downloader.
 
-            with (
-                open(part, "ab" if append else "wb") as handle,
-                tqdm(
-                    total=total,
-                    initial=start,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=part.name.removesuffix(".part"),
-                    disable=not show,
-                ) as bar,
-            ):
-                try:
-                    for chunk in _chunks(response):
-                        handle.write(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk))
-                except (TimeoutError, OSError, http.client.HTTPException) as error:
-                    raise DownloadError(
-                        self.interrupted_message(url, part, start + received, error)
-                    ) from None
-            if remaining is not None and received < remaining:
+        pooch has no downloader for ``file://`` URLs (a folder used as a mirror), so those
+        are copied here; ``http(s)`` goes through :class:`pooch.HTTPDownloader` with a
+        progress bar named after the file.
+        """
+        from tqdm.auto import tqdm  # imported here: keeps importing this module cheap
+
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme == "file":
+            try:
+                shutil.copyfile(urllib.request.url2pathname(parts.path), output_file)
+            except FileNotFoundError:
+                raise _NotFound("no such file") from None
+            except OSError as error:
+                raise DownloadError(f"could not copy {url} ({error}).") from None
+            return
+        import requests
+
+        name = parts.path.rsplit("/", 1)[-1]
+        with tqdm(
+            # pooch sets the total from Content-Length but first tests the bar's truth,
+            # which tqdm refuses without a total: any positive placeholder will do.
+            total=1,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=name,
+            disable=not (show and self.progress),
+        ) as bar:
+            downloader = self.pooch.HTTPDownloader(
+                progressbar=bar if not bar.disable else False,
+                chunk_size=_CHUNK_BYTES,
+                timeout=self.timeout_s,
+                headers={"User-Agent": f"mosaicnet/{__version__}"},
+            )
+            try:
+                downloader(url, str(output_file), None)
+            except requests.exceptions.HTTPError as error:
+                code = error.response.status_code
+                if code == 404:
+                    raise _NotFound("HTTP 404") from None
                 raise DownloadError(
-                    self.interrupted_message(url, part, start + received, "connection closed")
-                )
+                    f"{url} answered HTTP {code} {error.response.reason}; check the URL "
+                    f"(base_url={self.base_url!r}) or try again later."
+                ) from None
+            except requests.exceptions.ConnectionError as error:  # also connect timeouts
+                raise DownloadError(self.unreachable_message(url, error)) from None
+            except requests.exceptions.RequestException as error:  # read timeout, cut short
+                raise DownloadError(self.interrupted_message(url, error)) from None
 
     # -- messages ------------------------------------------------------------------------
 
@@ -461,101 +509,11 @@ class _Session:
             f"there are verified and decompressed without the network."
         )
 
-    @staticmethod
-    def interrupted_message(url: str, part: Path, done: int, reason: object) -> str:
-        """Say that a transfer stopped part-way and that the next run resumes it."""
+    def interrupted_message(self, url: str, reason: object) -> str:
+        """Say that a transfer stopped part-way and what the next run does."""
         return (
-            f"the transfer of {url} stopped after {done} bytes ({reason}); the partial "
-            f"file {part} was kept and running the download again resumes it."
+            f"the transfer of {url} stopped part-way ({reason}); nothing of it was kept. "
+            f"Run the download again (it starts the file afresh); on an unreliable "
+            f"connection, fetch it with a resuming tool (curl -C - or wget -c) into "
+            f"{self.dest} and run the download again to verify it offline."
         )
-
-
-class _NotFound(Exception):
-    """Internal: the server has no such resource (HTTP 404 / missing file)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _part_path(path: Path) -> Path:
-    """Return the temporary name a file is written under before it is verified."""
-    return path.with_name(path.name + ".part")
-
-
-def _range_starts_at(response: http.client.HTTPResponse, offset: int) -> bool:
-    """Return whether a 206 response's ``Content-Range`` begins at ``offset``."""
-    header = response.headers.get("Content-Range", "")
-    match = re.match(r"bytes\s+(\d+)-", header)
-    return bool(match) and int(match.group(1)) == offset
-
-
-def _chunks(response: http.client.HTTPResponse) -> Iterator[bytes]:
-    """Yield the body of ``response`` in fixed-size chunks."""
-    while chunk := response.read(_CHUNK_BYTES):
-        yield chunk
-
-
-def _gzip_isize(archive: Path) -> int | None:
-    """Return the uncompressed size recorded in a gzip trailer (mod 2**32), if readable."""
-    try:
-        with open(archive, "rb") as handle:
-            handle.seek(-4, os.SEEK_END)
-            return struct.unpack("<I", handle.read(4))[0]
-    except OSError:
-        return None
-
-
-def _gunzip_chunks(archive: Path) -> Iterator[bytes]:
-    """Yield the decompressed content of ``archive``; a damaged archive is a clear error."""
-    try:
-        with gzip.open(archive, "rb") as stream:
-            while chunk := stream.read(_CHUNK_BYTES):
-                yield chunk
-    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise DataFormatError(
-            f"{archive} is not a valid gzip archive ({error}); delete it and download again."
-        ) from None
-
-
-def _gunzipped_md5(archive: Path) -> str:
-    """Return the md5 of the decompressed content of ``archive`` without writing it."""
-    digest = hashlib.md5()
-    for chunk in _gunzip_chunks(archive):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _decompress(archive: Path, target: Path, data_md5: str, *, progress: bool) -> None:
-    """Gunzip ``archive`` into ``target.part``, verify ``data_md5``, then move into place."""
-    from tqdm.auto import tqdm
-
-    part = _part_path(target)
-    digest = hashlib.md5()
-    try:
-        with (
-            open(part, "wb") as handle,
-            tqdm(
-                total=_gzip_isize(archive),
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=f"gunzip {archive.name}",
-                disable=not progress,
-            ) as bar,
-        ):
-            for chunk in _gunzip_chunks(archive):
-                handle.write(chunk)
-                digest.update(chunk)
-                bar.update(len(chunk))
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    if digest.hexdigest() != data_md5:
-        part.unlink()
-        raise ChecksumError(
-            f"{archive} decompressed to content with md5 {digest.hexdigest()} but "
-            f"{data_md5} was expected for {target.name}; the bad file was removed. Delete "
-            f"{archive} and download again."
-        )
-    os.replace(part, target)
