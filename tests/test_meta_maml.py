@@ -2,7 +2,7 @@
 
 The network here is a tiny pure-torch LIF stand-in with the interface of
 ``mosaicnet.network.torch_clone.TorchClone`` (recurrent_spikes, readout_trace,
-readout, forward), written from DESIGN.md section 3, so these tests check the
+readout, forward), written from docs/model.md, 'The network', so these tests check the
 MAML algebra independently of the real clone (tested with it in
 ``test_meta_training.py``).
 """
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class TinyLif:
-    """Minimal LIF network with a fast-sigmoid surrogate (DESIGN.md section 3)."""
+    """Minimal LIF network with a fast-sigmoid surrogate (docs/model.md, 'The network')."""
 
     def __init__(self, n_in=6, n_rec=12, n_out=8, *, seed=0, thr=1.0, slope=10.0):
         gen = torch.Generator().manual_seed(seed)
