@@ -8,7 +8,7 @@ with spike probability 0.05 per bin and channel.
 Part 1, training step (forward + backward, batch 64, float32, CPU):
 
 * the clone (:class:`mosaicnet.network.torch_clone.TorchClone`);
-* "obvious loop": the model of DESIGN.md section 3 written step by step the
+* "obvious loop": the model of docs/model.md, 'The network', written step by step the
   direct way (input, recurrent and readout products inside the time loop);
 * snnTorch (``Leaky`` / ``RLeaky`` with the fast-sigmoid surrogate), if installed.
 
@@ -88,7 +88,7 @@ def clone_step(clone, params, x, labels):
 
 
 def obvious_loop_step(clone, params, x, labels):
-    """DESIGN.md section 3, written the direct way (every product inside the loop)."""
+    """docs/model.md, 'The network', written the direct way (every product inside the loop)."""
     spike = spike_function("fast_sigmoid", 10.0)
     w_rec = params["w_rec"] * clone.rec_mask
     v = torch.zeros(x.shape[0], clone.n_rec)

@@ -1,4 +1,8 @@
-"""Fixtures shared by test modules (older modules still define their own copies)."""
+"""Fixtures shared by test modules.
+
+A module that needs other data keeps its own fixture, named for how it differs
+(``tiny_shd`` in test_simulate_cli.py, ``default_data`` in test_protocols.py).
+"""
 
 from __future__ import annotations
 
@@ -18,8 +22,12 @@ def single_thread():
 
 
 @pytest.fixture(scope="session")
-def small_shd(tmp_path_factory):
-    """Synthetic SHD files (300 train / 200 test recordings), written once per session."""
+def data_dir(tmp_path_factory):
+    """Folder of synthetic SHD files (300 train / 200 test recordings, seed 3), written once.
+
+    Tests pass it where a user passes ``--data`` / ``data_dir=``; a test that changes
+    the files copies them first (the folder is shared by the whole session).
+    """
     out = tmp_path_factory.mktemp("small_shd")
     write_synthetic_shd(out, seed=3, n_train=300, n_test=200)
     return out

@@ -41,12 +41,6 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
-def data_dir(small_shd):
-    """The shared synthetic files of tests/conftest.py."""
-    return small_shd
-
-
-@pytest.fixture(scope="module")
 def ideal_run(tmp_path_factory, data_dir):
     """A trained tiny run with ideal devices (float64, so Brian2 and torch spike alike)."""
     root = tmp_path_factory.mktemp("runs")

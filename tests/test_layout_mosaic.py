@@ -10,7 +10,7 @@ import pytest
 from mosaicnet.errors import ConfigError
 from mosaicnet.layout import COST_SATURATION, Layout, layout_cost, tile_hop_matrix
 
-# Published example (DESIGN.md 4; EIS-Hub/meta-mosaic generate_mosaic_mask).
+# Published example (docs/mosaic.md, 'Hop rule'; EIS-Hub/meta-mosaic generate_mosaic_mask).
 ROW0_4x4 = [0, 1, 5, 7, 1, 3, 5, 7, 5, 5, 7, 9, 7, 7, 9, 11]
 
 

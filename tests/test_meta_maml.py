@@ -2,7 +2,7 @@
 
 The network here is a tiny pure-torch LIF stand-in with the interface of
 ``mosaicnet.network.torch_clone.TorchClone`` (recurrent_spikes, readout_trace,
-readout, forward), written from DESIGN.md section 3, so these tests check the
+readout, forward), written from docs/model.md, 'The network', so these tests check the
 MAML algebra independently of the real clone (tested with it in
 ``test_meta_training.py``).
 """
@@ -34,17 +34,11 @@ from mosaicnet.meta.maml import (
 DTYPE = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class TinyLif:
-    """Minimal LIF network with a fast-sigmoid surrogate (DESIGN.md section 3)."""
+    """Minimal LIF network with a fast-sigmoid surrogate (docs/model.md, 'The network')."""
 
     def __init__(self, n_in=6, n_rec=12, n_out=8, *, seed=0, thr=1.0, slope=10.0):
         gen = torch.Generator().manual_seed(seed)

@@ -18,11 +18,11 @@ TINY = dict(rows=1, cols=2, neurons_per_tile=4, iterations=1, meta_batch=2, n_wa
 
 
 @pytest.fixture(scope="module")
-def trained(small_shd, tmp_path_factory):
+def trained(data_dir, tmp_path_factory):
     """A one-step run trained on a copy of the shared small data set."""
     root = tmp_path_factory.mktemp("run_data")
     data = root / "data"
-    shutil.copytree(small_shd, data)
+    shutil.copytree(data_dir, data)
     config = root / "tiny.json"
     save_config(TrainConfig(**TINY), config)
     run = root / "run"

@@ -34,12 +34,6 @@ TINY = dict(
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-@pytest.fixture(scope="module")
-def data_dir(small_shd):
-    """The shared synthetic files of tests/conftest.py."""
-    return small_shd
-
-
 def tiny_config(tmp_path, **changes) -> Path:
     path = tmp_path / "tiny.json"
     save_config(TrainConfig(**{**TINY, **changes}), path)

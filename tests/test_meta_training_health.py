@@ -76,7 +76,7 @@ def test_replay_gives_the_state_of_uninterrupted_updates():
 
 
 def test_training_stops_on_a_non_finite_loss_and_keeps_its_checkpoint(
-    tmp_path, small_shd, monkeypatch
+    tmp_path, data_dir, monkeypatch
 ):
     real = training_module.meta_gradient
     calls = {"n": 0}
@@ -91,7 +91,7 @@ def test_training_stops_on_a_non_finite_loss_and_keeps_its_checkpoint(
     monkeypatch.setattr(training_module, "meta_gradient", poisoned)
     config = TrainConfig(**TINY, iterations=8)
     with pytest.raises(TrainingDiverged, match=r"diverged at step 5.*checkpoint of step 3"):
-        train(config, tmp_path / "run", data_dir=small_shd, progress=False)
+        train(config, tmp_path / "run", data_dir=data_dir, progress=False)
     run = RunDirectory.open(tmp_path / "run")
     assert [r["iteration"] for r in run.read_metrics()] == [1, 2, 3, 4]
     assert run.load_checkpoint()["iteration"] == 3
@@ -125,18 +125,18 @@ def test_cosine_schedule_with_warmup():
     assert TrainConfig(outer_lr=2e-3).outer_lr_at(123) == 2e-3
 
 
-def test_schedule_and_norm_are_logged(tmp_path, small_shd):
+def test_schedule_and_norm_are_logged(tmp_path, data_dir):
     config = TrainConfig(**TINY, iterations=4, outer_lr_schedule="cosine", grad_clip=1e-6)
-    train(config, tmp_path / "run", data_dir=small_shd, progress=False)
+    train(config, tmp_path / "run", data_dir=data_dir, progress=False)
     records = RunDirectory.open(tmp_path / "run").read_metrics()
     assert [r["outer_lr"] for r in records] == [config.outer_lr_at(i) for i in range(4)]
     assert all(r["grad_norm"] > 1e-6 for r in records)  # logged before clipping
 
 
 # ----------------------------------------------------------------------------- validation
-def test_validation_keeps_the_best_network(tmp_path, small_shd):
+def test_validation_keeps_the_best_network(tmp_path, data_dir):
     config = TrainConfig(**TINY, iterations=6, validation_every=2, validation_tasks=4)
-    train(config, tmp_path / "run", data_dir=small_shd, progress=False)
+    train(config, tmp_path / "run", data_dir=data_dir, progress=False)
     run = RunDirectory.open(tmp_path / "run")
     records = run.read_metrics()
     scored = {r["iteration"]: r["val_acc"] for r in records if "val_acc" in r}
@@ -149,7 +149,7 @@ def test_validation_keeps_the_best_network(tmp_path, small_shd):
     np.testing.assert_array_equal(run.load_spec().w_out, run.load_spec().w_out)
 
 
-def test_validation_on_held_out_recordings_never_trains_on_them(tmp_path, small_shd, monkeypatch):
+def test_validation_on_held_out_recordings_never_trains_on_them(tmp_path, data_dir, monkeypatch):
     seen_indices: list[np.ndarray] = []
     original = TaskSampler.tasks
 
@@ -161,7 +161,7 @@ def test_validation_on_held_out_recordings_never_trains_on_them(tmp_path, small_
     monkeypatch.setattr(TaskSampler, "tasks", spy)
     config = TrainConfig(**TINY, iterations=2, validation_every=1, validation_tasks=2,
                          validation_holdout=4)  # fmt: skip
-    train(config, tmp_path / "run", data_dir=small_shd, progress=False)
+    train(config, tmp_path / "run", data_dir=data_dir, progress=False)
     validation_seed = training_module.stream_seed(0, training_module._STREAM_VALIDATION)
     by_kind: dict[bool, set] = {True: set(), False: set()}
     for seed, support, query in seen_indices:
@@ -185,10 +185,10 @@ def test_split_recordings_sets_the_same_apart_for_a_seed():
         split_recordings(labels, 12, seed=0)
 
 
-def test_task_sampler_draws_only_from_given_recordings(small_shd):
+def test_task_sampler_draws_only_from_given_recordings(data_dir):
     from mosaicnet.data import load_shd
 
-    dataset = load_shd(small_shd / "shd_train.h5")
+    dataset = load_shd(data_dir / "shd_train.h5")
     rng = np.random.default_rng(0)
     allowed = np.sort(rng.choice(len(dataset), len(dataset) // 2, replace=False))
     sampler = TaskSampler(dataset, FewShotConfig(n_way=3, k_shot=2, n_query=2), recordings=allowed)
@@ -215,7 +215,7 @@ def test_max_hops_is_checked():
 
 
 # ----------------------------------------------------------------------------- command line
-def test_train_command_sets_any_field(tmp_path, small_shd, capsys):
+def test_train_command_sets_any_field(tmp_path, data_dir, capsys):
     from mosaicnet.cli import main
 
     config = tmp_path / "tiny.json"
@@ -223,7 +223,7 @@ def test_train_command_sets_any_field(tmp_path, small_shd, capsys):
 
     save_config(TrainConfig(**TINY), config)
     run = tmp_path / "run"
-    args = ["train", "--data", str(small_shd), "--out", str(run), "--quiet", "--iterations", "2",
+    args = ["train", "--data", str(data_dir), "--out", str(run), "--quiet", "--iterations", "2",
             "--config", str(config), "--set", "max_hops=0", "--set", "grad_clip=0.5",
             "--set", "inner_step_scale=curvature"]  # fmt: skip
     assert main(args) == 0

@@ -37,7 +37,7 @@ def load_protocol(name: str):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
+def default_data(tmp_path_factory) -> Path:
     """The synthetic default data (generated once for this module, as a user gets it)."""
     from mosaicnet.data import ensure_synthetic_shd
 
@@ -47,11 +47,11 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def flagship_smoke(tmp_path_factory, data_dir):
+def flagship_smoke(tmp_path_factory, default_data):
     """One smoke run of the flagship through its command line; (out dir, exit code)."""
     out = tmp_path_factory.mktemp("flagship") / "out"
     module = load_protocol("fewshot_mosaic_vs_fc")
-    code = module.main(["--smoke", "--data", str(data_dir), "--out", str(out), "--no-progress"])
+    code = module.main(["--smoke", "--data", str(default_data), "--out", str(out), "--no-progress"])
     return out, code
 
 
@@ -67,7 +67,7 @@ def check_accuracy_summary(summary: dict, tasks: int) -> None:
         assert half is None or 0.0 <= half <= bound + 1e-12
 
 
-def test_flagship_smoke_writes_documented_results(flagship_smoke, data_dir):
+def test_flagship_smoke_writes_documented_results(flagship_smoke, default_data):
     out, code = flagship_smoke
     assert code == 0
     results = json.loads((out / "results.json").read_text())
@@ -75,7 +75,7 @@ def test_flagship_smoke_writes_documented_results(flagship_smoke, data_dir):
                 "fc_on_mosaic", "figures", "timing_s"):  # fmt: skip
         assert key in results, key
     assert results["setting"] == "smoke"
-    assert results["data"] == str(data_dir)
+    assert results["data"] == str(default_data)
     tasks = results["parameters"]["EVAL_TASKS"]
     for name in ("mosaic", "fc"):
         net = results["networks"][name]
@@ -127,10 +127,10 @@ def test_flagship_figures_and_table_are_written(flagship_smoke):
     assert "| Mosaic 16 |" in table and "| FC 8 |" in table
 
 
-def test_flagship_refuses_existing_results_and_resumes_runs(flagship_smoke, data_dir, capsys):
+def test_flagship_refuses_existing_results_and_resumes_runs(flagship_smoke, default_data, capsys):
     out, _ = flagship_smoke
     module = load_protocol("fewshot_mosaic_vs_fc")
-    argv = ["--smoke", "--data", str(data_dir), "--out", str(out), "--no-progress"]
+    argv = ["--smoke", "--data", str(default_data), "--out", str(out), "--no-progress"]
     before = (out / "results.json").read_text()
     assert module.main(argv) == 2
     assert "already holds results" in capsys.readouterr().err
@@ -352,26 +352,26 @@ OTHER_PROTOCOLS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", OTHER_PROTOCOLS)
-def test_protocol_smoke_run(name, tmp_path, data_dir):
+def test_protocol_smoke_run(name, tmp_path, default_data):
     module = load_protocol(name)
     out = tmp_path / "out"
-    results = module.run({}, out, False, smoke=True, data=data_dir, progress=False)
+    results = module.run({}, out, False, smoke=True, data=default_data, progress=False)
     check_protocol_results(name, out, results)
     check_specific(name, results)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["fewshot_mosaic_vs_fc", *OTHER_PROTOCOLS])
-def test_protocol_quick_run(name, tmp_path, data_dir):
+def test_protocol_quick_run(name, tmp_path, default_data):
     """The --quick setting of every protocol (minutes each on 2 free cores)."""
     module = load_protocol(name)
     out = tmp_path / "out"
-    results = module.run({}, out, True, data=data_dir, progress=False)
+    results = module.run({}, out, True, data=default_data, progress=False)
     check_protocol_results(name, out, results)
     check_specific(name, results)
 
 
-def test_retraining_continues_from_the_base_run(tmp_path, data_dir):
+def test_retraining_continues_from_the_base_run(tmp_path, default_data):
     """continue_training starts from the base run's weights and counts its steps."""
     import torch
 
@@ -380,9 +380,9 @@ def test_retraining_continues_from_the_base_run(tmp_path, data_dir):
     from mosaicnet.protocols_support.runs import continue_training, train_or_resume
 
     config = TrainConfig(rows=2, cols=2, iterations=2, meta_batch=2, checkpoint_every=1)
-    base = train_or_resume(config, tmp_path / "base", data=data_dir, progress=False)
+    base = train_or_resume(config, tmp_path / "base", data=default_data, progress=False)
     more = config.with_changes(iterations=3, inner_steps=3)
-    retrained = continue_training(base, tmp_path / "re", more, data=data_dir, progress=False)
+    retrained = continue_training(base, tmp_path / "re", more, data=default_data, progress=False)
     records = RunDirectory(retrained).read_metrics()
     assert [r["iteration"] for r in records] == [1, 2, 3]
     # The first two steps are the base run's (copied), the third is new training.
@@ -392,7 +392,7 @@ def test_retraining_continues_from_the_base_run(tmp_path, data_dir):
     base_params = RunDirectory(base).load_checkpoint()["params"]
     assert not torch.equal(state["params"]["w_in"], base_params["w_in"])
     with pytest.raises(RunDirectoryError, match="more iterations"):
-        continue_training(base, tmp_path / "x", config, data=data_dir, progress=False)
+        continue_training(base, tmp_path / "x", config, data=default_data, progress=False)
 
 
 @pytest.mark.parametrize("name", ["fewshot_mosaic_vs_fc", *OTHER_PROTOCOLS[:-1]])

@@ -35,7 +35,8 @@ def _spec(n_in=70, seed=0):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def tiny_shd(tmp_path_factory):
+    """40 train / 40 test recordings (seed 1): fewer than conftest's ``data_dir``, enough here."""
     out = tmp_path_factory.mktemp("shd")
     write_synthetic_shd(out, seed=1, n_train=40, n_test=40)
     return out
@@ -56,8 +57,8 @@ def _error(capsys, argv) -> str:
     return capsys.readouterr().err
 
 
-def test_json_spike_counts_equal_the_simulation_result(capsys, data_dir, spec_file):
-    report = _json(capsys, ["simulate", str(spec_file), "--data", str(data_dir),
+def test_json_spike_counts_equal_the_simulation_result(capsys, tiny_shd, spec_file):
+    report = _json(capsys, ["simulate", str(spec_file), "--data", str(tiny_shd),
                             "--samples", "3", "--json", "--seed", "5"])  # fmt: skip
     for key in ("spike_counts", "mean_rates_hz", "backend", "samples", "wall_time_s"):
         assert key in report
@@ -70,7 +71,7 @@ def test_json_spike_counts_equal_the_simulation_result(capsys, data_dir, spec_fi
     # The same samples, binned and simulated directly, give the same spikes.
     indices = report["sample_indices"]
     assert len(set(indices)) == 3
-    dataset = load_shd(data_dir / "shd_test.h5")
+    dataset = load_shd(tiny_shd / "shd_test.h5")
     x = dataset.binned(indices, n_bins=50, window_s=1.4, stride=10).numpy()
     result = simulate(_spec(), x, programming_seed=5, seed=5)
     assert report["spike_counts"]["input"] == int(result.input_spikes.sum())
@@ -94,18 +95,18 @@ def test_seed_chooses_distinct_samples_reproducibly():
     assert choose_samples(40, 40, seed=2).tolist() == list(range(40))
 
 
-def test_same_seed_same_spikes_with_read_noise(capsys, data_dir, tmp_path):
+def test_same_seed_same_spikes_with_read_noise(capsys, tiny_shd, tmp_path):
     # aihwkit PCM has programming and read noise: the seed must fix both.
     path = _spec().copy_with(device_model="pcm_aihwkit").save(tmp_path / "noisy.npz")
-    argv = ["simulate", str(path), "--data", str(data_dir), "--samples", "2", "--json"]
+    argv = ["simulate", str(path), "--data", str(tiny_shd), "--samples", "2", "--json"]
     first, second = _json(capsys, argv), _json(capsys, argv)
     assert first["sample_indices"] == second["sample_indices"]
     assert first["spike_counts"] == second["spike_counts"]
 
 
 @pytest.mark.slow
-def test_cpp_standalone_counts_equal_numpy(capsys, data_dir, spec_file):
-    base = ["simulate", str(spec_file), "--data", str(data_dir), "--samples", "3", "--json"]
+def test_cpp_standalone_counts_equal_numpy(capsys, tiny_shd, spec_file):
+    base = ["simulate", str(spec_file), "--data", str(tiny_shd), "--samples", "3", "--json"]
     numpy_report = _json(capsys, base)
     cpp_report = _json(capsys, [*base, "--backend", "cpp_standalone"])
     assert cpp_report["backend"] == "cpp_standalone"
@@ -113,9 +114,9 @@ def test_cpp_standalone_counts_equal_numpy(capsys, data_dir, spec_file):
     assert cpp_report["predicted"] == numpy_report["predicted"]
 
 
-def test_text_report_and_raster_file(capsys, data_dir, spec_file, tmp_path):
+def test_text_report_and_raster_file(capsys, tiny_shd, spec_file, tmp_path):
     raster = tmp_path / "figs" / "sample0.png"
-    argv = ["simulate", str(spec_file), "--data", str(data_dir), "--samples", "2",
+    argv = ["simulate", str(spec_file), "--data", str(tiny_shd), "--samples", "2",
             "--raster", str(raster), "--read-time", "1 h"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -127,15 +128,15 @@ def test_text_report_and_raster_file(capsys, data_dir, spec_file, tmp_path):
     assert f"wrote {raster}" in out
 
 
-def test_training_run_directory_uses_its_spec_and_binning(capsys, data_dir, tmp_path):
+def test_training_run_directory_uses_its_spec_and_binning(capsys, tiny_shd, tmp_path):
     run = RunDirectory.create(tmp_path / "run")
     run.save_config(TrainConfig(rows=2, cols=2, neurons_per_tile=2, n_bins=30, spatial_stride=10))
     _spec(seed=3).save(run.file(SPEC_FILE))
-    report = _json(capsys, ["simulate", str(run.path), "--data", str(data_dir),
+    report = _json(capsys, ["simulate", str(run.path), "--data", str(tiny_shd),
                             "--samples", "2", "--json", "--split", "train"])  # fmt: skip
     assert (report["n_bins"], report["stride"]) == (30, 10)
-    assert report["data_file"] == str(data_dir / "shd_train.h5")
-    dataset = load_shd(data_dir / "shd_train.h5")
+    assert report["data_file"] == str(tiny_shd / "shd_train.h5")
+    dataset = load_shd(tiny_shd / "shd_train.h5")
     x = dataset.binned(report["sample_indices"], n_bins=30, window_s=1.4, stride=10).numpy()
     result = simulate(_spec(seed=3), x)
     assert report["spike_counts"]["recurrent"] == int(result.recurrent_spikes.sum())
@@ -174,25 +175,25 @@ def test_describe_prints_the_brian2_equations(capsys, spec_file):
         (["--raster", "/dev/null/raster.png"], "/dev/null is a file, not a folder"),
     ],
 )
-def test_bad_options_exit_2_with_a_clear_message(capsys, data_dir, spec_file, extra, match):
-    err = _error(capsys, ["simulate", str(spec_file), "--data", str(data_dir), *extra])
+def test_bad_options_exit_2_with_a_clear_message(capsys, tiny_shd, spec_file, extra, match):
+    err = _error(capsys, ["simulate", str(spec_file), "--data", str(tiny_shd), *extra])
     assert match in err
     assert err.startswith("mosaicnet simulate: error:")
 
 
-def test_missing_spec_and_non_run_directory_exit_2(capsys, data_dir, tmp_path):
-    err = _error(capsys, ["simulate", str(tmp_path / "nope.npz"), "--data", str(data_dir)])
+def test_missing_spec_and_non_run_directory_exit_2(capsys, tiny_shd, tmp_path):
+    err = _error(capsys, ["simulate", str(tmp_path / "nope.npz"), "--data", str(tiny_shd)])
     assert "nope.npz does not exist" in err and "training run directory" in err
-    err = _error(capsys, ["simulate", str(tmp_path), "--data", str(data_dir)])
+    err = _error(capsys, ["simulate", str(tmp_path), "--data", str(tiny_shd)])
     assert "is not a training run" in err
     (tmp_path / "junk.npz").write_bytes(b"not a spec")
     err = _error(capsys, ["describe", str(tmp_path / "junk.npz")])
     assert "is not a mosaicnet network spec" in err
 
 
-def test_channel_count_mismatch_exit_2(capsys, data_dir, tmp_path):
+def test_channel_count_mismatch_exit_2(capsys, tiny_shd, tmp_path):
     path = _spec(n_in=300).save(tmp_path / "wide.npz")
-    err = _error(capsys, ["simulate", str(path), "--data", str(data_dir)])
+    err = _error(capsys, ["simulate", str(path), "--data", str(tiny_shd)])
     assert "n_in=300" in err and "stride 3 -> 234" in err and "--stride" in err
 
 

@@ -15,7 +15,7 @@ Input preprocessing
 -------------------
 Each sample is binned into time bins over a window and spatially sampled:
 channels ``0, k, 2k, ...`` of the data set's channels (offset 0 of the
-published augmentation, DESIGN.md section 7). One bin is one simulation step.
+published augmentation, docs/data.md, 'Spatial sampling'). One bin is one simulation step.
 
 * Training run: ``n_bins``, ``window_s`` and ``spatial_stride`` of its configuration.
 * Spec file: the published window of 1.4 s (EIS-Hub/meta-mosaic: 100 bins over

@@ -6,7 +6,7 @@ averaged into a centroid and each query is given the class of the nearest centro
 (Euclidean). No learning, no spiking network: a network that does not beat this on a
 dataset has learned nothing beyond the dataset's raw statistics.
 
-The default protocol is the published few-shot evaluation (DESIGN.md section 6; classes
+The default protocol is the published few-shot evaluation (docs/data.md, 'Few-shot tasks'; classes
 [11, 12, 4, 3, 0] held out of meta-training in EIS-Hub/meta-mosaic): 5-way 5-shot on those
 classes of the test file, 10 queries per class.
 
@@ -24,7 +24,7 @@ import torch
 
 from mosaicnet.data.shd import SpikeDataset
 
-#: Held-out (unseen) classes of the published protocol (EIS-Hub/meta-mosaic, DESIGN.md 6).
+#: Held-out (unseen) classes of the published protocol (EIS-Hub/meta-mosaic; docs/data.md).
 HELD_OUT_CLASSES: tuple[int, ...] = (11, 12, 4, 3, 0)
 
 

@@ -6,8 +6,8 @@ to one linear cell index and all of them are accumulated into the output tensor 
 scatter-add, so the cost is one vectorised pass over the events, never a Python loop per
 sample.
 
-Time binning follows the published preprocessing (EIS-Hub/meta-mosaic; DESIGN.md
-section 7): ``n_bins`` equal bins over ``[0, window_s)``, 100 over 1.4 s by default.
+Time binning follows the published preprocessing (EIS-Hub/meta-mosaic; docs/data.md,
+'Binning'): ``n_bins`` equal bins over ``[0, window_s)``, 100 over 1.4 s by default.
 Two bugs of that code are avoided on purpose:
 
 * bin ``b`` is ``floor(t * n_bins / window_s)``, so spikes in the first

@@ -266,7 +266,7 @@ class SpikeDataset:
             Samples to bin, in this order (repeats allowed). ``None`` means all.
         n_bins : int
             Number of equal bins over ``[0, window_s)``; 100 over 1.4 s as in the
-            published preprocessing (EIS-Hub/meta-mosaic, see DESIGN.md section 7).
+            published preprocessing (EIS-Hub/meta-mosaic, see docs/data.md, 'Binning').
         window_s : float
             Window length in seconds. Spikes at ``t >= window_s`` are **dropped**; their
             total is stored in :attr:`last_dropped_spikes` (no warning is issued).

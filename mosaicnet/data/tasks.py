@@ -1,6 +1,6 @@
 """N-way K-shot few-shot tasks drawn from a spike dataset, seeded and batched into tensors.
 
-Protocol (DESIGN.md section 6, after the published meta-mosaic code, EIS-Hub/meta-mosaic,
+Protocol (docs/data.md, 'Few-shot tasks', after the published code, EIS-Hub/meta-mosaic,
 and the NICE 2024 abstract): the classes ``held_out = (11, 12, 4, 3, 0)`` never appear in
 meta-training; meta-training tasks come from the SHD *train* file over the other 15
 classes; meta-test tasks come from the *test* file over all 20 classes, and every query
@@ -17,7 +17,7 @@ channels ``offset, offset + k, ...`` for ``offset = 0..k-1``. Each sampled recor
 **one** view, drawn at random (or the fixed ``view_offset``). Because a recording is drawn
 at most once per task, views of one recording can never sit in both the support and the
 query set of a task; the published code treated views as independent samples and leaked
-exactly that way (DESIGN.md section 6, "pitfalls").
+exactly that way (docs/meta_learning.md, 'Faults of the published code avoided').
 
 Reproducibility: task ``i`` of a sampler depends only on ``(seed, split, i)``, through
 its own :class:`numpy.random.SeedSequence` stream, so it is identical whether it is drawn

@@ -49,7 +49,7 @@ class HfOxRRAM(DeviceModel):
       the device as at 1 s.
     * Read noise: aihwkit does not model it and recommends adding about 1 %
       short-term noise; here ``sigma_read = read_noise_fraction * G_max``.
-    * Default acceptance range 2 % (the DESIGN's first fit). aihwkit's default
+    * Default acceptance range 2 % (docs/devices.md, 'rram_hfox'). aihwkit's default
       ``tol = 2e-2`` is not one of its keys ``(0.2, 2)``, so it falls back to
       the 0.2 % fit; select that with ``acceptance_range_percent=0.2``.
 

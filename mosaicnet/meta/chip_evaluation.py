@@ -2,7 +2,7 @@
 
 The user's question: does the meta-trained network still learn new classes from a
 few examples when it runs on the (simulated) memristive chip, and for how long
-while the devices drift? The procedure (DESIGN.md sections 1.5, 5, 6):
+while the devices drift? The procedure (docs/evaluation.md, 'Chip in the loop'):
 
 1. **Program** the run's trained weights (``spec.npz``, pruned as trained) into
    differential pairs of the run's device model at ``t = 0``: programming noise,

@@ -7,7 +7,7 @@ drawn log-uniformly from the configured range. The perturbation is computed by
 :func:`mosaicnet.devices.perturbation.perturb_weights` (the same device laws the
 evaluation programs into Brian2) and handed to :func:`mosaicnet.meta.maml.meta_loss`
 as constant offsets ``w_read - w``: the forward pass sees ``w + offset``, the
-gradient is the identity (straight-through, DESIGN.md section 5).
+gradient is the identity (straight-through, docs/devices.md, 'Hardware-aware training').
 
 All randomness comes from one ``torch.Generator`` seeded from the run seed; its
 state is saved in checkpoints, so a resumed run draws exactly the noise an

@@ -1,7 +1,7 @@
 """MAML as pure functions of parameters and tasks, all tasks of a meta-batch processed together.
 
 The published method (EIS-Hub/meta-mosaic ``train.py``; Raghunathan et al., NICE
-2024; DESIGN.md section 6): the inner loop takes ``k`` SGD steps on the readout
+2024; docs/meta_learning.md, 'MAML on the readout'): the inner loop takes ``k`` steps on the readout
 ``w_out`` only, from the support set of one task; the outer loss is evaluated on
 the task's query set with the adapted readout and differentiated, through the
 inner steps (second order), with respect to all network weights; tasks of a

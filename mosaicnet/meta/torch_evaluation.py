@@ -7,7 +7,7 @@ query recorded in Brian2, the readout update computed by
 :func:`mosaicnet.meta.maml.adapt_readout` from the recorded traces and written
 back through ``write_readout``).
 
-Protocol (DESIGN.md section 6): meta-test tasks come from the test file. With
+Protocol (docs/evaluation.md, 'Protocols'): meta-test tasks come from the test file. With
 ``protocol="separate"`` (default) seen-class accuracy comes from tasks over the
 meta-trained classes and unseen-class accuracy from tasks over the held-out
 classes (the published "5 unseen classes" setting); ``"mixed"`` draws tasks over

@@ -1,7 +1,7 @@
 """What a trained network costs on the Mosaic: memristors, routing, hops per spike.
 
 Memristors: every non-zero weight of the three weight matrices is one
-differential pair, i.e. two devices (DESIGN.md section 5; Dalgaty et al., Nature
+differential pair, i.e. two devices (docs/devices.md, 'Conductance pairs'; Dalgaty et al., Nature
 Communications 15, 142, 2024, store each synapse in the crossbar of a neuron or
 routing tile). Pruned weights (zero) need no device. Routing: the recurrent
 synapses by hop class and the hops per spike of
