@@ -4,7 +4,7 @@ Target (issue 8): the Brian2 evaluation runs at least 1/3 of the torch evaluatio
 tasks per second. Both evaluate the SAME meta-test tasks (same seed -> same task
 streams) of one trained run:
 
-* torch: :func:`mosaicnet.meta.torch_evaluation.evaluate_run` (the clone, batched
+* torch: :func:`mosaicnet.meta.torch_evaluation.evaluate_on_torch` (the clone, batched
   over tasks), timed end to end;
 * Brian2: :func:`mosaicnet.meta.chip_evaluation.evaluate_on_chip` (support set in
   Brian2, readout update written as conductance changes, query set in Brian2 on
@@ -35,7 +35,7 @@ once took 44-60 s (excluded from the ratio: it is paid once per session, for any
 number of tasks and read times). Earlier, with one read per sample and a load
 average of ~35: torch 1.19, no noise 1.35 (1.13), read noise 0.19 tasks/s (0.16).
 
-Run: ``python benchmarks/bench_chip_evaluation.py [--brian-device cpp_standalone]
+Run: ``python benchmarks/bench_chip_evaluation.py [--backend cpp_standalone]
 [--tasks 16] [--small] [--noise on|off|both]``; prints one table and a JSON line.
 """
 
@@ -68,7 +68,10 @@ def make_run(root: Path, *, small: bool) -> tuple[Path, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--brian-device", default="cpp_standalone")
+    parser.add_argument(
+        "--backend", "--brian-device", dest="backend", default="cpp_standalone",
+        help="Brian2 backend of the chip (default cpp_standalone)",
+    )  # fmt: skip
     parser.add_argument("--tasks", type=int, default=16, help="tasks per class kind")
     parser.add_argument("--small", action="store_true", help="a 32-neuron network")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -84,30 +87,31 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from mosaicnet.meta.chip_evaluation import evaluate_on_chip
-    from mosaicnet.meta.torch_evaluation import evaluate_run
+    from mosaicnet.meta.evaluation_options import EvaluationOptions
+    from mosaicnet.meta.torch_evaluation import evaluate_on_torch
 
     settings = {"on": [True], "off": [False], "both": [False, True]}[args.noise]
     with tempfile.TemporaryDirectory(prefix="bench_chip_") as tmp:
         run, data = make_run(Path(tmp), small=args.small)
-        options = dict(data_dir=data, tasks=args.tasks, seed=0, progress=False)
+        options = EvaluationOptions(
+            tasks=args.tasks, seed=0, progress=False, backend=args.backend, read_time_s="1d"
+        )
         # Warm-up: imports, dataset cache, torch kernels; not timed.
-        evaluate_run(run, **{**options, "tasks": 1})
+        evaluate_on_torch(run, options, data_dir=data, tasks=1)
         tic = time.perf_counter()
-        reference = evaluate_run(run, **options)
+        reference = evaluate_on_torch(run, options, data_dir=data)
         torch_s = time.perf_counter() - tic
         chips = []
         for noise in settings:
             tic = time.perf_counter()
-            chip = evaluate_on_chip(
-                run, brian_device=args.brian_device, read_time_s="1d", noise=noise, **options
-            )
+            chip = evaluate_on_chip(run, options, data_dir=data, noise=noise)
             chips.append((noise, chip, time.perf_counter() - tic))
 
     n = reference["tasks"]
     torch_rate = n / torch_s
     print(
         f"{n} tasks ({reference['n_way']}-way {reference['k_shot']}-shot), "
-        f"{'32' if args.small else '256'} neurons, Brian2 device {args.brian_device}"
+        f"{'32' if args.small else '256'} neurons, Brian2 backend {args.backend}"
     )
     print(f"{'torch evaluation (no device noise)':<44} {torch_rate:8.2f} tasks/s")
     records = []
@@ -138,7 +142,7 @@ def main() -> None:
         json.dumps(
             {
                 "tasks": n,
-                "brian_device": args.brian_device,
+                "backend": args.backend,
                 "small": args.small,
                 "torch_tasks_per_s": torch_rate,
                 "chip": records,

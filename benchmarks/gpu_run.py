@@ -70,7 +70,7 @@ def timed_network(spec, n_steps: int, x: np.ndarray, **options):
     build_s = time.perf_counter() - start
     try:
         result = network.run(x, progress=True)
-        weights = network.effective_weights()
+        weights = network.weights_as_read()
     finally:
         network.close()
     return result, build_s, weights

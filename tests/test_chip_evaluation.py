@@ -22,12 +22,12 @@ from mosaicnet.errors import BackendUnavailableError, ConfigError
 from mosaicnet.meta import chip_evaluation
 from mosaicnet.meta.chip_evaluation import (
     ChipSession,
-    check_brian_device,
     drift_curve,
     evaluate_on_chip,
 )
 from mosaicnet.meta.config import TrainConfig, save_config
-from mosaicnet.meta.torch_evaluation import evaluate_run
+from mosaicnet.meta.evaluation_options import EvaluationOptions
+from mosaicnet.meta.torch_evaluation import evaluate_on_torch
 from mosaicnet.meta.training import SPEC_FILE, RunDirectory
 
 MONTH = "30d"
@@ -65,12 +65,10 @@ def pcm_run(ideal_run):
 
 def test_ideal_devices_without_noise_predict_as_torch_task_by_task(ideal_run, data_dir):
     common = dict(data_dir=data_dir, tasks=3, seed=5, progress=False)
-    torch_result = evaluate_run(ideal_run, **common)
+    torch_result = evaluate_on_torch(ideal_run, **common)
     # Headroom 4: no adapted readout weight saturates, so the chip holds exactly the
     # weights torch uses (saturation is the one intended difference between them).
-    chip = evaluate_on_chip(
-        ideal_run, brian_device="numpy", noise=False, readout_headroom=4.0, **common
-    )
+    chip = evaluate_on_chip(ideal_run, backend="numpy", noise=False, readout_headroom=4.0, **common)
     assert chip["readout_clipped_fraction"] == 0.0
     # The same tasks (same seed -> same task streams), and the same answers.
     for ours, theirs in zip(chip["task_details"], torch_result["task_details"], strict=True):
@@ -84,7 +82,8 @@ def test_ideal_devices_without_noise_predict_as_torch_task_by_task(ideal_run, da
     assert any(len(set(p)) > 1 for p in chip["predictions"])
     # Same summary keys as torch (users switch backends without changing scripts).
     assert set(torch_result) <= set(chip)
-    assert chip["backend"] == "brian2" and chip["brian_device"] == "numpy"
+    assert chip["simulator"] == "brian2" and chip["backend"] == "numpy"
+    assert torch_result["simulator"] == "torch" and torch_result["backend"] == "torch"
     assert chip["read_time_s"] == 1.0 and chip["tasks"] == torch_result["tasks"] == 6
     for key in ("accuracy_seen", "accuracy_unseen", "accuracy_seen_20way"):
         assert chip[key] == torch_result[key]
@@ -109,12 +108,12 @@ def _count_builds(monkeypatch) -> list:
 def test_drift_changes_the_chip_inside_brian2(pcm_run, data_dir, monkeypatch):
     built = _count_builds(monkeypatch)
     with ChipSession(
-        pcm_run, data_dir=data_dir, brian_device="numpy", tasks=2, noise=False, progress=False
+        pcm_run, data_dir=data_dir, backend="numpy", tasks=2, noise=False, progress=False
     ) as session:
         second = session.evaluate("1s")
-        read_second = session.network.effective_weights()
+        read_second = session.network.weights_as_read()
         month = session.evaluate(MONTH)
-        read_month = session.network.effective_weights()
+        read_month = session.network.weights_as_read()
         chip = session.chip
     assert built == ["numpy"]  # one network for both read times
     for summary in (second, month):
@@ -137,12 +136,12 @@ def test_drift_changes_the_chip_inside_brian2(pcm_run, data_dir, monkeypatch):
 def test_global_drift_compensation_restores_each_pathways_scale(pcm_run, data_dir):
     month_s = 30 * 86400.0
     with ChipSession(
-        pcm_run, data_dir=data_dir, brian_device="numpy", tasks=1, noise=False,
-        drift_compensation=True, first_read_time_s=month_s, progress=False,
+        pcm_run, data_dir=data_dir, backend="numpy", tasks=1, noise=False,
+        drift_compensation=True, read_time_s=month_s, progress=False,
     ) as session:  # fmt: skip
         result = session.evaluate(month_s)
         factors = session.read_at(month_s)  # the chip state each task starts from
-        compensated = session.network.effective_weights()
+        compensated = session.network.weights_as_read()
         references, chip = session.references, session.chip
     assert factors == result["compensation_factors"]
     nominal = RunDirectory.open(pcm_run).load_spec()
@@ -162,7 +161,7 @@ def test_many_tasks_reuse_one_network(pcm_run, data_dir, monkeypatch):
     """Batches of tasks never build a new network or new Brian2 objects."""
     built = _count_builds(monkeypatch)
     with ChipSession(
-        pcm_run, data_dir=data_dir, brian_device="numpy", tasks=3, tasks_per_run=1,
+        pcm_run, data_dir=data_dir, backend="numpy", tasks=3, tasks_per_run=1,
         protocol="mixed", progress=False,
     ) as session:  # fmt: skip
         objects = {obj.name for obj in session.network.network.objects}
@@ -175,36 +174,94 @@ def test_many_tasks_reuse_one_network(pcm_run, data_dir, monkeypatch):
 
 def test_drift_command_writes_json_and_figure(pcm_run, data_dir, tmp_path, capsys):
     figure = tmp_path / "drift.png"
-    args = ["drift", str(pcm_run), "--data", str(data_dir), "--times", "1s,30d", "--tasks",
-            "1", "--brian-device", "numpy", "--json", "--figure", str(figure)]  # fmt: skip
+    # Read times out of order: the curve keeps the order asked for.
+    args = ["drift", str(pcm_run), "--data", str(data_dir), "--times", "30d,1s",
+            "--tasks", "1", "--seed", "4", "--brian-device", "numpy", "--json",
+            "--figure", str(figure)]  # fmt: skip
     assert main(args) == 0
     curve = json.loads(capsys.readouterr().out)
-    assert curve["times_s"] == [1.0, 2592000.0] and curve["labels"] == ["1 s", "30 d"]
-    assert len(curve["accuracy_seen"]) == len(curve["accuracy_unseen"]) == 2
-    assert [s["read_time_s"] for s in curve["summaries"]] == [1.0, 2592000.0]
+    assert curve["times_s"] == [2592000.0, 1.0] and curve["labels"] == ["30 d", "1 s"]
+    assert [s["read_time_s"] for s in curve["summaries"]] == [2592000.0, 1.0]
+    # Per-time series are the summaries' values, in the same order.
+    for key in ("accuracy_seen", "accuracy_unseen", "ci95_seen", "accuracy_unseen_20way"):
+        assert curve[key] == [s[key] for s in curve["summaries"]]
+    assert curve["firing_rate_hz"] == [s["firing_rate_hz"] for s in curve["summaries"]]
+    # The settings asked for, and those of the run.
+    config = RunDirectory.open(pcm_run).load_config()
+    assert curve["simulator"] == "brian2" and curve["backend"] == "numpy"
+    assert curve["seed"] == 4 and curve["tasks"] == 2 and curve["protocol"] == "separate"
+    assert (curve["n_way"], curve["k_shot"]) == (config.n_way, config.k_shot)
     assert curve["device_model"] == "pcm_aihwkit" and curve["noise"] is True
     assert figure.stat().st_size > 10_000 and figure.read_bytes()[:4] == b"\x89PNG"
-    # The text table names both read times.
+    # The text table names both read times, first the first asked for.
     table = format_curve(curve)
-    assert "1 s" in table and "30 d" in table and "pcm_aihwkit" in table
+    assert table.index("30 d") < table.index("1 s") and "pcm_aihwkit" in table
     assert str(figure) in table
 
 
+def test_drift_curve_points_are_the_chip_read_at_each_time(pcm_run, data_dir):
+    """Without noise a point of the curve is the evaluation at its read time, in any order."""
+    options = EvaluationOptions(backend="numpy", tasks=1, noise=False, seed=2, progress=False)
+    curve = drift_curve(pcm_run, options, times_s="30d,1s", data_dir=data_dir)
+    alone = evaluate_on_chip(pcm_run, options, data_dir=data_dir, read_time_s="1s")
+    last = curve["summaries"][1]
+    assert last["read_time_s"] == alone["read_time_s"] == 1.0
+    assert last["task_details"] == alone["task_details"]
+    assert last["firing_rate_hz"] == alone["firing_rate_hz"]
+
+
+_TIMING_KEYS = ("build_seconds", "wall_seconds", "tasks_per_second")
+
+
 def test_evaluate_command_runs_the_chip(pcm_run, data_dir, capsys):
-    args = ["evaluate", str(pcm_run), "--data", str(data_dir), "--backend", "brian2",
-            "--brian-device", "numpy", "--read-time", "1d", "--tasks", "1", "--no-noise",
+    args = ["evaluate", str(pcm_run), "--data", str(data_dir), "--backend", "numpy",
+            "--read-time", "1d", "--tasks", "1", "--seed", "3", "--no-noise",
             "--drift-compensation", "--json"]  # fmt: skip
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["backend"] == "brian2" and result["read_time_s"] == 86400.0
+    assert result["simulator"] == "brian2" and result["backend"] == "numpy"
+    assert result["read_time_s"] == 86400.0 and result["read_time"] == "1 d"
     assert result["noise"] is False and result["drift_compensation"] is True
+    assert result["seed"] == 3 and result["protocol"] == "separate"
+    assert set(result["compensation_factors"]) == {"w_in", "w_rec", "w_out"}
     assert result["compensation_factors"]["w_in"] > 1.0
+    # One task per kind, each with the run's way, shot and queries.
+    config = RunDirectory.open(pcm_run).load_config()
+    assert result["tasks"] == 2 and result["tasks_seen"] == result["tasks_unseen"] == 1
+    assert (result["n_way"], result["k_shot"], result["n_query"]) == (
+        config.n_way, config.k_shot, config.n_query,
+    )  # fmt: skip
+    assert result["inner_steps"] == config.inner_steps
+    assert [len(p) for p in result["predictions"]] == [config.n_way * config.n_query] * 2
+    # What the library computes for the same options (the old spelling of the
+    # backend flag means the same).
+    options = EvaluationOptions(
+        backend="numpy", read_time_s="1d", tasks=1, seed=3, noise=False,
+        drift_compensation=True, progress=False,
+    )  # fmt: skip
+    expected = json.loads(json.dumps(evaluate_on_chip(pcm_run, options, data_dir=data_dir)))
+    for key in _TIMING_KEYS:
+        result.pop(key), expected.pop(key)
+    assert result == expected
+
+
+def test_evaluate_command_torch_and_an_ideal_noise_free_chip_agree(ideal_run, data_dir, capsys):
+    base = ["evaluate", str(ideal_run), "--data", str(data_dir), "--tasks", "2", "--json"]
+    assert main(base) == 0
+    on_torch = json.loads(capsys.readouterr().out)
+    assert main([*base, "--backend", "brian2", "--brian-device", "numpy", "--no-noise"]) == 0
+    on_chip = json.loads(capsys.readouterr().out)
+    assert on_torch["simulator"] == on_torch["backend"] == "torch"
+    assert on_chip["simulator"] == "brian2" and on_chip["backend"] == "numpy"
+    assert on_chip["predictions"] == on_torch["predictions"]
+    for key in ("accuracy_seen", "accuracy_unseen", "tasks", "n_way", "inner_lr"):
+        assert on_chip[key] == on_torch[key]
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--brian-device", "loihi"], "unknown Brian2 device 'loihi'"),
+        (["--brian-device", "loihi"], "unknown backend 'loihi'"),
         (["--read-time=-1d"], "negative"),
         (["--read-time", "tomorrow"], "cannot read 'tomorrow'"),
         (["--read-time", "3m"], "ambiguous"),
@@ -217,23 +274,23 @@ def test_evaluate_command_rejects_bad_chip_options(pcm_run, data_dir, capsys, ex
     assert message in capsys.readouterr().err
 
 
-def test_chip_options_need_the_brian2_backend(pcm_run, capsys):
+def test_chip_options_need_a_chip_backend(pcm_run, capsys):
     assert main(["evaluate", str(pcm_run), "--read-time", "1d"]) == 2
-    assert "--read-time apply to --backend brian2 only" in capsys.readouterr().err
+    assert "--read-time apply to the chip only" in capsys.readouterr().err
 
 
 def test_bad_devices_and_times_fail_before_building(pcm_run, capsys):
     with pytest.raises(ConfigError, match="choose one of numpy, cython"):
-        check_brian_device("spinnaker")
-    assert check_brian_device("runtime") == "cython"
+        EvaluationOptions(backend="spinnaker")
+    assert EvaluationOptions(backend="runtime").backend == "cython"
     with pytest.raises(BackendUnavailableError, match="genn"):
-        check_brian_device("genn")
+        ChipSession(pcm_run, backend="genn")
     with pytest.raises(ConfigError, match="negative"):
-        drift_curve(pcm_run, times_s=["1s", -3.0], brian_device="numpy")
+        drift_curve(pcm_run, times_s=["1s", -3.0], backend="numpy")
     assert main(["drift", str(pcm_run), "--times", "1s,soon"]) == 2
     assert "cannot read 'soon'" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match="tasks"):
-        evaluate_on_chip(pcm_run, tasks=0, brian_device="numpy")
+    with pytest.raises(ConfigError, match="tasks must be an integer >= 1, got 0"):
+        evaluate_on_chip(pcm_run, tasks=0, backend="numpy")
 
 
 # ----------------------------------------------------------------------------- slow
@@ -252,8 +309,8 @@ def test_cpp_standalone_compiles_once_and_agrees_with_numpy(pcm_run, data_dir, m
     )
     options = dict(data_dir=data_dir, times_s=("1s", MONTH), tasks=3, noise=False,
                    progress=False)  # fmt: skip
-    standalone = drift_curve(pcm_run, brian_device="cpp_standalone", tasks_per_run=2, **options)
-    runtime = drift_curve(pcm_run, brian_device="numpy", **options)
+    standalone = drift_curve(pcm_run, backend="cpp_standalone", tasks_per_run=2, **options)
+    runtime = drift_curve(pcm_run, backend="numpy", **options)
     assert len(builds) == 1
     # Per read time: one read run, then per batch of <= 2 tasks a support and a query run.
     batches_per_time = 2 * math.ceil(3 / 2)
@@ -276,13 +333,57 @@ def test_cython_compiles_nothing_after_the_first_tasks(pcm_run, data_dir, monkey
 
     monkeypatch.setattr(Cython.Build, "cythonize", counting)
     with ChipSession(
-        pcm_run, data_dir=data_dir, brian_device="cython", tasks=4, tasks_per_run=2,
+        pcm_run, data_dir=data_dir, backend="cython", tasks=4, tasks_per_run=2,
         progress=False,
     ) as session:  # fmt: skip
         session.evaluate("1s")
         after_first = len(compiled)
         session.evaluate(MONTH)
     assert len(compiled) == after_first
+
+
+_DEVICE_STATE = ("g_plus", "g_minus", "drift_plus", "drift_minus", "t_prog_s")
+
+
+def _assert_same_chip(ours, theirs):
+    assert set(ours) == set(theirs) == {"w_in", "w_rec", "w_out"}
+    for name in ours:
+        assert ours[name].w_scale == theirs[name].w_scale, name
+        for key in _DEVICE_STATE:
+            np.testing.assert_array_equal(getattr(ours[name], key), getattr(theirs[name], key))
+
+
+@pytest.mark.parametrize("compensation", [False, True])
+def test_recordings_run_on_the_chip_the_evaluation_scores(pcm_run, data_dir, compensation):
+    """Rasters and hops per spike of a protocol come from the chip of its accuracy."""
+    from mosaicnet.protocols_support.recordings import record_test_samples
+
+    month = 30 * 86400.0
+    recording = record_test_samples(
+        pcm_run, data_dir, n_samples=2, backend="numpy", read_time_s=month, seed=7,
+        drift_compensation=compensation,
+    )  # fmt: skip
+    with ChipSession(
+        pcm_run, data_dir=data_dir, backend="numpy", tasks=1, seed=7, read_time_s=month,
+        drift_compensation=compensation, progress=False,
+    ) as session:  # fmt: skip
+        # The state every task starts from: the chip as programmed, read at the read time.
+        factors = session.read_at(month)
+        _assert_same_chip(recording.programmed, session.network.programmed)
+    # The readout has the evaluation's conductance range (headroom 2 over max |w_out|,
+    # times the compensation gain), not a range of the recording's own.
+    nominal = float(np.abs(recording.spec.w_out).max())
+    assert recording.programmed["w_out"].w_scale == pytest.approx(
+        2.0 * nominal * factors["w_out"], rel=1e-12
+    )
+    assert (factors["w_out"] > 1.0) is compensation
+    assert recording.result.recurrent_spikes.shape[0] == 2
+    assert recording.read_time_s == month
+    # Another seed, another chip.
+    other = record_test_samples(
+        pcm_run, data_dir, n_samples=1, backend="numpy", read_time_s=month, seed=8
+    )
+    assert not np.array_equal(other.programmed["w_in"].g_plus, recording.programmed["w_in"].g_plus)
 
 
 def test_readout_writes_touch_only_changed_pairs_and_saturate_at_full_range():

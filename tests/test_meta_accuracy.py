@@ -13,7 +13,7 @@ import pytest
 
 from mosaicnet.data import write_synthetic_shd
 from mosaicnet.meta.config import TrainConfig
-from mosaicnet.meta.torch_evaluation import Z95, evaluate_run
+from mosaicnet.meta.torch_evaluation import Z95, evaluate_on_torch
 from mosaicnet.meta.training import train
 
 SETTING = dict(rows=4, cols=4, meta_batch=8, iterations=150)
@@ -29,7 +29,7 @@ def test_held_out_accuracy_well_above_chance_and_not_lowered_by_more_steps(tmp_p
     for steps in (1, 10):
         run = tmp_path / f"steps{steps}"
         train(TrainConfig(**SETTING, inner_steps=steps), run, data_dir=data, progress=False)
-        results[steps] = evaluate_run(run, data_dir=data, tasks=TASKS, progress=False)
+        results[steps] = evaluate_on_torch(run, data_dir=data, tasks=TASKS, progress=False)
     one, ten = results[1], results[10]
     se_one = one["ci95_unseen"] / Z95  # standard error of the mean over 100 tasks
     se_ten = ten["ci95_unseen"] / Z95

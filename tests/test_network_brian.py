@@ -69,7 +69,7 @@ def test_numpy_equals_float64_clone(fixture, request):
     x = random_input(5, 6, T, spec.n_in)
     result = simulate(spec, x, backend="numpy", copies=2, sequential=2, return_network=True)
     with result.network as network:
-        weights = network.effective_weights()
+        weights = network.weights_as_read()
     rate = result.recurrent_spikes.mean()
     assert 0.02 < rate < 0.4, rate  # realistic activity: neither silent nor saturated
     mismatches, diff, _ = compare_with_clone(spec, x, result, weights)
@@ -177,7 +177,7 @@ def test_cython_equals_numpy_and_clone(fixture, request):
     for backend in ("numpy", "cython"):
         result = simulate(spec, x, backend=backend, copies=3, return_network=True)
         with result.network as network:
-            weights = network.effective_weights()
+            weights = network.weights_as_read()
         mismatches, diff, _ = compare_with_clone(spec, x, result, weights)
         assert mismatches == 0 and diff < 1e-9
         results[backend] = result

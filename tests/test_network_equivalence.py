@@ -16,6 +16,7 @@ import torch
 from mosaicnet.cli import main
 from mosaicnet.errors import BackendUnavailableError
 from mosaicnet.network.brian_network import BrianNetwork, simulate
+from mosaicnet.network.chip_programming import program_clone_params, read_clone_params
 from mosaicnet.network.equivalence import (
     check_equivalence,
     compare_with_clone,
@@ -23,7 +24,6 @@ from mosaicnet.network.equivalence import (
     random_mosaic_spec,
 )
 from mosaicnet.network.neuron_presets import PRESETS
-from mosaicnet.network.sync import program_clone_weights, read_clone_params
 
 T = 50
 
@@ -60,7 +60,7 @@ def test_cpp_standalone_equals_clone_and_numpy_per_sample(spec, standalone):
     np.testing.assert_array_equal(result.input_spikes, x)
     rate = result.recurrent_spikes.mean()
     assert 0.02 < rate < 0.4, rate
-    mismatches, diff, _ = compare_with_clone(spec, x, result, standalone.effective_weights())
+    mismatches, diff, _ = compare_with_clone(spec, x, result, standalone.weights_as_read())
     assert mismatches == 0
     assert diff < 1e-9
     # batched standalone (2 copies x 3 back to back) == numpy, one sample per run
@@ -90,7 +90,7 @@ def test_cpp_standalone_reprograms_through_run_args_without_recompiling(spec, st
         name: torch.as_tensor(getattr(spec, name)) * (1.0 + 0.3 * np.cos(k))
         for k, name in enumerate(("w_in", "w_rec", "w_out"))
     }
-    program_clone_weights(standalone, clone_params, rng=0)
+    program_clone_params(standalone, clone_params, seed=0)
     weights = read_clone_params(standalone)
     for name, value in clone_params.items():
         torch.testing.assert_close(weights[name], value, rtol=1e-12, atol=1e-12)

@@ -11,6 +11,16 @@ HELP_ORDER = 46
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``drift`` command."""
+    from mosaicnet.meta.evaluation_options import (
+        DRIFT_READ_TIMES_S,
+        PROTOCOLS,
+        EvaluationOptions,
+    )
+    from mosaicnet.meta.read_time import format_read_time
+    from mosaicnet.network.brian_backends import BACKENDS
+
+    defaults = EvaluationOptions()
+    times = ",".join(format_read_time(t).replace(" ", "") for t in DRIFT_READ_TIMES_S)
     parser = subparsers.add_parser(
         "drift",
         help="few-shot accuracy on the Brian2 chip at several read times after programming",
@@ -34,23 +44,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--times",
-        default="1s,1h,1d,30d",
-        help="comma-separated read times after programming (default 1s,1h,1d,30d)",
+        default=times,
+        help=f"comma-separated read times after programming, in the order to report them "
+        f"(default {times})",
     )
     parser.add_argument(
-        "--tasks", type=int, default=100, help="meta-test tasks per class kind (default 100)"
+        "--tasks", type=int, help=f"meta-test tasks per class kind (default {defaults.tasks})"
     )
     parser.add_argument(
-        "--brian-device",
-        default="cython",
-        metavar="DEVICE",
-        help="numpy, cython (= runtime, default), cpp_standalone, cuda_standalone or genn",
+        "--backend",
+        metavar="BACKEND",
+        help=f"Brian2 backend: {', '.join(BACKENDS)} (runtime = cython; default "
+        f"{defaults.backend})",
     )
+    # The former name of --backend, kept so that old commands still work.
+    parser.add_argument("--brian-device", dest="backend", help=argparse.SUPPRESS)
     parser.add_argument("--inner-steps", type=int, help="inner steps (default: as trained)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of tasks and device noise")
     parser.add_argument(
-        "--protocol", choices=("separate", "mixed"), default="separate", help="as `evaluate`"
+        "--seed", type=int, help=f"seed of tasks and device noise (default {defaults.seed})"
     )
+    parser.add_argument("--protocol", choices=PROTOCOLS, help="as `evaluate`")
     parser.add_argument(
         "--no-noise", action="store_true", help="no programming, write or read noise"
     )
@@ -67,26 +80,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_drift(args: argparse.Namespace) -> int:
     """Evaluate the chip at every read time; print the table or JSON, write the figure."""
-    from mosaicnet.meta.chip_evaluation import check_brian_device, drift_curve
+    from mosaicnet.meta.chip_evaluation import drift_curve
+    from mosaicnet.meta.evaluation_options import EvaluationOptions
     from mosaicnet.meta.read_time import parse_read_times
     from mosaicnet.meta.run_data import data_for_run
+    from mosaicnet.network.brian_backends import check_backend
 
-    times = parse_read_times(args.times)  # bad input fails before anything is built
-    check_brian_device(args.brian_device)
-    data = data_for_run(args.run_dir, args.data, allow_other=args.other_data)
-    curve = drift_curve(
-        args.run_dir,
-        times_s=times,
-        data_dir=data,
-        brian_device=args.brian_device,
-        tasks=args.tasks,
-        inner_steps=args.inner_steps,
+    # Bad input fails before anything is built.
+    times = parse_read_times(args.times)
+    given = {
+        key: getattr(args, key)
+        for key in ("tasks", "inner_steps", "seed", "protocol", "backend")
+        if getattr(args, key) is not None
+    }
+    options = EvaluationOptions(
+        **given,
         noise=not args.no_noise,
         drift_compensation=args.drift_compensation,
-        seed=args.seed,
-        protocol=args.protocol,
         progress=not (args.quiet or args.json),
     )
+    check_backend(options.backend)
+    data = data_for_run(args.run_dir, args.data, allow_other=args.other_data)
+    curve = drift_curve(args.run_dir, options, times_s=times, data_dir=data)
     if args.figure:
         from mosaicnet.meta.drift_figure import plot_drift_curve
 
@@ -108,7 +123,7 @@ def format_curve(curve: dict) -> str:
 
     compensation = "on" if curve["drift_compensation"] else "off"
     lines = [
-        f"run {curve['run']} on Brian2 {curve['brian_device']}, {curve['device_model']} devices, "
+        f"run {curve['run']} on Brian2 {curve['backend']}, {curve['device_model']} devices, "
         f"{curve['n_way']}-way {curve['k_shot']}-shot, {curve['inner_steps']} inner step(s), "
         f"noise {'on' if curve['noise'] else 'off'}, drift compensation {compensation}",
         f"{'read time':<10} {'seen (N-way)':<18} {'unseen (N-way)':<18} "

@@ -1,30 +1,25 @@
-"""``mosaicnet evaluate``: few-shot meta-test of a trained run on a simulation backend.
+"""``mosaicnet evaluate``: few-shot meta-test of a trained run on the torch clone or the chip.
 
-Backends are listed in :data:`EVALUATION_BACKENDS`: name -> module exposing
-``evaluate_run(run_dir, *, data_dir, tasks, inner_steps, seed, protocol,
-progress) -> dict`` (the dict of :func:`mosaicnet.meta.torch_evaluation.evaluate_run`).
-A backend is added with one entry here and one module; the command line, the
-text table and the JSON output are shared.
+``--backend torch`` (default) runs :func:`mosaicnet.meta.torch_evaluation.evaluate_on_torch`;
+``--backend brian2`` or a Brian2 backend name (``numpy``, ``cython``,
+``cpp_standalone``, ``cuda_standalone``) runs the chip in the loop,
+:func:`mosaicnet.meta.chip_evaluation.evaluate_on_chip` (``brian2``: on the
+default Brian2 backend). The options become one
+:class:`~mosaicnet.meta.evaluation_options.EvaluationOptions`; its defaults are
+the command's.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
+from typing import Any
 
 HELP_ORDER = 45
 
-#: Evaluation backends: name -> module with ``evaluate_run``.
-EVALUATION_BACKENDS: dict[str, str] = {
-    "torch": "mosaicnet.meta.torch_evaluation",
-    "brian2": "mosaicnet.meta.chip_evaluation",
-}
-
-#: Options of the Brian2 chip-in-the-loop backend only: option -> keyword of its evaluate_run.
-BRIAN2_OPTIONS: dict[str, str] = {
-    "brian_device": "brian_device",
+#: Options of the chip-in-the-loop evaluation only: command-line dest -> options field.
+CHIP_FLAGS: dict[str, str] = {
     "read_time": "read_time_s",
     "no_noise": "noise",
     "drift_compensation": "drift_compensation",
@@ -33,6 +28,11 @@ BRIAN2_OPTIONS: dict[str, str] = {
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` command."""
+    from mosaicnet.meta.evaluation_options import PROTOCOLS, EvaluationOptions
+    from mosaicnet.meta.read_time import format_read_time
+    from mosaicnet.network.brian_backends import BACKENDS
+
+    defaults = EvaluationOptions()
     parser = subparsers.add_parser(
         "evaluate",
         help="few-shot meta-test of a trained run: accuracy on seen and unseen classes",
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "steps as trained unless --inner-steps) and classify the queries. Prints the "
             "N-way accuracy (argmax over the task's classes) and the published 20-unit "
             "accuracy (argmax over all readout units) on seen and unseen classes, with "
-            "95 %% confidence intervals over tasks."
+            "95 % confidence intervals over tasks."
         ),
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory of `mosaicnet train`")
@@ -58,40 +58,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=sorted(EVALUATION_BACKENDS),
+        choices=("torch", "brian2", *BACKENDS, "runtime"),
         default="torch",
-        help="simulator that runs the network (default torch)",
+        metavar="BACKEND",
+        help="torch: the clone (default); brian2: the chip in the loop on Brian2's "
+        f"{defaults.backend} backend; or the chip on the Brian2 backend named: "
+        f"{', '.join(BACKENDS)}",
     )
     parser.add_argument(
-        "--tasks", type=int, default=100, help="meta-test tasks per class kind (default 100)"
+        "--tasks",
+        type=int,
+        help=f"meta-test tasks per class kind (default {defaults.tasks})",
     )
     parser.add_argument("--inner-steps", type=int, help="inner steps (default: as trained)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the meta-test tasks")
+    parser.add_argument(
+        "--seed", type=int, help=f"seed of the meta-test tasks (default {defaults.seed})"
+    )
     parser.add_argument(
         "--protocol",
-        choices=("separate", "mixed"),
-        default="separate",
+        choices=PROTOCOLS,
         help="separate: seen-class tasks and held-out-class tasks (default); mixed: tasks "
         "over all classes, each query scored as seen or unseen",
     )
-    brian2 = parser.add_argument_group("brian2 backend (chip in the loop)")
-    brian2.add_argument(
-        "--brian-device",
-        metavar="DEVICE",
-        help="numpy, cython (= runtime, default), cpp_standalone, cuda_standalone or genn",
-    )
-    brian2.add_argument(
+    chip = parser.add_argument_group("chip in the loop (a Brian2 backend)")
+    # The former name of a Brian2 --backend, kept so that old commands still work.
+    chip.add_argument("--brian-device", help=argparse.SUPPRESS)
+    chip.add_argument(
         "--read-time",
         metavar="T",
-        help="time since programming the chip, e.g. 1s, 2.5h, 1d, 30d (default 1s)",
+        help="time since programming the chip, e.g. 1s, 2.5h, 1d, 30d (default "
+        f"{format_read_time(defaults.read_time_s).replace(' ', '')})",
     )
-    brian2.add_argument(
+    chip.add_argument(
         "--no-noise",
         action="store_true",
         default=None,
         help="no programming, write or read noise (drift stays)",
     )
-    brian2.add_argument(
+    chip.add_argument(
         "--drift-compensation",
         action="store_true",
         default=None,
@@ -102,31 +106,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_evaluate)
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
-    """Dispatch to the backend and print its result."""
+def evaluation_options(args: argparse.Namespace) -> tuple[bool, Any]:
+    """``(on_chip, EvaluationOptions)`` from the command line; flags the choice cannot use fail."""
     from mosaicnet.errors import ConfigError
+    from mosaicnet.meta.evaluation_options import EvaluationOptions
 
-    given = {key: getattr(args, key) for key in BRIAN2_OPTIONS if getattr(args, key) is not None}
-    if given and args.backend != "brian2":
-        options = ", ".join("--" + key.replace("_", "-") for key in given)
-        raise ConfigError(f"{options} apply to --backend brian2 only")
-    extra = {BRIAN2_OPTIONS[key]: value for key, value in given.items()}
-    if "noise" in extra:
-        extra["noise"] = not extra["noise"]
+    on_chip = args.backend != "torch"
+    chip_only = {key: getattr(args, key) for key in CHIP_FLAGS if getattr(args, key) is not None}
+    if args.brian_device is not None:
+        chip_only["brian_device"] = args.brian_device
+    if chip_only and not on_chip:
+        flags = ", ".join("--" + key.replace("_", "-") for key in chip_only)
+        raise ConfigError(f"{flags} apply to the chip only; add --backend brian2 (or numpy, ...)")
+    fields: dict[str, Any] = {
+        key: getattr(args, key)
+        for key in ("tasks", "inner_steps", "seed", "protocol")
+        if getattr(args, key) is not None
+    }
+    if on_chip:
+        backend = args.brian_device or args.backend
+        if backend != "brian2":
+            fields["backend"] = backend
+        fields.update(
+            {CHIP_FLAGS[key]: value for key, value in chip_only.items() if key in CHIP_FLAGS}
+        )
+        if "noise" in fields:
+            fields["noise"] = not fields["noise"]
+    fields["progress"] = not (args.quiet or args.json)
+    return on_chip, EvaluationOptions(**fields)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate on the torch clone or the chip and print the result."""
     from mosaicnet.meta.run_data import data_for_run
 
+    on_chip, options = evaluation_options(args)  # bad options fail before data is resolved
     data = data_for_run(args.run_dir, args.data, allow_other=args.other_data)
-    module = importlib.import_module(EVALUATION_BACKENDS[args.backend])
-    result = module.evaluate_run(
-        args.run_dir,
-        data_dir=data,
-        tasks=args.tasks,
-        inner_steps=args.inner_steps,
-        seed=args.seed,
-        protocol=args.protocol,
-        progress=not (args.quiet or args.json),
-        **extra,
-    )
+    if on_chip:
+        from mosaicnet.meta.chip_evaluation import evaluate_on_chip as evaluate
+    else:
+        from mosaicnet.meta.torch_evaluation import evaluate_on_torch as evaluate
+    result = evaluate(args.run_dir, options, data_dir=data)
     if args.json:
         print(json.dumps(result, allow_nan=True))
     else:
@@ -144,17 +164,22 @@ def format_result(result: dict) -> str:
         ci = "" if math.isnan(half) else f" +- {100 * half:.1f}"
         return f"{100 * mean:.1f} %{ci}"
 
+    where = (
+        "the torch clone"
+        if result["simulator"] == "torch"
+        else f"the Brian2 chip (backend {result['backend']})"
+    )
     lines = [
-        f"run {result['run']} on backend {result['backend']}: {result['n_way']}-way "
-        f"{result['k_shot']}-shot, {result['inner_steps']} inner step(s) "
+        f"run {result['run']} on {where}: {result['n_way']}-way {result['k_shot']}-shot, "
+        f"{result['inner_steps']} inner step(s) "
         f"(lr {result['inner_lr']:.3g}), protocol {result['protocol']}",
         f"{'classes':<8} {'tasks':>6}  {'N-way accuracy (95 % CI)':<26} "
         "20-unit accuracy (published metric)",
     ]
-    if "read_time" in result:  # the brian2 backend: which chip, read when
+    if "read_time" in result:  # the chip: which devices, read when
         lines.insert(
             1,
-            f"Brian2 device {result['brian_device']}, {result['device_model']} devices read "
+            f"{result['device_model']} devices read "
             f"{result['read_time']} after programming (noise "
             f"{'on' if result['noise'] else 'off'}, drift compensation "
             f"{'on' if result['drift_compensation'] else 'off'})",

@@ -17,8 +17,14 @@ Modules
     Device-model weight perturbation for hardware-aware training.
 ``training``
     Run directories, checkpoints, resume, metrics log and the training loop.
+``evaluation_options``
+    :class:`EvaluationOptions`, the options (and their defaults) of every
+    few-shot meta-test, torch or chip.
 ``torch_evaluation``
     Few-shot meta-test in torch with confidence intervals.
+``chip_evaluation``
+    Few-shot meta-test with the Brian2 chip in the loop, at read times after
+    programming.
 
 Heavy dependencies (torch) load when a submodule is imported, not with this package.
 """

@@ -6,7 +6,9 @@ while the devices drift? The procedure (docs/evaluation.md, 'Chip in the loop'):
 
 1. **Program** the run's trained weights (``spec.npz``, pruned as trained) into
    differential pairs of the run's device model at ``t = 0``: programming noise,
-   one drift parameter per device (:func:`mosaicnet.devices.program_weights`).
+   one drift parameter per device
+   (:func:`mosaicnet.network.chip_programming.program_spec`, the same chip the
+   protocols record rasters on for the same seed).
    The readout pairs get a weight scale of ``readout_headroom * max |w_out|`` so
    that the few-shot updates have conductance range to grow into; an update
    beyond it saturates the pair, as on a chip, and the summary reports the
@@ -44,15 +46,16 @@ network), so no task sees another task's update.
 
 Global drift compensation (``drift_compensation=True``; V. Joshi et al., Nat.
 Commun. 11, 2473, 2020, as in IBM aihwkit, see
-:mod:`mosaicnet.devices.compensation`): each pathway's periphery gain is scaled
-by ``sum |w|`` of a calibration read right after programming over ``sum |w|`` of
-a calibration read at ``t``. In Brian2 the gain is the synapse group's shared
-``w_scale``, so the compensated weight is ``factor * w_read`` inside the
-simulation. The rewritten readout is read at its own programming time and is
-not compensated (its factor would be 1). Documented behaviour, tested: the
-compensated effective weights of each pathway at ``t`` have the same ``sum |w|``
-as right after programming (exactly without read noise), which removes the
-common drift scale; device-to-device drift differences remain.
+:mod:`mosaicnet.devices.compensation` and
+:func:`mosaicnet.network.chip_programming.compensated_chip`): each pathway's
+periphery gain is scaled by ``sum |w|`` of a calibration read right after
+programming over ``sum |w|`` of a calibration read at ``t``. In Brian2 the gain
+is the synapse group's shared ``w_scale``, so the compensated weight is
+``factor * w_read`` inside the simulation. The rewritten readout is read at its
+own programming time and is not compensated (its factor would be 1). Documented
+behaviour, tested: the compensated effective weights of each pathway at ``t``
+have the same ``sum |w|`` as right after programming (exactly without read
+noise), which removes the common drift scale; device-to-device drift differences remain.
 
 ``noise=False`` switches off programming noise, write noise of the updates and
 read noise; drift (including its per-device spread) stays, it is what the read
@@ -72,6 +75,11 @@ simulated once, as in the torch evaluation. Cost: a read touches every device
 of a copy (2 x 1.3e5 at the published size); reading once per run instead of
 once per sample is what keeps the standalone evaluation with read noise within
 the speed target (``benchmarks/bench_chip_evaluation.py``).
+
+Options (tasks, backend, read time, noise, ...) are one
+:class:`~mosaicnet.meta.evaluation_options.EvaluationOptions`, shared with the
+torch evaluation; every function here also takes single options as keyword
+arguments (``evaluate_on_chip(run, backend="numpy", tasks=20)``).
 """
 
 from __future__ import annotations
@@ -80,7 +88,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -88,28 +96,29 @@ from typing import Any
 import numpy as np
 
 from mosaicnet.errors import ConfigError
+from mosaicnet.meta.evaluation_options import (
+    DRIFT_READ_TIMES_S,
+    EvaluationOptions,
+    resolve_options,
+)
 from mosaicnet.meta.read_time import format_read_time, parse_read_time, parse_read_times
-from mosaicnet.meta.readout_range import DEFAULT_READOUT_HEADROOM, readout_range
-from mosaicnet.network.brian_network import PATHWAYS, BrianNetwork
+from mosaicnet.network.brian_network import BrianNetwork
+from mosaicnet.network.chip_programming import (
+    STREAM_WRITE,
+    brian_seed,
+    calibration_sums,
+    compensated_chip,
+    program_spec,
+    random_stream,
+)
 
 __all__ = [
-    "BRIAN_DEVICES",
     "ChipSession",
-    "check_brian_device",
+    "chip_as_evaluated",
     "drift_curve",
     "evaluate_on_chip",
-    "evaluate_run",
-    "parse_read_time",
-    "parse_read_times",
+    "write_readout",
 ]
-
-#: Brian2 devices the chip evaluation accepts (``runtime`` is an alias of ``cython``).
-BRIAN_DEVICES: tuple[str, ...] = ("numpy", "cython", "cpp_standalone", "cuda_standalone", "genn")
-_ALIASES = {"runtime": "cython"}
-
-#: Default read times of :func:`drift_curve`: 1 s, 1 h, 1 day, 30 days.
-DEFAULT_TIMES_S: tuple[float, ...] = (1.0, 3600.0, 86400.0, 30 * 86400.0)
-
 
 # Runtime backends: synapses per network (all copies). Beyond ~4e6 the runtime
 # backends spend more time in memory traffic than batching gains (the Brian2
@@ -118,37 +127,9 @@ _RUNTIME_SYNAPSES_PER_RUN = 4_000_000
 # Standalone backends: tasks per program run (each run has a fixed start-up cost).
 _STANDALONE_TASKS_PER_RUN = 16
 
-# Independent random streams derived from the evaluation seed (SeedSequence spawn keys).
-_STREAM_PROGRAM, _STREAM_WRITE, _STREAM_CALIBRATE, _STREAM_BRIAN = range(4)
-
-
-def _stream(seed: int, *key: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
-
-
-def check_brian_device(name: str) -> str:
-    """The backend name for a ``--brian-device`` value; clear errors for others.
-
-    Raises
-    ------
-    ConfigError
-        Unknown name.
-    BackendUnavailableError
-        Known but unusable here (``genn``: no batched re-runs; ``cython`` without Cython).
-    """
-    from mosaicnet.network.brian_backends import check_backend
-
-    backend = _ALIASES.get(name, name)
-    if backend not in BRIAN_DEVICES:
-        raise ConfigError(
-            f"unknown Brian2 device {name!r}; choose one of "
-            f"{', '.join((*BRIAN_DEVICES, *_ALIASES))}"
-        )
-    return check_backend(backend)
-
 
 # ---------------------------------------------------------------------------
-# Devices: programming, writing updates, compensation
+# Writing updates
 # ---------------------------------------------------------------------------
 
 
@@ -162,34 +143,6 @@ def _writer(array: Any, noise: bool) -> Any:
     if noise:
         return array
     return dataclasses.replace(array, model=array.model.with_parameters(programming_noise=False))
-
-
-def program_chip(
-    spec: Any,
-    *,
-    rng: np.random.Generator,
-    noise: bool = True,
-    readout_headroom: float = DEFAULT_READOUT_HEADROOM,
-) -> dict[str, Any]:
-    """Program the spec's weights into devices of its model at ``t = 0``.
-
-    Returns ``{"w_in", "w_rec", "w_out"}`` -> ``ProgrammedArray``; ``w_in`` and
-    ``w_rec`` use ``w_scale = max |w|``, ``w_out`` ``readout_headroom * max |w|``.
-    """
-    from mosaicnet.devices import get_device_model, program_weights
-    from mosaicnet.devices.mapping import derive_w_scale
-
-    model = get_device_model(spec.device_model)
-    writer = model if noise else model.with_parameters(programming_noise=False)
-    arrays = {}
-    for name in PATHWAYS:
-        weights = np.asarray(getattr(spec, name), dtype=np.float64)
-        scale = (
-            readout_range(weights, readout_headroom) if name == "w_out" else derive_w_scale(weights)
-        )
-        programmed = program_weights(weights, writer, rng=rng, w_scale=scale, t_prog_s=0.0)
-        arrays[name] = dataclasses.replace(programmed, model=model)
-    return arrays
 
 
 def write_readout(
@@ -213,29 +166,36 @@ def write_readout(
     return dataclasses.replace(written, model=programmed.model), clipped
 
 
-def compensated(
-    arrays: Mapping[str, Any],
-    references: Mapping[str, float],
-    t_read_s: float,
-    *,
-    rng: np.random.Generator,
-    noise: bool,
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """Arrays whose gain (``w_scale``) carries the global drift compensation at ``t_read_s``.
+def _chip_options(options: EvaluationOptions) -> EvaluationOptions:
+    """``options`` if a chip can follow them, else a :class:`ConfigError` saying why."""
+    if options.readout_headroom is None:
+        raise ConfigError(
+            "readout_headroom=None (an unbounded readout) has no chip equivalent: a "
+            "readout pair holds a bounded range; give a number >= 1"
+        )
+    return options
 
-    ``references`` holds ``sum |w|`` of each pathway's calibration read right
-    after programming; the factor is that over ``sum |w|`` of a calibration read
-    at ``t_read_s`` (:class:`mosaicnet.devices.GlobalDriftCompensation`).
+
+def chip_as_evaluated(spec: Any, options: EvaluationOptions) -> dict[str, Any]:
+    """The run's chip as the evaluation reads it at ``options.read_time_s``, before any update.
+
+    :func:`~mosaicnet.network.chip_programming.program_spec` with the options'
+    seed, noise and readout headroom, and with drift compensation the gains
+    rescaled at the read time: what :class:`ChipSession` programs into its
+    network, and what the protocols' recordings
+    (:func:`mosaicnet.protocols_support.recordings.record_test_samples`) run on.
     """
-    from mosaicnet.devices import GlobalDriftCompensation
-
-    views, factors = {}, {}
-    for name, array in arrays.items():
-        read = array.read_weights(t_read_s, rng=rng if noise else None, read_noise=noise)
-        factor = float(GlobalDriftCompensation(references[name]).factor(read))
-        views[name] = dataclasses.replace(array, w_scale=array.w_scale * factor)
-        factors[name] = factor
-    return views, factors
+    options = _chip_options(options)
+    chip = program_spec(
+        spec, seed=options.seed, noise=options.noise, readout_headroom=options.readout_headroom
+    )
+    if not options.drift_compensation:
+        return chip
+    references = calibration_sums(chip, seed=options.seed, noise=options.noise)
+    views, _ = compensated_chip(
+        chip, references, options.read_time_s, seed=options.seed, noise=options.noise
+    )
+    return views
 
 
 # ---------------------------------------------------------------------------
@@ -243,7 +203,7 @@ def compensated(
 # ---------------------------------------------------------------------------
 
 
-def _layout(
+def _batch_plan(
     backend: str, spec: Any, n_query: int, tasks: int, tasks_per_run: int | None
 ) -> tuple[int, int, int]:
     """``(tasks_per_run, copies, sequential)`` of the chip network.
@@ -257,9 +217,7 @@ def _layout(
 
     runtime = backend in RUNTIME_BACKENDS
     if tasks_per_run is not None:
-        if isinstance(tasks_per_run, bool) or int(tasks_per_run) < 1:
-            raise ConfigError(f"tasks_per_run must be >= 1, got {tasks_per_run!r}")
-        fit = int(tasks_per_run)
+        fit = tasks_per_run
     elif runtime:
         per_copy = spec.n_in * spec.n_rec + int(spec.rec_mask.sum()) + spec.n_rec * spec.n_out
         fit = max(1, _RUNTIME_SYNAPSES_PER_RUN // max(per_copy * n_query, 1))
@@ -283,44 +241,27 @@ class ChipSession:
     def __init__(
         self,
         run_dir: str | os.PathLike,
+        options: EvaluationOptions | None = None,
         *,
         data_dir: str | os.PathLike | None = None,
-        brian_device: str = "cython",
-        tasks: int = 100,
-        inner_steps: int | None = None,
-        noise: bool = True,
-        drift_compensation: bool = False,
-        seed: int = 0,
-        protocol: str = "separate",
-        readout_headroom: float = DEFAULT_READOUT_HEADROOM,
-        first_read_time_s: float = 1.0,
-        tasks_per_run: int | None = None,
-        progress: bool = True,
+        **changes: Any,
     ) -> None:
         import torch
 
         from mosaicnet.meta.maml import inner_learning_rates
         from mosaicnet.meta.run_data import data_for_run
-        from mosaicnet.meta.torch_evaluation import PROTOCOLS
         from mosaicnet.meta.training import RunDirectory, load_split
+        from mosaicnet.network.brian_backends import check_backend
         from mosaicnet.network.torch_clone import TorchClone
 
-        self.backend = check_brian_device(brian_device)
-        if protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-        if isinstance(tasks, bool) or int(tasks) < 1:
-            raise ConfigError(f"--tasks must be >= 1, got {tasks}")
-        headroom = float(readout_headroom)
-        if not math.isfinite(headroom) or headroom < 1:
-            raise ConfigError(f"readout_headroom must be a number >= 1, got {readout_headroom!r}")
-        first_read = parse_read_time(first_read_time_s)
+        options = _chip_options(resolve_options(options, changes))
+        self.options = options
+        self.backend = check_backend(options.backend)
         self.run_dir = Path(run_dir)
         run = RunDirectory.open(run_dir)
         config = run.load_config()
-        if inner_steps is not None:
-            if int(inner_steps) < 1:
-                raise ConfigError(f"--inner-steps must be >= 1, got {inner_steps}")
-            config = config.with_changes(inner_steps=int(inner_steps))
+        if options.inner_steps is not None:
+            config = config.with_changes(inner_steps=options.inner_steps)
         self.config = config
         self.spec = run.load_spec()
         learned = run.load_checkpoint()["params"] if config.learn_inner_lr else {}
@@ -328,46 +269,39 @@ class ChipSession:
         # The chip's host computes in float64, Brian2's precision.
         self.inner_lr = float(rate)
         self.clone = TorchClone(self.spec, dtype=torch.float64)
-        self.tasks = int(tasks)
-        self.noise = bool(noise)
-        self.drift_compensation = bool(drift_compensation)
-        self.seed = int(seed)
-        self.protocol = protocol
-        self.readout_headroom = headroom
-        self.progress = progress
+        self.tasks = options.tasks
+        self.noise = options.noise
+        self.drift_compensation = options.drift_compensation
+        self.seed = options.seed
+        self.protocol = options.protocol
+        self.readout_headroom = options.readout_headroom
+        self.progress = options.progress
         # The run's own data unless a folder is given (mosaicnet.meta.run_data).
-        self.data_path = data_for_run(run.path, data_dir, allow_other=True, progress=progress)
+        self.data_path = data_for_run(
+            run.path, data_dir, allow_other=True, progress=options.progress
+        )
         self.dataset = load_split(self.data_path, "test")
         self.splits = (
             [("meta-test-seen", self.tasks), ("meta-test-unseen", self.tasks)]
-            if protocol == "separate"
+            if options.protocol == "separate"
             else [("meta-test", self.tasks)]
         )
 
-        self.chip = program_chip(
-            self.spec,
-            rng=_stream(self.seed, _STREAM_PROGRAM),
-            noise=self.noise,
-            readout_headroom=headroom,
+        self.chip = program_spec(
+            self.spec, seed=self.seed, noise=self.noise, readout_headroom=self.readout_headroom
         )
         # Calibration reads right after programming (the compensation's reference).
-        calibration = _stream(self.seed, _STREAM_CALIBRATE, 0)
-        self.references = {
-            name: float(
-                np.abs(array.read_weights(0.0, rng=calibration, read_noise=self.noise)).sum()
-            )
-            for name, array in self.chip.items()
-        }
+        self.references = calibration_sums(self.chip, seed=self.seed, noise=self.noise)
         n_query = config.n_query_total
-        self.tasks_per_run, copies, sequential = _layout(
-            self.backend, self.spec, n_query, self.tasks, tasks_per_run
+        self.tasks_per_run, copies, sequential = _batch_plan(
+            self.backend, self.spec, n_query, self.tasks, options.tasks_per_run
         )
         self.copies_per_task = copies // self.tasks_per_run
         if self.backend in ("numpy", "cython"):
             import brian2
 
             # Runtime read noise comes from Brian2's global generator: seed it.
-            brian2.seed(int(_stream(self.seed, _STREAM_BRIAN).integers(2**31)))
+            brian2.seed(brian_seed(self.seed))
         tic = time.perf_counter()
         self.network = BrianNetwork(
             self.spec,
@@ -376,11 +310,11 @@ class ChipSession:
             copies=copies,
             sequential=sequential,
             record=("recurrent", "readout"),
-            programmed=self._views(first_read)[0],
+            programmed=self._views(options.read_time_s)[0],
             read_noise=self.noise,
             read_every="run",
-            t_read_s=first_read,
-            seed=int(_stream(self.seed, _STREAM_BRIAN).integers(2**31)),
+            t_read_s=options.read_time_s,
+            seed=brian_seed(self.seed),
         )
         self.build_seconds = time.perf_counter() - tic
 
@@ -389,14 +323,15 @@ class ChipSession:
         """The chip's arrays as the network holds them at ``t_read_s`` (compensated or not)."""
         if not self.drift_compensation:
             return dict(self.chip), dict.fromkeys(self.chip, 1.0)
-        rng = _stream(self.seed, _STREAM_CALIBRATE, 1, int(t_read_s * 1e3))
-        return compensated(self.chip, self.references, t_read_s, rng=rng, noise=self.noise)
+        return compensated_chip(
+            self.chip, self.references, t_read_s, seed=self.seed, noise=self.noise
+        )
 
     def read_at(self, read_time_s: str | float) -> dict[str, float]:
         """Put the chip in its state at a read time (every copy: the programmed readout).
 
         Returns the compensation factors per pathway (1 without compensation).
-        After it, ``self.network.effective_weights()`` is what the host reads.
+        After it, ``self.network.weights_as_read()`` is what the host reads.
         """
         t_read = parse_read_time(read_time_s)
         views, factors = self._views(t_read)
@@ -426,7 +361,7 @@ class ChipSession:
         factors = self.read_at(t_read)
         network = self.network
         # The host reads the chip's readout once: every task starts from this state.
-        w_chip = network.effective_weights()["w_out"]
+        w_chip = network.weights_as_read()["w_out"]
         w_start = torch.as_tensor(w_chip, dtype=torch.float64)
         readout_base = self.chip["w_out"]
         config, n_support = self.config, self.config.n_support
@@ -456,7 +391,9 @@ class ChipSession:
                             inner_lr=self.inner_lr,
                         ).numpy()  # fmt: skip
                         changed = adapted != w_chip
-                        rng = _stream(self.seed, _STREAM_WRITE, split_index, int(batch.task_ids[b]))
+                        rng = random_stream(
+                            self.seed, STREAM_WRITE, split_index, int(batch.task_ids[b])
+                        )
                         array, n_clipped = write_readout(
                             readout_base, adapted, changed=changed, t_prog_s=t_read, rng=rng,
                             noise=self.noise,
@@ -494,8 +431,8 @@ class ChipSession:
         result = summarize(outcomes)
         result.update(
             {
-                "backend": "brian2",
-                "brian_device": self.backend,
+                "simulator": "brian2",
+                "backend": self.backend,
                 "run": str(self.run_dir),
                 "data": str(self.data_path),
                 "protocol": self.protocol,
@@ -537,19 +474,10 @@ class ChipSession:
 
 def evaluate_on_chip(
     run_dir: str | os.PathLike,
+    options: EvaluationOptions | None = None,
     *,
     data_dir: str | os.PathLike | None = None,
-    brian_device: str = "cython",
-    read_time_s: str | float = 1.0,
-    tasks: int = 100,
-    inner_steps: int | None = None,
-    noise: bool = True,
-    drift_compensation: bool = False,
-    seed: int = 0,
-    protocol: str = "separate",
-    readout_headroom: float = DEFAULT_READOUT_HEADROOM,
-    tasks_per_run: int | None = None,
-    progress: bool = True,
+    **changes: Any,
 ) -> dict[str, Any]:
     """Chip-in-the-loop few-shot meta-test of a trained run on the Brian2 network.
 
@@ -557,77 +485,39 @@ def evaluate_on_chip(
     ----------
     run_dir
         A training run (:class:`mosaicnet.meta.training.RunDirectory`).
+    options
+        :class:`~mosaicnet.meta.evaluation_options.EvaluationOptions`, all of
+        whose fields apply: ``backend`` (``"numpy"``, ``"cython"``,
+        ``"cpp_standalone"``, ``"cuda_standalone"`` (needs a GPU); ``"genn"``
+        is refused with the reason), ``read_time_s`` (the time since
+        programming at which the chip is used), ``tasks``, ``inner_steps``
+        (default: as trained, the learning rate as in
+        :func:`mosaicnet.meta.torch_evaluation.evaluate_on_torch`), ``noise``,
+        ``drift_compensation`` (module docstring), ``seed`` (of the task
+        streams, the torch evaluation's tasks for the same seed, and of every
+        device random stream), ``protocol``, ``readout_headroom`` (module
+        docstring), ``tasks_per_run`` (default: runtime backends as many as fit
+        4e6 synapses, standalone 16) and ``progress``.
     data_dir
-        Directory with ``shd_test.h5``; ``None`` uses the synthetic default.
-    brian_device
-        ``"numpy"``, ``"cython"`` (alias ``"runtime"``), ``"cpp_standalone"``,
-        ``"cuda_standalone"`` (needs a GPU) or ``"genn"`` (refused with the reason).
-    read_time_s
-        Time since programming at which the chip is used: seconds, or text such
-        as ``"30d"`` (:func:`parse_read_time`).
-    tasks
-        Tasks per kind (seen, unseen) with ``protocol="separate"``, else in total.
-    inner_steps
-        Inner steps (default: as trained; the learning rate follows as in
-        :func:`mosaicnet.meta.torch_evaluation.evaluate_run`).
-    noise
-        Programming, write and read noise of the device model (drift stays).
-    drift_compensation
-        Global drift compensation of every pathway's gain (module docstring).
-    seed
-        Seed of the task streams (the torch evaluation's tasks for the same
-        seed), of programming and write noise and of Brian2's read noise.
-    protocol
-        ``"separate"`` or ``"mixed"``, as the torch evaluation.
-    readout_headroom
-        Readout weight scale over ``max |w_out|`` (module docstring).
-    tasks_per_run
-        Tasks simulated per Brian2 run (default: runtime backends as many as fit
-        4e6 synapses, standalone 16); memory grows with it.
-    progress
-        Show a progress bar over tasks.
+        Directory with ``shd_test.h5``; ``None`` uses the run's own data.
+    **changes
+        Fields of ``options`` to change, e.g. ``backend="numpy"``.
 
     Returns
     -------
     dict
-        The keys of :func:`mosaicnet.meta.torch_evaluation.evaluate_run`
+        The keys of :func:`mosaicnet.meta.torch_evaluation.evaluate_on_torch`
         (``accuracy_seen``, ``accuracy_unseen``, ``ci95_*``, ``*_20way``, ``tasks``,
-        ``predictions``, ``task_details``, ...) with ``backend="brian2"``, plus
-        ``brian_device``, ``read_time_s``, ``noise``, ``drift_compensation``,
-        ``compensation_factors``, ``readout_clipped_fraction``, ``firing_rate_hz``
-        (recurrent layer, support and query runs), ``build_seconds``,
-        ``wall_seconds`` and ``tasks_per_second``.
+        ``predictions``, ``task_details``, ...) with ``simulator="brian2"`` and
+        the Brian2 ``backend``, plus ``read_time_s``, ``noise``,
+        ``drift_compensation``, ``compensation_factors``,
+        ``readout_clipped_fraction``, ``firing_rate_hz`` (recurrent layer,
+        support and query runs), ``build_seconds``, ``wall_seconds`` and
+        ``tasks_per_second``.
     """
-    t_read = parse_read_time(read_time_s)
-    with ChipSession(
-        run_dir, data_dir=data_dir, brian_device=brian_device, tasks=tasks,
-        inner_steps=inner_steps, noise=noise, drift_compensation=drift_compensation, seed=seed,
-        protocol=protocol, readout_headroom=readout_headroom, first_read_time_s=t_read,
-        tasks_per_run=tasks_per_run, progress=progress,
-    ) as session:  # fmt: skip
-        return session.evaluate(t_read)
-
-
-def evaluate_run(
-    run_dir: str | os.PathLike,
-    *,
-    data_dir: str | os.PathLike | None = None,
-    tasks: int = 100,
-    inner_steps: int | None = None,
-    seed: int = 0,
-    protocol: str = "separate",
-    progress: bool = True,
-    brian_device: str = "cython",
-    read_time_s: str | float = 1.0,
-    noise: bool = True,
-    drift_compensation: bool = False,
-) -> dict[str, Any]:
-    """:func:`evaluate_on_chip` with the signature of the ``evaluate`` command's backends."""
-    return evaluate_on_chip(
-        run_dir, data_dir=data_dir, brian_device=brian_device, read_time_s=read_time_s,
-        tasks=tasks, inner_steps=inner_steps, noise=noise, drift_compensation=drift_compensation,
-        seed=seed, protocol=protocol, progress=progress,
-    )  # fmt: skip
+    options = resolve_options(options, changes)
+    with ChipSession(run_dir, options, data_dir=data_dir) as session:
+        return session.evaluate(options.read_time_s)
 
 
 #: Per-time series that :func:`drift_curve` collects from each summary.
@@ -641,25 +531,20 @@ CURVE_KEYS: tuple[str, ...] = tuple(
 
 def drift_curve(
     run_dir: str | os.PathLike,
+    options: EvaluationOptions | None = None,
     *,
-    times_s: Iterable[str | float] = DEFAULT_TIMES_S,
+    times_s: Iterable[str | float] | str | float = DRIFT_READ_TIMES_S,
     data_dir: str | os.PathLike | None = None,
-    brian_device: str = "cython",
-    tasks: int = 100,
-    inner_steps: int | None = None,
-    noise: bool = True,
-    drift_compensation: bool = False,
-    seed: int = 0,
-    protocol: str = "separate",
-    readout_headroom: float = DEFAULT_READOUT_HEADROOM,
-    tasks_per_run: int | None = None,
-    progress: bool = True,
+    **changes: Any,
 ) -> dict[str, Any]:
     """Chip-in-the-loop accuracy against read time: ONE programmed chip read at each time.
 
     The network is built once; each read time reuses it (new read time and
     device state, no recompilation), so the points differ only by drift (and
-    by the read noise drawn). Options as :func:`evaluate_on_chip`.
+    by the read noise drawn). ``times_s``: the read times, in the order given
+    (numbers of seconds or text such as ``"30d"``, a list or one
+    comma-separated string); ``options.read_time_s`` is not used. Other
+    options as :func:`evaluate_on_chip`.
 
     Returns
     -------
@@ -669,13 +554,9 @@ def drift_curve(
         :func:`evaluate_on_chip` dict per time) and the shared settings.
     """
     times = parse_read_times(times_s if not isinstance(times_s, int | float) else [times_s])
+    options = resolve_options(options, changes).with_changes(read_time_s=times[0])
     summaries = []
-    with ChipSession(
-        run_dir, data_dir=data_dir, brian_device=brian_device, tasks=tasks,
-        inner_steps=inner_steps, noise=noise, drift_compensation=drift_compensation, seed=seed,
-        protocol=protocol, readout_headroom=readout_headroom, first_read_time_s=times[0],
-        tasks_per_run=tasks_per_run, progress=progress,
-    ) as session:  # fmt: skip
+    with ChipSession(run_dir, options, data_dir=data_dir) as session:
         for t_read in times:
             summaries.append(session.evaluate(t_read))
     first = summaries[0]
@@ -684,7 +565,7 @@ def drift_curve(
         "labels": [format_read_time(t) for t in times],
         **{key: [s[key] for s in summaries] for key in CURVE_KEYS},
     }
-    shared = ("backend", "brian_device", "run", "protocol", "n_way", "k_shot", "n_query",
+    shared = ("simulator", "backend", "run", "protocol", "n_way", "k_shot", "n_query",
               "inner_steps", "inner_lr", "seed", "device_model", "noise", "drift_compensation",
               "readout_headroom", "build_seconds")  # fmt: skip
     curve.update({key: first[key] for key in shared})

@@ -1,8 +1,9 @@
 """The conductance range of the chip's readout, shared by the chip and the torch evaluation.
 
 On the chip a readout weight is a differential pair with weight scale
-``w_scale = readout_headroom * max |w_out|`` (:func:`mosaicnet.meta.chip_evaluation.program_chip`):
-a few-shot update beyond it saturates the pair. The torch evaluation clips its
+``w_scale = readout_headroom * max |w_out|``
+(:func:`mosaicnet.network.chip_programming.program_chip`): a few-shot update
+beyond it saturates the pair. The torch evaluation clips its
 adapted readout to the same range, so that an ideal, noise-free chip and torch
 compute the same function and give the same predictions task by task.
 """

@@ -2,7 +2,7 @@
 
 The evaluation core, :func:`evaluate_tasks`, needs only a function from input
 recordings to readout traces, so the same code scores the torch clone (here,
-:func:`evaluate_run`) and the Brian2 network ("chip in the loop": support and
+:func:`evaluate_on_torch`) and the Brian2 network ("chip in the loop": support and
 query recorded in Brian2, the readout update computed by
 :func:`mosaicnet.meta.maml.adapt_readout` from the recorded traces and written
 back through ``write_readout``).
@@ -32,16 +32,16 @@ import torch
 
 from mosaicnet.errors import ConfigError
 from mosaicnet.meta.config import TrainConfig
+from mosaicnet.meta.evaluation_options import EvaluationOptions, resolve_options
 from mosaicnet.meta.maml import adapt_readout, predict, predict_all_units
-from mosaicnet.meta.readout_range import DEFAULT_READOUT_HEADROOM, clip_readout, readout_range
+from mosaicnet.meta.readout_range import clip_readout, readout_range
 
 #: Two-sided 95 % quantile of the standard normal distribution.
 Z95 = 1.959963984540054
 
-#: Default number of meta-test tasks per kind (seen, unseen).
-DEFAULT_TASKS = 100
-
-PROTOCOLS = ("separate", "mixed")
+# Tasks per batch of the clone when the options leave it open: the clone's
+# memory grows with it, its speed gain flattens beyond.
+_TASKS_PER_BATCH = 16
 
 ReadoutTraces = Callable[[torch.Tensor], torch.Tensor]
 
@@ -188,17 +188,12 @@ def meta_test_batches(
         yield sampler.tasks(range(start, min(tasks, start + batch_size)))
 
 
-def evaluate_run(
+def evaluate_on_torch(
     run_dir: str | os.PathLike,
+    options: EvaluationOptions | None = None,
     *,
     data_dir: str | os.PathLike | None = None,
-    tasks: int = DEFAULT_TASKS,
-    inner_steps: int | None = None,
-    seed: int = 0,
-    protocol: str = "separate",
-    batch_size: int = 16,
-    progress: bool = True,
-    readout_headroom: float | None = DEFAULT_READOUT_HEADROOM,
+    **changes: Any,
 ) -> dict[str, Any]:
     """Meta-test a trained run in torch; return the summary and per-task predictions.
 
@@ -206,31 +201,29 @@ def evaluate_run(
     ----------
     run_dir
         A training run (:class:`mosaicnet.meta.training.RunDirectory`).
+    options
+        :class:`~mosaicnet.meta.evaluation_options.EvaluationOptions`; the
+        torch evaluation uses ``tasks``, ``protocol``, ``inner_steps`` (a
+        learned inner learning rate is used as learned, otherwise the run's
+        schedule gives the rate), ``seed`` (of the task streams),
+        ``readout_headroom`` (the adapted readout saturates at
+        ``readout_headroom * max |w_out|``, the conductance range of the chip's
+        readout pairs, so that torch and an ideal chip agree; ``None``:
+        unbounded), ``tasks_per_run`` (tasks per batch, default 16) and
+        ``progress``. The chip's options are ignored.
     data_dir
-        Directory with ``shd_test.h5``; ``None`` uses the synthetic default.
-    tasks
-        Tasks per kind (seen, unseen) with ``protocol="separate"``, or in total with
-        ``"mixed"``.
-    inner_steps
-        Inner steps at test time (default: as trained). A learned inner learning
-        rate is used as learned; otherwise the run's schedule gives the rate.
-    seed
-        Seed of the meta-test task streams.
-    protocol
-        ``"separate"`` or ``"mixed"`` (module docstring).
-    readout_headroom
-        The adapted readout saturates at ``readout_headroom * max |w_out|``, the
-        conductance range of the chip's readout pairs
-        (:mod:`mosaicnet.meta.readout_range`), so that torch and an ideal chip
-        agree; ``None``: unbounded weights.
+        Directory with ``shd_test.h5``; ``None`` uses the run's own data.
+    **changes
+        Fields of ``options`` to change, e.g. ``tasks=20``.
 
     Returns
     -------
     dict
-        :func:`summarize` plus ``backend``, ``protocol``, ``inner_steps``,
-        ``readout_clipped_fraction`` (adapted readout weights that saturated),
-        ``predictions`` (per task, the predicted global labels of its queries) and
-        ``task_details`` (split, task id, classes, true labels, both predictions).
+        :func:`summarize` plus ``simulator`` and ``backend`` (both ``"torch"``),
+        ``protocol``, ``inner_steps``, ``readout_clipped_fraction`` (adapted
+        readout weights that saturated), ``predictions`` (per task, the
+        predicted global labels of its queries) and ``task_details`` (split,
+        task id, classes, true labels, both predictions).
     """
     from tqdm.auto import tqdm
 
@@ -238,16 +231,14 @@ def evaluate_run(
     from mosaicnet.meta.run_data import data_for_run
     from mosaicnet.meta.training import RunDirectory, load_split, make_clone, torch_dtype
 
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if int(tasks) < 1:
-        raise ConfigError(f"--tasks must be >= 1, got {tasks}")
+    options = resolve_options(options, changes)
+    tasks, protocol, seed = options.tasks, options.protocol, options.seed
+    progress, readout_headroom = options.progress, options.readout_headroom
+    batch_size = options.tasks_per_run or _TASKS_PER_BATCH
     run = RunDirectory.open(run_dir)
     config = run.load_config()
-    if inner_steps is not None:
-        if int(inner_steps) < 1:
-            raise ConfigError(f"--inner-steps must be >= 1, got {inner_steps}")
-        config = config.with_changes(inner_steps=int(inner_steps))
+    if options.inner_steps is not None:
+        config = config.with_changes(inner_steps=options.inner_steps)
     spec = run.load_spec()
     dtype = torch_dtype(config)
     clone = make_clone(spec, config)
@@ -294,6 +285,7 @@ def evaluate_run(
     result = summarize(outcomes)
     result.update(
         {
+            "simulator": "torch",
             "backend": "torch",
             "run": str(Path(run_dir)),
             "data": str(data_path),

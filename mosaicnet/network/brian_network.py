@@ -154,26 +154,6 @@ def device_form(spec: NetworkSpec, *, read_noise: bool = True) -> Any:
     )
 
 
-def program_spec(
-    spec: NetworkSpec, *, rng: np.random.Generator | int | None = 0, t_prog_s: float = 0.0
-) -> dict[str, Any]:
-    """Program the spec's three weight matrices into devices of its model.
-
-    Returns ``{"w_in", "w_rec", "w_out"}`` -> ``ProgrammedArray`` (each with its
-    own ``w_scale = max |w|``). Programming noise and drift parameters come from
-    ``rng`` (seeded: the same chip every time).
-    """
-    from mosaicnet.devices import get_device_model, program_weights
-    from mosaicnet.devices.programming import as_generator
-
-    generator = as_generator(rng)
-    model = get_device_model(spec.device_model)
-    return {
-        name: program_weights(getattr(spec, name), model, rng=generator, t_prog_s=t_prog_s)
-        for name in PATHWAYS
-    }
-
-
 #: Synaptic variables the device form defines per synapse, with their Brian2 unit names.
 _DEVICE_VARIABLES = (
     ("g_plus_prog", "g_plus", "siemens"),
@@ -242,9 +222,10 @@ class BrianNetwork:
         Subset of :data:`RECORDABLE`.
     programmed
         ``{"w_in", "w_rec", "w_out"}`` -> ``ProgrammedArray`` (dense, shapes of
-        the spec's weights), e.g. from :func:`mosaicnet.network.sync.program_clone_weights`;
+        the spec's weights), e.g. from :mod:`mosaicnet.network.chip_programming`;
         default: the spec's weights programmed with ``programming_seed``
-        (:func:`program_spec`).
+        (:func:`mosaicnet.network.chip_programming.program_spec`, the chip the
+        chip-in-the-loop evaluation uses for that seed).
     programming_seed
         Seed of programming noise and drift parameters when ``programmed`` is None.
     read_noise
@@ -305,9 +286,11 @@ class BrianNetwork:
         self.t_read_s = float(np.asarray(spec.read_time)) if t_read_s is None else float(t_read_s)
         self.seed = int(seed)
         self.form = device_form(spec, read_noise=read_noise)
-        self.programmed = (
-            dict(programmed) if programmed is not None else program_spec(spec, rng=programming_seed)
-        )
+        if programmed is None:
+            from mosaicnet.network.chip_programming import program_spec
+
+            programmed = program_spec(spec, seed=programming_seed)
+        self.programmed = dict(programmed)
         self._check_programmed(self.programmed, self.t_read_s)
         self.standalone = backend in STANDALONE_BACKENDS
         self.project: StandaloneProject | None = None
@@ -522,13 +505,15 @@ class BrianNetwork:
         synapses = self.synapses[name]
         pre, post = self._indices[name]
         for variable, value in _device_values(programmed, pre, post).items():
-            if self.standalone and self.project is not None and self.project.built:
-                self._run_args[(synapses.name, variable)] = (
-                    getattr(synapses, variable),
-                    value,
-                )
-            else:
-                setattr(synapses, variable, value)
+            self._assign(synapses, variable, value)
+
+    def _assign(self, synapses: Any, variable: str, value: Any) -> None:
+        """Give a synaptic variable a new value: at the next run of a compiled program, else now."""
+        if self.standalone and self.project is not None and self.project.built:
+            # The compiled program takes it as a run_arg (no recompilation).
+            self._run_args[(synapses.name, variable)] = (getattr(synapses, variable), value)
+        else:
+            setattr(synapses, variable, value)
 
     # ------------------------------------------------------------- the chip
     def program(self, programmed: Mapping[str, Any], *, t_read_s: float | None = None) -> None:
@@ -598,10 +583,7 @@ class BrianNetwork:
                 value = parts[0][variable]
             else:
                 value = _concatenate([part[variable] for part in parts])
-            if self.standalone and self.project is not None and self.project.built:
-                self._run_args[(synapses.name, variable)] = (getattr(synapses, variable), value)
-            else:
-                setattr(synapses, variable, value)
+            self._assign(synapses, variable, value)
         self.programmed[name] = first
         self._stale_read = self.standalone or self.noisy_reads
         if not self.standalone and not self.noisy_reads:
@@ -623,15 +605,12 @@ class BrianNetwork:
         self.t_read_s = t_read
         self._stale_read = self.standalone or self.noisy_reads
         for synapses in self.synapses.values():
-            if self.standalone and self.project is not None and self.project.built:
-                self._run_args[(synapses.name, "t_read")] = (synapses.t_read, t_read * second)
-            else:
-                synapses.t_read = t_read * second
-                if not self.noisy_reads:
-                    with self._code_prefs():
-                        self.form.apply_read(synapses)
+            self._assign(synapses, "t_read", t_read * second)
+            if not self.standalone and not self.noisy_reads:
+                with self._code_prefs():
+                    self.form.apply_read(synapses)
 
-    def effective_weights(self) -> dict[str, np.ndarray]:
+    def weights_as_read(self) -> dict[str, np.ndarray]:
         """Dense effective weights ``{"w_in", "w_rec", "w_out"}`` of copy 0, as last read.
 
         Standalone networks read inside the program: if the device state or

@@ -277,7 +277,7 @@ def check_equivalence(
                 read_noise=False,
             )
             try:
-                weights = result.network.effective_weights()
+                weights = result.network.weights_as_read()
             finally:
                 result.network.close()
             mismatches, diff, _ = compare_with_clone(spec, x, result, weights)

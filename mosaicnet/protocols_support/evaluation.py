@@ -3,8 +3,13 @@
 Brian2 ("chip in the loop", :func:`mosaicnet.meta.chip_evaluation.evaluate_on_chip`):
 the trained weights are programmed as memristor pairs, support and query sets
 run in Brian2, the readout update is computed from the recorded traces and
-written back as conductance updates. Torch (:func:`mosaicnet.meta.torch_evaluation.evaluate_run`):
-the clone with the trained (ideal) weights, the reference the chip is compared with.
+written back as conductance updates. Torch
+(:func:`mosaicnet.meta.torch_evaluation.evaluate_on_torch`): the clone with the
+trained (ideal) weights, the reference the chip is compared with.
+
+The functions here take the protocols' keyword arguments and build one
+:class:`~mosaicnet.meta.evaluation_options.EvaluationOptions` from them, so the
+defaults are those of the library.
 
 Both return a summary with ``accuracy_seen``, ``ci95_seen``, ``accuracy_unseen``,
 ``ci95_unseen``, their 20-unit variants (``*_20way``) and task counts; the
@@ -18,7 +23,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mosaicnet.meta.evaluation_options import EvaluationOptions
 from mosaicnet.protocols_support.runs import cached_evaluation
+
+_DEFAULTS = EvaluationOptions()
 
 #: Summary keys kept in results.json.
 SUMMARY_KEYS = (
@@ -44,17 +52,14 @@ def evaluate_torch(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Meta-test ``run_dir`` on the torch clone (cached); the summary dict."""
-    from mosaicnet.meta.torch_evaluation import evaluate_run
+    from mosaicnet.meta.torch_evaluation import evaluate_on_torch
 
+    options = EvaluationOptions(tasks=tasks, inner_steps=inner_steps, seed=seed, progress=progress)
     settings = {"backend": "torch", "tasks": tasks, "inner_steps": inner_steps, "seed": seed,
                 "data": str(data)}  # fmt: skip
 
     def compute() -> dict[str, Any]:
-        result = evaluate_run(
-            run_dir, data_dir=data, tasks=tasks, inner_steps=inner_steps, seed=seed,
-            progress=progress,
-        )  # fmt: skip
-        return summary_only(result)
+        return summary_only(evaluate_on_torch(run_dir, options, data_dir=data))
 
     name = f"torch_steps{inner_steps or 'trained'}"
     return cached_evaluation(run_dir, name, settings, compute)
@@ -65,16 +70,22 @@ def evaluate_brian(
     *,
     data: Path,
     tasks: int,
-    backend: str = "cython",
-    read_time_s: float = 1.0,
+    backend: str = _DEFAULTS.backend,
+    read_time_s: float = _DEFAULTS.read_time_s,
     inner_steps: int | None = None,
-    noise: bool = True,
-    drift_compensation: bool = False,
-    seed: int = 0,
+    noise: bool = _DEFAULTS.noise,
+    drift_compensation: bool = _DEFAULTS.drift_compensation,
+    seed: int = _DEFAULTS.seed,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Meta-test ``run_dir`` on the Brian2 network, chip in the loop (cached); the summary."""
     from mosaicnet.meta.chip_evaluation import evaluate_on_chip
+
+    options = EvaluationOptions(
+        tasks=tasks, backend=backend, read_time_s=read_time_s, inner_steps=inner_steps,
+        noise=noise, drift_compensation=drift_compensation, seed=seed, progress=progress,
+    )  # fmt: skip
+    backend, read_time_s = options.backend, options.read_time_s
 
     settings = {
         "backend": f"brian2-{backend}", "tasks": tasks, "read_time_s": read_time_s,
@@ -83,12 +94,7 @@ def evaluate_brian(
     }  # fmt: skip
 
     def compute() -> dict[str, Any]:
-        result = evaluate_on_chip(
-            run_dir, data_dir=data, brian_device=backend, read_time_s=read_time_s,
-            tasks=tasks, inner_steps=inner_steps, noise=noise,
-            drift_compensation=drift_compensation, seed=seed, progress=progress,
-        )  # fmt: skip
-        summary = summary_only(result)
+        summary = summary_only(evaluate_on_chip(run_dir, options, data_dir=data))
         summary["backend"] = f"brian2-{backend}"
         summary["read_time_s"] = read_time_s
         return summary
@@ -106,9 +112,9 @@ def drift_curve_brian(
     data: Path,
     times_s: list[float],
     tasks: int,
-    backend: str = "cython",
-    drift_compensation: bool = False,
-    seed: int = 0,
+    backend: str = _DEFAULTS.backend,
+    drift_compensation: bool = _DEFAULTS.drift_compensation,
+    seed: int = _DEFAULTS.seed,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Chip-in-the-loop accuracy of ONE programmed chip read at each of ``times_s`` (cached).
@@ -118,16 +124,18 @@ def drift_curve_brian(
     """
     from mosaicnet.meta.chip_evaluation import drift_curve
 
+    options = EvaluationOptions(
+        tasks=tasks, backend=backend, drift_compensation=drift_compensation, seed=seed,
+        progress=progress,
+    )  # fmt: skip
+    backend = options.backend
     settings = {
         "backend": f"brian2-{backend}", "tasks": tasks, "times_s": list(times_s),
         "drift_compensation": drift_compensation, "seed": seed, "data": str(data),
     }  # fmt: skip
 
     def compute() -> dict[str, Any]:
-        curve = drift_curve(
-            run_dir, times_s=times_s, data_dir=data, brian_device=backend, tasks=tasks,
-            drift_compensation=drift_compensation, seed=seed, progress=progress,
-        )  # fmt: skip
+        curve = drift_curve(run_dir, options, times_s=times_s, data_dir=data)
         return {
             "times_s": [float(t) for t in curve["times_s"]],
             "summaries": [summary_only(s) for s in curve["summaries"]],
@@ -139,7 +147,8 @@ def drift_curve_brian(
 
 def evaluate(
     run_dir: Path, *, on: str, data: Path, tasks: int, inner_steps: int | None = None,
-    backend: str = "cython", read_time_s: float = 1.0, seed: int = 0, progress: bool = True,
+    backend: str = _DEFAULTS.backend, read_time_s: float = _DEFAULTS.read_time_s,
+    seed: int = _DEFAULTS.seed, progress: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """Meta-test on ``on="torch"`` (the clone) or ``on="brian2"`` (chip in the loop)."""
     if on == "torch":
@@ -174,7 +183,8 @@ def evaluate_as_configured(
     p
         Resolved protocol parameters naming where and how to evaluate:
         ``EVALUATE_ON`` (``"torch"`` or ``"brian2"``), ``EVAL_TASKS``,
-        ``BRIAN_DEVICE``, ``READ_TIME_S`` and ``SEED``.
+        ``BACKEND`` (the Brian2 backend; ``BRIAN_DEVICE``, its former name,
+        is read when ``BACKEND`` is absent), ``READ_TIME_S`` and ``SEED``.
     data
         The dataset directory.
     inner_steps
@@ -182,8 +192,8 @@ def evaluate_as_configured(
     progress
         Show progress bars.
     """
+    backend = p["BACKEND"] if "BACKEND" in p else p["BRIAN_DEVICE"]
     return evaluate(
         run_dir, on=p["EVALUATE_ON"], data=data, tasks=p["EVAL_TASKS"], inner_steps=inner_steps,
-        backend=p["BRIAN_DEVICE"], read_time_s=p["READ_TIME_S"], seed=p["SEED"],
-        progress=progress,
+        backend=backend, read_time_s=p["READ_TIME_S"], seed=p["SEED"], progress=progress,
     )  # fmt: skip

@@ -3,7 +3,10 @@
 The trained network of a run directory is programmed into its device model's
 memristors (programming noise, per-device drift parameters) and simulated in
 Brian2 on a few samples of the test split: the recording feeds the spike
-rasters and the routing traffic (hops per spike) of the protocols.
+rasters and the routing traffic (hops per spike) of the protocols. The chip is
+the one the protocol's chip-in-the-loop accuracy comes from for the same seed
+and options (:func:`mosaicnet.meta.chip_evaluation.chip_as_evaluated`): same
+conductances, drift parameters and weight scales.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mosaicnet.meta.evaluation_options import EvaluationOptions
+
+_DEFAULTS = EvaluationOptions()
 
 
 @dataclass
@@ -24,6 +31,7 @@ class SampleRecording:
     labels: np.ndarray  # global class label of each sample
     label_names: dict[int, str]
     read_time_s: float
+    programmed: dict[str, Any]  # pathway -> ProgrammedArray: the chip it ran on
 
     @property
     def predicted(self) -> np.ndarray:
@@ -63,9 +71,11 @@ def record_test_samples(
     data_dir: Path,
     *,
     n_samples: int,
-    backend: str = "cython",
-    read_time_s: float = 1.0,
-    seed: int = 0,
+    backend: str = _DEFAULTS.backend,
+    read_time_s: float = _DEFAULTS.read_time_s,
+    seed: int = _DEFAULTS.seed,
+    noise: bool = _DEFAULTS.noise,
+    drift_compensation: bool = _DEFAULTS.drift_compensation,
 ) -> SampleRecording:
     """Program the run's trained network into Brian2 and record ``n_samples`` test samples.
 
@@ -78,21 +88,33 @@ def record_test_samples(
     n_samples
         Samples to simulate.
     backend
-        Brian2 device (``"numpy"``, ``"cython"``, ``"cpp_standalone"``).
+        Brian2 backend (``"numpy"``, ``"cython"``, ``"cpp_standalone"``, ...).
     read_time_s
         Seconds between programming and reading the memristors.
     seed
-        Seed of the programming noise and of the sample choice.
+        Seed of the chip (programming noise, drift parameters, read noise) and
+        of the sample choice.
+    noise, drift_compensation
+        As in :class:`mosaicnet.meta.evaluation_options.EvaluationOptions`:
+        give the values of the evaluation the recording illustrates.
     """
+    from mosaicnet.meta.chip_evaluation import chip_as_evaluated
     from mosaicnet.meta.training import RunDirectory
     from mosaicnet.network.brian_network import simulate
+    from mosaicnet.network.chip_programming import brian_seed
 
+    options = EvaluationOptions(
+        backend=backend, read_time_s=read_time_s, seed=seed, noise=noise,
+        drift_compensation=drift_compensation,
+    )  # fmt: skip
     run = RunDirectory(run_dir)
     config = run.load_config()
     spec = run.load_spec()
     x, labels, names = split_inputs(data_dir, config, n_samples, seed=seed)
+    programmed = chip_as_evaluated(spec, options)
     result = simulate(
-        spec, x, backend=backend, record=("input", "recurrent", "readout"),
-        programming_seed=seed, seed=seed, t_read_s=read_time_s,
+        spec, x, backend=options.backend, record=("input", "recurrent", "readout"),
+        programmed=programmed, read_noise=options.noise, t_read_s=options.read_time_s,
+        seed=brian_seed(options.seed),
     )  # fmt: skip
-    return SampleRecording(result, spec, labels, names, read_time_s)
+    return SampleRecording(result, spec, labels, names, options.read_time_s, programmed)

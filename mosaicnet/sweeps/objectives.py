@@ -5,10 +5,11 @@ Targets
 ``train+evaluate``
     Meta-train a network with :func:`mosaicnet.meta.training.train` into the
     trial's directory, then meta-test it with
-    :func:`mosaicnet.meta.torch_evaluation.evaluate_run`. Parameters are the
-    fields of :class:`~mosaicnet.meta.config.TrainConfig` and the keyword options
-    of ``evaluate_run`` prefixed with ``eval_`` (``eval_tasks``,
-    ``eval_inner_steps``, ``eval_seed``, ``eval_protocol``). Results: the
+    :func:`mosaicnet.meta.torch_evaluation.evaluate_on_torch`. Parameters are the
+    fields of :class:`~mosaicnet.meta.config.TrainConfig` and the torch fields of
+    :class:`~mosaicnet.meta.evaluation_options.EvaluationOptions` prefixed with
+    ``eval_`` (``eval_tasks``, ``eval_inner_steps``, ``eval_seed``, ``eval_protocol``,
+    ...). Results: the
     evaluation summary (``accuracy_seen``, ``accuracy_unseen``, their 20-unit
     variants and 95 % CIs) and the last training step's metrics prefixed
     ``train_``. Default objective: ``accuracy_unseen`` (maximised).
@@ -348,8 +349,8 @@ class TrainEvaluate(SweepTarget):
     kind = "train+evaluate"
     default_objective = "accuracy_unseen"
     eval_prefix = "eval_"
-    # evaluate_run arguments a sweep must not set: the sweep supplies them.
-    _eval_fixed = ("run_dir", "data_dir", "progress")
+    # Evaluation options a sweep must not set: the sweep supplies them.
+    _eval_fixed = ("progress",)
 
     def validate_options(self, options, *, base_dir, source):
         unknown = sorted(set(options) - {"config", "data"})
@@ -384,10 +385,9 @@ class TrainEvaluate(SweepTarget):
         return {f.name for f in fields(TrainConfig)}
 
     def _eval_options(self) -> set[str]:
-        from mosaicnet.meta.torch_evaluation import evaluate_run
+        from mosaicnet.meta.evaluation_options import CHIP_ONLY, field_names
 
-        parameters = inspect.signature(evaluate_run).parameters
-        return {name for name in parameters if name not in self._eval_fixed}
+        return {name for name in field_names() if name not in (*self._eval_fixed, *CHIP_ONLY)}
 
     def parameter_names(self, options):
         return self._train_fields() | {self.eval_prefix + n for n in self._eval_options()}
@@ -399,7 +399,7 @@ class TrainEvaluate(SweepTarget):
         return load_config(options["config"]) if options.get("config") else TrainConfig()
 
     def split(self, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Parameters as (training changes, evaluate_run keyword arguments)."""
+        """Parameters as (training changes, evaluation option changes)."""
         train = {k: v for k, v in params.items() if not k.startswith(self.eval_prefix)}
         n = len(self.eval_prefix)
         evaluate = {k[n:]: v for k, v in params.items() if k.startswith(self.eval_prefix)}
@@ -438,14 +438,16 @@ class TrainEvaluate(SweepTarget):
         return {**options, "data": str(Path(data).resolve())}
 
     def run(self, options, params, trial_dir):
-        from mosaicnet.meta.torch_evaluation import evaluate_run
+        from mosaicnet.meta.torch_evaluation import evaluate_on_torch
         from mosaicnet.meta.training import train
 
         changes, eval_kwargs = self.split(params)
         config = self.base_config(options).with_changes(**changes)
         run_dir = trial_dir / "run"
         result = train(config, run_dir, data_dir=options["data"], overwrite=True, progress=False)
-        summary = evaluate_run(run_dir, data_dir=options["data"], progress=False, **eval_kwargs)
+        summary = evaluate_on_torch(
+            run_dir, data_dir=options["data"], progress=False, **eval_kwargs
+        )
         detailed = {k: summary[k] for k in ("predictions", "task_details") if k in summary}
         (trial_dir / "evaluation.json").write_text(
             json.dumps({**summary, **detailed}, indent=1, default=str), encoding="utf-8"

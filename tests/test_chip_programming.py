@@ -1,4 +1,4 @@
-"""torch <-> Brian2 weight transfer through the device model (numpy runtime)."""
+"""Programming the chip and reading it back (mosaicnet.network.chip_programming, numpy runtime)."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,13 @@ import torch
 
 from mosaicnet.errors import ConfigError
 from mosaicnet.network.brian_network import BrianNetwork
+from mosaicnet.network.chip_programming import (
+    program_chip,
+    program_clone_params,
+    program_spec,
+    read_clone_params,
+)
 from mosaicnet.network.equivalence import random_input, random_mosaic_spec
-from mosaicnet.network.sync import program_clone_weights, read_clone_params
 from mosaicnet.network.torch_clone import TorchClone
 
 T = 40
@@ -33,7 +38,7 @@ def _trained_params(spec, seed=0):
 def test_ideal_devices_round_trip_and_brian2_then_runs_the_clone_weights(spec):
     params = _trained_params(spec)
     with BrianNetwork(spec, T, record=("recurrent", "readout")) as network:
-        programmed = program_clone_weights(network, params, rng=1)
+        programmed = program_clone_params(network, params, seed=1)
         assert set(programmed) == {"w_in", "w_rec", "w_out"}
         back = read_clone_params(network)
         for name in params:
@@ -54,7 +59,7 @@ def test_pcm_drift_is_computed_in_brian2_at_the_read_time(spec):
     pcm = spec.copy_with(device_model="pcm_aihwkit")
     params = _trained_params(pcm)
     with BrianNetwork(pcm, T, read_noise=False, record=()) as network:
-        programmed = program_clone_weights(network, params, rng=2, t_read_s=HOUR)
+        programmed = program_clone_params(network, params, seed=2, t_read_s=HOUR)
         hour = read_clone_params(network)
         day = read_clone_params(network, t_read_s=DAY)
         assert network.t_read_s == DAY
@@ -110,9 +115,9 @@ def test_read_every_must_be_known(spec):
 def test_partial_programming_updates_only_the_readout(spec):
     params = _trained_params(spec)
     with BrianNetwork(spec, T, record=()) as network:
-        before = network.effective_weights()
-        program_clone_weights(network, {"w_out": params["w_out"]}, names=("w_out",))
-        after = network.effective_weights()
+        before = network.weights_as_read()
+        program_clone_params(network, {"w_out": params["w_out"]}, names=("w_out",))
+        after = network.weights_as_read()
     np.testing.assert_array_equal(after["w_in"], before["w_in"])
     np.testing.assert_array_equal(after["w_rec"], before["w_rec"])
     np.testing.assert_allclose(after["w_out"], params["w_out"].double().numpy(), rtol=1e-12)
@@ -122,13 +127,43 @@ def test_bad_sync_requests_are_config_errors(spec):
     params = _trained_params(spec)
     with BrianNetwork(spec, T, record=()) as network:
         with pytest.raises(ConfigError, match="shape"):
-            program_clone_weights(network, {"w_out": params["w_out"][:3]}, names=("w_out",))
+            program_clone_params(network, {"w_out": params["w_out"][:3]}, names=("w_out",))
         with pytest.raises(ConfigError, match="unknown pathway"):
-            program_clone_weights(network, params, names=("w_hidden",))
+            program_clone_params(network, params, names=("w_hidden",))
         with pytest.raises(ConfigError, match="lack 'w_in'"):
-            program_clone_weights(network, {"w_out": params["w_out"]})
+            program_clone_params(network, {"w_out": params["w_out"]})
         with pytest.raises(ConfigError, match="precedes the programming"):
-            program_clone_weights(network, params, t_prog_s=10.0, t_read_s=5.0)
+            program_clone_params(network, params, t_prog_s=10.0, t_read_s=5.0)
         bad = dict(params, w_in=params["w_in"] * float("nan"))
         with pytest.raises(ConfigError, match="NaN"):
-            program_clone_weights(network, bad)
+            program_clone_params(network, bad)
+
+
+def test_one_programming_rule_scales_the_readout_with_headroom(spec):
+    pcm = spec.copy_with(device_model="pcm_aihwkit")
+    chip = program_spec(pcm, seed=3, readout_headroom=2.5)
+    for name in ("w_in", "w_rec"):
+        assert chip[name].w_scale == pytest.approx(np.abs(getattr(pcm, name)).max(), rel=1e-12)
+    assert chip["w_out"].w_scale == pytest.approx(2.5 * np.abs(pcm.w_out).max(), rel=1e-12)
+    # Seeded: the same seed programs the same chip, another seed another one.
+    again = program_spec(pcm, seed=3, readout_headroom=2.5)
+    other = program_spec(pcm, seed=4, readout_headroom=2.5)
+    np.testing.assert_array_equal(again["w_in"].g_plus, chip["w_in"].g_plus)
+    assert not np.array_equal(other["w_in"].g_plus, chip["w_in"].g_plus)
+    # Without noise, an ideal read right after programming gives the weights back.
+    quiet = program_spec(pcm, seed=3, noise=False)
+    np.testing.assert_allclose(
+        quiet["w_in"].read_weights(0.0, read_noise=False), pcm.w_in, rtol=1e-9, atol=1e-12
+    )
+    with pytest.raises(ConfigError, match="unknown pathway"):
+        program_chip({"w_hidden": pcm.w_in}, "pcm_aihwkit")
+
+
+def test_a_network_programmed_by_default_holds_the_evaluations_chip(spec):
+    pcm = spec.copy_with(device_model="pcm_aihwkit")
+    with BrianNetwork(pcm, T, record=(), programming_seed=5) as network:
+        held = network.programmed
+    expected = program_spec(pcm, seed=5)
+    for name in ("w_in", "w_rec", "w_out"):
+        assert held[name].w_scale == expected[name].w_scale
+        np.testing.assert_array_equal(held[name].g_minus, expected[name].g_minus)
