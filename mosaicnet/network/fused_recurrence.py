@@ -226,7 +226,7 @@ class FusedRecurrence:
                 before = after
             else:
                 before = [
-                    torch.where(z, _combine(self.reset, after, col, transpose=True), after[col])
+                    torch.where(z, _transposed_product(self.reset, after, col), after[col])
                     for col in range(n_states)
                 ]
             grad_z = torch.addmm(grad_spikes[:, step], before[self.recurrent_index] * weight_unit,
@@ -246,7 +246,7 @@ class FusedRecurrence:
                 for k in range(n_states)
             ]
             # Through the update: the transpose of its matrix.
-            after = [_combine(self.update, integrated, col, transpose=True) for col in range(n_states)]
+            after = [_transposed_product(self.update, integrated, k) for k in range(n_states)]
         rows = spiked.flatten(0, 1).to(grad_spikes.dtype)
         grad_w_rec = rows.t() @ grad_delivered.flatten(0, 1)
         return grad_drive, grad_w_rec
@@ -279,13 +279,13 @@ class FusedRecurrence:
         return total
 
 
-def _combine(
-    matrix: list[list[float]], vectors: list[torch.Tensor], index: int, *, transpose: bool
+def _transposed_product(
+    matrix: list[list[float]], vectors: list[torch.Tensor], index: int
 ) -> torch.Tensor:
-    """``sum_j matrix[j][index] * vectors[j]`` (``transpose``) or ``sum_j matrix[index][j] ...``."""
+    """``sum_j matrix[j][index] * vectors[j]``: row ``index`` of ``matrix^T`` times ``vectors``."""
     total = None
     for j, vector in enumerate(vectors):
-        coefficient = matrix[j][index] if transpose else matrix[index][j]
+        coefficient = matrix[j][index]
         if coefficient == 0.0:
             continue
         term = vector if coefficient == 1.0 else coefficient * vector
