@@ -40,11 +40,11 @@ RESET_TO_VALUE = NeuronModel(
 )
 
 
-def _clone(model, *, seed=0, fused="auto") -> TorchClone:
+def _clone(model, *, seed=0, fused="auto", dtype=torch.float64) -> TorchClone:
     mask = np.random.default_rng(seed).random((N_REC, N_REC)) < 0.3
     neuron = NeuronParameters(model=neuron_model(model))
     spec = random_spec(N_IN, LAYOUT, N_OUT, mask, neuron=neuron, gain=4.0, seed=seed)
-    return TorchClone(spec, dtype=torch.float64, fused=fused)
+    return TorchClone(spec, dtype=dtype, fused=fused)
 
 
 def _input(seed=1, batch=BATCH, p=0.15) -> torch.Tensor:
@@ -83,6 +83,17 @@ def test_fused_spikes_are_identical_and_gradients_equal_the_reference(model):
         _assert_relative(g_f, g_r)
     # Synapses outside the (sparse) mask do not exist: no gradient.
     assert torch.all(grads_f[1][~fused.rec_mask] == 0)
+
+
+def test_float32_training_dtype_gives_the_same_spikes_and_close_gradients():
+    fused = _clone("cuba_lif", fused=True, dtype=torch.float32)
+    params = {name: w.requires_grad_() for name, w in fused.init_params().items()}
+    spike_weights = torch.randn(BATCH, T, N_REC, generator=torch.Generator().manual_seed(2))
+    z_f, _, grads_f = _spikes_and_gradients(fused, params, _input(), spike_weights)
+    z_r, _, grads_r = _spikes_and_gradients(fused.reference(), params, _input(), spike_weights)
+    assert z_f.dtype == torch.float32 and torch.equal(z_f, z_r)
+    for g_f, g_r in zip(grads_f, grads_r, strict=True):
+        _assert_relative(g_f, g_r, rtol=1e-5)
 
 
 def _meta_batch(seed=4, n_tasks=2, n_way=3, k_shot=2, n_query=2) -> MetaBatch:

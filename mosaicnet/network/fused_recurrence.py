@@ -217,6 +217,8 @@ class FusedRecurrence:
         grad_drive = torch.empty_like(grad_spikes)
         grad_delivered = grad_drive if same_target else torch.empty_like(grad_spikes)
         w_rec_t = w_rec.t()
+        # The surrogate derivative of every step at once: one operation, not T.
+        surrogate = self.derivative(distances, self.slope)
         # Gradient of the loss with respect to the state after this step's reset.
         after = [torch.zeros_like(grad_spikes[:, 0]) for _ in range(n_states)]
         for step in reversed(range(grad_spikes.shape[1])):
@@ -229,18 +231,16 @@ class FusedRecurrence:
                     torch.where(z, _transposed_product(self.reset, after, col), after[col])
                     for col in range(n_states)
                 ]
-            grad_z = torch.addmm(grad_spikes[:, step], before[self.recurrent_index] * weight_unit,
-                                 w_rec_t)  # fmt: skip
-            grad_z = grad_z + self._reset_spike_gradient(after, z, pre_reset, step)
+            # Through the synapses: target += weight_unit * (drive + z @ W_rec).
+            to_input, to_recurrent = before[self.input_index], before[self.recurrent_index]
             if weight_unit != 1.0:
-                grad_drive[:, step] = before[self.input_index] * weight_unit
-                if not same_target:
-                    grad_delivered[:, step] = before[self.recurrent_index] * weight_unit
-            else:
-                grad_drive[:, step] = before[self.input_index]
-                if not same_target:
-                    grad_delivered[:, step] = before[self.recurrent_index]
-            grad_distance = grad_z * self.derivative(distances[:, step], self.slope)
+                to_input, to_recurrent = to_input * weight_unit, to_recurrent * weight_unit
+            grad_drive[:, step] = to_input
+            if not same_target:
+                grad_delivered[:, step] = to_recurrent
+            grad_z = torch.addmm(grad_spikes[:, step], to_recurrent, w_rec_t)
+            grad_z = grad_z + self._reset_spike_gradient(after, z, pre_reset, step)
+            grad_distance = grad_z * surrogate[:, step]
             integrated = [
                 before[k] + self.threshold[k] * grad_distance if self.threshold[k] else before[k]
                 for k in range(n_states)
@@ -269,12 +269,15 @@ class FusedRecurrence:
                         if self.spike_matrix[spike][k][j]:
                             value = value + self.spike_matrix[spike][k][j] * stored[:, step]
                 per_z.append(value)
-            if not isinstance(per_z[0], torch.Tensor) and per_z[0] == per_z[1]:
+            constant = not any(isinstance(value, torch.Tensor) for value in per_z)
+            if constant and per_z[0] == per_z[1]:
                 if per_z[0]:
                     total = total + per_z[0] * after[k]
                 continue
-            derivative = torch.where(z, torch.as_tensor(per_z[1], dtype=after[k].dtype),
-                                     torch.as_tensor(per_z[0], dtype=after[k].dtype))  # fmt: skip
+            like = {"dtype": after[k].dtype, "device": after[k].device}
+            derivative = torch.where(
+                z, torch.as_tensor(per_z[1], **like), torch.as_tensor(per_z[0], **like)
+            )
             total = total + derivative * after[k]
         return total
 
