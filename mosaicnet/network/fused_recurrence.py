@@ -239,10 +239,13 @@ class FusedRecurrence:
             if not same_target:
                 grad_delivered[:, step] = to_recurrent
             grad_z = torch.addmm(grad_spikes[:, step], to_recurrent, w_rec_t)
-            grad_z = grad_z + self._reset_spike_gradient(after, z, pre_reset, step)
-            grad_distance = grad_z * surrogate[:, step]
+            self._add_reset_spike_gradient(grad_z, after, z, pre_reset, step)
+            # In place: grad_z is this step's own tensor.
+            grad_distance = grad_z.mul_(surrogate[:, step])
             integrated = [
-                before[k] + self.threshold[k] * grad_distance if self.threshold[k] else before[k]
+                torch.add(before[k], grad_distance, alpha=self.threshold[k])
+                if self.threshold[k]
+                else before[k]
                 for k in range(n_states)
             ]
             # Through the update: the transpose of its matrix.
@@ -251,15 +254,15 @@ class FusedRecurrence:
         grad_w_rec = rows.t() @ grad_delivered.flatten(0, 1)
         return grad_drive, grad_w_rec
 
-    def _reset_spike_gradient(
+    def _add_reset_spike_gradient(
         self,
+        grad_z: torch.Tensor,
         after: list[torch.Tensor],
         z: torch.Tensor,
         pre_reset: list[torch.Tensor] | None,
         step: int,
-    ) -> torch.Tensor | float:
-        """``sum_k after[k] * d(reset state k)/dz`` at the recorded spikes."""
-        total: torch.Tensor | float = 0.0
+    ) -> None:
+        """Add ``sum_k after[k] * d(reset state k)/dz`` at the recorded spikes to ``grad_z``."""
         for k in range(len(after)):
             per_z = []
             for spike in (0, 1):
@@ -269,17 +272,18 @@ class FusedRecurrence:
                         if self.spike_matrix[spike][k][j]:
                             value = value + self.spike_matrix[spike][k][j] * stored[:, step]
                 per_z.append(value)
-            constant = not any(isinstance(value, torch.Tensor) for value in per_z)
-            if constant and per_z[0] == per_z[1]:
+            if not any(isinstance(value, torch.Tensor) for value in per_z) and (
+                per_z[0] == per_z[1]
+            ):
+                # A constant derivative (``v -= thr``: -thr), whether the neuron spiked or not.
                 if per_z[0]:
-                    total = total + per_z[0] * after[k]
+                    grad_z.add_(after[k], alpha=per_z[0])
                 continue
             like = {"dtype": after[k].dtype, "device": after[k].device}
             derivative = torch.where(
                 z, torch.as_tensor(per_z[1], **like), torch.as_tensor(per_z[0], **like)
             )
-            total = total + derivative * after[k]
-        return total
+            grad_z.addcmul_(derivative, after[k])
 
 
 def _transposed_product(
@@ -291,8 +295,10 @@ def _transposed_product(
         coefficient = matrix[j][index]
         if coefficient == 0.0:
             continue
-        term = vector if coefficient == 1.0 else coefficient * vector
-        total = term if total is None else total + term
+        if total is None:
+            total = vector if coefficient == 1.0 else coefficient * vector
+        else:
+            total = torch.add(total, vector, alpha=coefficient)
     return torch.zeros_like(vectors[0]) if total is None else total
 
 

@@ -115,7 +115,7 @@ class TorchClone:
     ) -> None:
         if dtype not in (torch.float32, torch.float64):
             raise ConfigError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        if fused not in (True, False, "auto"):
+        if not (isinstance(fused, bool) or fused == "auto"):
             raise ConfigError(f"fused must be True, False or 'auto', got {fused!r}")
         self.spec = spec
         self.dtype = dtype
