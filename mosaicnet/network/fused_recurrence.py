@@ -45,12 +45,16 @@ Order of derivatives
     the outer one: it runs the reference (``TorchClone(fused="auto")`` falls back
     by itself under ``torch.func.vmap`` and nested ``torch.func.grad``).
 
-Input drive
-    ``x @ W_in`` for all steps and its weight gradient ``x^T @ G`` stay dense
-    products outside this operation, differentiated by autograd: the inputs are
-    0/1 and about 4 % non-zero, so an event-driven (sparse) product may pay off at
-    the published size; not measured yet (``benchmarks/bench_fused.py`` is where
-    to compare).
+Sparse inputs and spikes
+    The products stay dense for now. ``x @ W_in`` for all steps and its weight
+    gradient ``x^T @ G`` run outside this operation, differentiated by autograd;
+    the inputs are 0/1 and about 4 % non-zero, so an event-driven product (rows
+    of ``W_in`` gathered per input spike) may pay off at the published size. The
+    forward ``z @ W_rec`` must stay the reference's ``addmm``: a gather over the
+    spikes sums in another order, and the spikes would no longer be
+    bit-identical. The gradients carry no such constraint: ``Z^T G`` could use the
+    spikes' sparsity. None of this is measured yet (``benchmarks/bench_fused.py``
+    is where to compare).
 """
 
 from __future__ import annotations
