@@ -10,7 +10,9 @@ and the Adam update.
 Measured here, on synthetic SHD-layout data:
 
 * ``fast``: the default path (one recurrent pass per task, inner steps on the
-  readout alone) at 1 and 10 inner steps;
+  readout alone) at 1 and 10 inner steps, on the fused recurrent layer
+  (``TorchClone(fused="auto")``; ``benchmarks/bench_fused.py`` compares it with
+  the reference loop);
 * ``naive``: the reference path that re-runs the network at every inner step (the
   baseline the fast path must beat as steps grow), at 1 and 2 inner steps; its
   10-step time is extrapolated linearly from those two (``--naive-steps 10`` runs

@@ -269,7 +269,8 @@ def test_compiled_graph_passes_gradcheck_in_float64(model):
     """With a smooth stand-in for the Heaviside, every compiled operation (update,
     threshold, reset, synaptic delivery) has the derivative autograd reports."""
     spec = random_mosaic_spec(0, model=model, rows=1, cols=1, neurons_per_tile=4, n_in=3, n_out=2)
-    clone = TorchClone(spec, dtype=torch.float64)
+    # The reference loop: its spike function is the one swapped for a smooth one.
+    clone = TorchClone(spec, dtype=torch.float64, fused=False)
     clone._spike = _smooth_spike
     params = clone.init_params()
     x = torch.as_tensor(random_input(1, 2, 8, 3, p=0.4))

@@ -86,6 +86,14 @@ class AffineForm:
     threshold distance is ``threshold_weights @ state - threshold_offset``;
     each reset row ``k`` sets ``state[k] = reset_matrix[k] @ state + reset_offset[k]``
     for spiking neurons (rows of untouched variables are the identity).
+
+    ``reset_spike_matrix[z]`` and ``reset_spike_offset[z]`` (``z`` = 0, 1) give
+    the derivative of the reset result with respect to the spike ``z``, as the
+    clone's reset expressions (``x + z * e``, ``z * e + (1 - z) * x``, see
+    :meth:`CompiledNeuron.reset`) differentiate it at ``z`` = 0 or 1:
+    ``d state[k] / dz = reset_spike_matrix[z][k] @ state + reset_spike_offset[z][k]``
+    of the state before the reset. A backward pass written by hand needs it: the
+    surrogate gradient flows through the reset (for ``v -= thr`` it is ``-thr``).
     """
 
     update: AffineUpdate
@@ -93,6 +101,8 @@ class AffineForm:
     threshold_offset: float
     reset_matrix: np.ndarray
     reset_offset: np.ndarray
+    reset_spike_matrix: np.ndarray
+    reset_spike_offset: np.ndarray
 
 
 @dataclass
@@ -280,13 +290,63 @@ class CompiledNeuron:
                 return None
             reset_matrix[row] = coefficients[0]
             reset_offset[row] = coefficients[1]
+        spike_derivative = self._reset_spike_derivative(symbols)
+        if spike_derivative is None:
+            return None
         return AffineForm(
             update=self.update,
             threshold_weights=weights[0],
             threshold_offset=-weights[1],
             reset_matrix=reset_matrix,
             reset_offset=reset_offset,
+            reset_spike_matrix=spike_derivative[0],
+            reset_spike_offset=spike_derivative[1],
         )
+
+    def _reset_spike_derivative(
+        self, symbols: list[sympy.Symbol]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """``d(reset result)/dz`` at z = 0 and z = 1 as affine maps of the pre-reset state.
+
+        Each statement of :meth:`reset` is ``x_k <- x_k + z (f . q + c - x_k)`` of
+        the current state ``q`` (``f``, ``c`` from its operator and expression), so
+        ``q' = (I + z D) q + z c e_k`` with ``D = e_k (f - e_k)^T``, and the
+        derivative ``S = dq/dz`` follows ``S' = (I + z D) S + D q + c e_k``. Both
+        are carried as affine maps ``(matrix, offset)`` of the state before the
+        first statement, for each value of z.
+        """
+        n = len(symbols)
+        matrices, offsets = np.zeros((2, n, n)), np.zeros((2, n))
+        for z in (0, 1):
+            q_matrix, q_offset = np.eye(n), np.zeros(n)
+            s_matrix, s_offset = np.zeros((n, n)), np.zeros(n)
+            for line in self.model.reset_statements():
+                target, op, expression = ASSIGNMENT.match(line).groups()
+                row = affine_row(to_sympy(expression), symbols, self.values)
+                if row is None:
+                    return None
+                coefficients, constant = row
+                k = self.states.index(target)
+                unit = np.eye(n)[k]
+                if op in ("*=", "/="):
+                    if np.any(coefficients != 0.0):
+                        return None
+                    factor = constant if op == "*=" else 1.0 / constant
+                    f, c = factor * unit, 0.0
+                elif op == "=":
+                    f, c = coefficients, constant
+                elif op == "+=":
+                    f, c = unit + coefficients, constant
+                else:
+                    f, c = unit - coefficients, -constant
+                d = np.outer(unit, f - unit)
+                # S' = S + z D S + D q + c e_k, then q' = q + z (D q + c e_k).
+                s_matrix = s_matrix + z * d @ s_matrix + d @ q_matrix
+                s_offset = s_offset + z * d @ s_offset + d @ q_offset + c * unit
+                q_matrix = q_matrix + z * d @ q_matrix
+                q_offset = q_offset + z * (d @ q_offset + c * unit)
+            matrices[z], offsets[z] = s_matrix, s_offset
+        return matrices, offsets
 
 
 def compile_neuron(model: NeuronModel, dt: Any) -> CompiledNeuron:

@@ -30,10 +30,17 @@ In float64 with ideal devices and no noise, clone and Brian2 produce identical
 spike trains and readout traces equal to ~1e-13 (sums of synaptic inputs are
 added in a different order); :mod:`mosaicnet.network.equivalence` checks it for
 every preset.
+
+This step-by-step loop is the reference. Models with an affine step and no
+refractory period (``lif``, ``cuba_lif``, ``alif``, ``adlif``) run by default on
+the fused layer of :mod:`mosaicnet.network.fused_recurrence`: the same forward
+operations without autograd recording, and a hand-written first-order backward
+(BPTT), equal to autograd through this loop to rounding (``fused`` option).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +48,11 @@ import torch
 from brian2 import second
 
 from mosaicnet.errors import ConfigError
+from mosaicnet.network.fused_recurrence import (
+    FusedRecurrence,
+    fused_unsupported_reason,
+    transform_levels,
+)
 from mosaicnet.network.neuron_compiler import CompiledNeuron, NeuronState, compile_neuron
 from mosaicnet.network.neuron_update import exact_linear_update
 from mosaicnet.network.spec import NetworkSpec, check_input_shape, input_spikes
@@ -67,12 +79,21 @@ class TorchClone:
         Surrogate derivative name (:data:`mosaicnet.network.surrogate.SURROGATES`).
     surrogate_slope
         Its sharpness (published fast sigmoid: 10).
+    fused
+        Run the recurrent layer on the fused layer
+        (:mod:`mosaicnet.network.fused_recurrence`): ``"auto"`` (default) where the
+        model allows it (affine, not refractory) and the call is not under
+        ``torch.func.vmap`` or nested ``torch.func.grad``, else the reference loop;
+        ``True`` insists (an error where it cannot); ``False`` always the reference.
 
     Notes
     -----
     All methods are pure functions of their arguments (parameters are passed
     in, never stored), so they compose with ``torch.func.grad`` and
-    ``torch.func.vmap``.
+    ``torch.func.vmap``. The fused layer has a first-order backward only: a
+    second derivative through the recurrent layer with plain autograd
+    (``create_graph=True``) raises an error; use ``fused=False`` (or
+    :meth:`reference`) there.
 
     Examples
     --------
@@ -90,9 +111,12 @@ class TorchClone:
         device: torch.device | str = "cpu",
         surrogate: str = "fast_sigmoid",
         surrogate_slope: float = PUBLISHED_SLOPE,
+        fused: bool | str = "auto",
     ) -> None:
         if dtype not in (torch.float32, torch.float64):
             raise ConfigError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        if not (isinstance(fused, bool) or fused == "auto"):
+            raise ConfigError(f"fused must be True, False or 'auto', got {fused!r}")
         self.spec = spec
         self.dtype = dtype
         self.device = torch.device(device)
@@ -110,6 +134,24 @@ class TorchClone:
         self.kappa = self.readout_update.coefficient("v", "v")
         self.rec_mask = torch.as_tensor(spec.rec_mask, dtype=torch.bool, device=self.device)
         self._mask_float = self.rec_mask.to(dtype)
+        self.fused = fused
+        reason = fused_unsupported_reason(self.neuron)
+        if fused is True and reason is not None:
+            raise ConfigError(
+                f"fused=True, but neuron model {neuron.model.name!r} cannot use the fused "
+                f"recurrent layer: {reason}; use fused='auto' or False"
+            )
+        #: The fused layer, or None where the reference loop always runs.
+        self.fused_layer: FusedRecurrence | None = None
+        if fused is not False and reason is None:
+            self.fused_layer = FusedRecurrence(self.neuron, surrogate, surrogate_slope)
+
+    def reference(self) -> TorchClone:
+        """The same clone on the reference loop (``fused=False``); constants shared."""
+        clone = copy.copy(self)
+        clone.fused = False
+        clone.fused_layer = None
+        return clone
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -128,7 +170,8 @@ class TorchClone:
         return (
             f"TorchClone(n_in={self.n_in}, n_rec={self.n_rec}, n_out={self.n_out}, "
             f"neuron model {self.neuron.model.name!r}, "
-            f"dtype={self.dtype}, surrogate={self.surrogate!r} slope {self.surrogate_slope})"
+            f"dtype={self.dtype}, surrogate={self.surrogate!r} slope {self.surrogate_slope}, "
+            f"fused={self.fused!r})"
         )
 
     # ------------------------------------------------------------- parameters
@@ -181,6 +224,8 @@ class TorchClone:
         # Input synapses do not depend on the network state: all steps in one
         # matrix product instead of one small product per step.
         drive = x @ params["w_in"]
+        if self._use_fused(drive, w_rec):
+            return self.fused_layer(drive, w_rec)
         neuron = self.neuron
         input_target = neuron.model.input_target
         recurrent_target = neuron.model.recurrent_target
@@ -211,6 +256,15 @@ class TorchClone:
             neuron.reset(state, z, step)
             spikes.append(z)
         return torch.stack(spikes, dim=1)
+
+    def _use_fused(self, drive: torch.Tensor, w_rec: torch.Tensor) -> bool:
+        """Whether this call runs on the fused layer (see the ``fused`` option)."""
+        if self.fused_layer is None:
+            return False
+        if self.fused is True:
+            return True  # the layer itself refuses the transforms it cannot run under
+        grad_levels, batched = transform_levels(drive, w_rec)
+        return not batched and grad_levels <= 1
 
     def _deliver(
         self, state: NeuronState, target: str, delivered: torch.Tensor, active: Any

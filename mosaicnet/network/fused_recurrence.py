@@ -1,0 +1,343 @@
+"""The recurrent layer as one autograd operation over the whole time loop, with BPTT by hand.
+
+The reference clone (:meth:`mosaicnet.network.torch_clone.TorchClone.recurrent_spikes`)
+records about ten small autograd operations per time step and replays them
+backwards. For neuron models whose step is affine (linear sub-threshold update,
+affine threshold and reset, no refractoriness: :attr:`CompiledNeuron.affine`;
+the ``lif``, ``cuba_lif``, ``alif`` and ``adlif`` presets) this module runs the
+loop once without recording and differentiates it by hand.
+
+Forward
+    The very calls the reference makes, in its order (the compiled model's
+    ``integrate``, ``threshold_distance`` and ``reset``, the same ``addmm`` for
+    the synapses), without gradient tracking: the spikes are bit-identical to the
+    reference's, and so is every state value.
+What is stored for the backward pass
+    The spikes as ``bool`` (one byte per neuron and step) and the threshold
+    distance ``d = lhs - rhs`` (one float per neuron and step), the argument of
+    the surrogate derivative. Storing ``d`` instead of the state it is computed
+    from is the smallest choice: the state has one float per variable (two for
+    ``cuba_lif``, ``alif``, ``adlif``) and the backward needs nothing else from it,
+    except for models whose reset has a state-dependent spike derivative (a reset
+    to a value, ``v = 0``): only those also keep the pre-reset state.
+Backward (BPTT)
+    With ``lambda`` the gradient of the loss with respect to the state after the
+    reset of step ``t``, step ``t`` backwards is: through the reset (its state
+    Jacobian is the reset matrix where the neuron spiked and the identity
+    elsewhere; its spike derivative, which the reference keeps because its reset
+    is ``v - thr * z`` with ``z`` not detached, is
+    :attr:`AffineForm.reset_spike_matrix`), through the synapses (gradient of the
+    input drive and of ``z @ W_rec``), the surrogate derivative of the threshold
+    (the reference's own function, :mod:`mosaicnet.network.surrogate`), and the
+    transpose of the update matrix. The recurrent weight gradient is one product
+    ``Z^T G`` over all steps at the end. Equal to autograd through the reference
+    to rounding (tests: 1e-10 relative in float64).
+
+Order of derivatives
+    First order only. A second backward pass (``create_graph=True`` and a
+    gradient of the gradient, or nested ``torch.func.grad``) raises a
+    :class:`RuntimeError` instead of silently dropping terms. That is enough for
+    MAML with the inner loop on the readout only
+    (:func:`mosaicnet.meta.maml.meta_loss`): the inner steps differentiate the
+    readout given the spike traces, never the recurrent layer, and the outer
+    (second-order) meta-gradient differentiates the traces once. The inner loop
+    on all weights differentiates the layer inside the inner loop and again in
+    the outer one: it runs the reference (``TorchClone(fused="auto")`` falls back
+    by itself under ``torch.func.vmap`` and nested ``torch.func.grad``).
+
+Sparse inputs and spikes
+    The products stay dense for now. ``x @ W_in`` for all steps and its weight
+    gradient ``x^T @ G`` run outside this operation, differentiated by autograd;
+    the inputs are 0/1 and about 4 % non-zero, so an event-driven product (rows
+    of ``W_in`` gathered per input spike) may pay off at the published size. The
+    forward ``z @ W_rec`` must stay the reference's ``addmm``: a gather over the
+    spikes sums in another order, and the spikes would no longer be
+    bit-identical. The gradients carry no such constraint: ``Z^T G`` could use the
+    spikes' sparsity. None of this is measured yet (``benchmarks/bench_fused.py``
+    is where to compare).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch._C import _functorch
+
+from mosaicnet.errors import ConfigError
+from mosaicnet.network.neuron_compiler import CompiledNeuron
+from mosaicnet.network.surrogate import SURROGATES
+
+__all__ = ["FusedRecurrence", "fused_unsupported_reason", "transform_levels"]
+
+
+def fused_unsupported_reason(neuron: CompiledNeuron) -> str | None:
+    """Why ``neuron`` cannot run on the fused layer, or ``None`` when it can."""
+    if neuron.refractory_steps is not None:
+        return "it has a refractory period"
+    if neuron.affine is None:
+        return "its update, threshold or reset is not affine in the state"
+    return None
+
+
+def transform_levels(*tensors: torch.Tensor) -> tuple[int, bool]:
+    """``torch.func`` transforms around ``tensors``: (number of ``grad`` levels, any ``vmap``).
+
+    Read from the tensors' functorch wrappers (torch's ``_functorch`` bindings;
+    no public API tells this).
+    """
+    grad_levels, batched = 0, False
+    for tensor in tensors:
+        levels = 0
+        while _functorch.is_functorch_wrapped_tensor(tensor):
+            if _functorch.is_batchedtensor(tensor):
+                batched = True
+            elif _functorch.is_gradtrackingtensor(tensor):
+                levels += 1
+            tensor = _functorch.get_unwrapped(tensor)
+        grad_levels = max(grad_levels, levels)
+    return grad_levels, batched
+
+
+class FusedRecurrence:
+    """The fused recurrent layer of one compiled neuron model and surrogate.
+
+    Parameters
+    ----------
+    neuron
+        An affine, non-refractory compiled model (:func:`fused_unsupported_reason`).
+    surrogate, slope
+        The surrogate derivative (:data:`mosaicnet.network.surrogate.SURROGATES`)
+        and its sharpness, as the reference clone uses them.
+
+    Raises
+    ------
+    ConfigError
+        The model cannot be fused, or the surrogate is unknown.
+    """
+
+    def __init__(self, neuron: CompiledNeuron, surrogate: str, slope: float) -> None:
+        reason = fused_unsupported_reason(neuron)
+        if reason is not None:
+            raise ConfigError(
+                f"neuron model {neuron.model.name!r} cannot use the fused recurrent layer: "
+                f"{reason}; use the reference path (TorchClone(..., fused=False or 'auto'))"
+            )
+        if surrogate not in SURROGATES:
+            raise ConfigError(
+                f"unknown surrogate {surrogate!r}; choose one of {', '.join(sorted(SURROGATES))}"
+            )
+        self.neuron = neuron
+        self.derivative = SURROGATES[surrogate].derivative
+        self.slope = float(slope)
+        form = neuron.affine
+        states = neuron.states
+        # Python floats: scalar-tensor products without building small tensors.
+        self.update = form.update.matrix.tolist()
+        self.threshold = form.threshold_weights.tolist()
+        self.reset = form.reset_matrix.tolist()
+        self.reset_is_identity = bool((form.reset_matrix == np.eye(len(states))).all())
+        self.spike_matrix = form.reset_spike_matrix.tolist()
+        self.spike_offset = form.reset_spike_offset.tolist()
+        #: Whether the reset's spike derivative depends on the state (then it is stored).
+        self.keeps_state = bool((form.reset_spike_matrix != 0).any())
+        self.input_index = states.index(neuron.model.input_target)
+        self.recurrent_index = states.index(neuron.model.recurrent_target)
+
+    def __call__(self, drive: torch.Tensor, w_rec: torch.Tensor) -> torch.Tensor:
+        """Spikes ``(B, T, N)`` 0/1 from the input drive ``(B, T, N)`` and masked ``W_rec``.
+
+        Raises
+        ------
+        RuntimeError
+            Under ``torch.func.vmap`` or nested ``torch.func.grad`` (use the reference).
+        """
+        grad_levels, batched = transform_levels(drive, w_rec)
+        if batched or grad_levels > 1:
+            raise RuntimeError(
+                "the fused recurrent layer runs neither under torch.func.vmap nor under "
+                "nested torch.func.grad (it has a first-order backward only); use "
+                "TorchClone(..., fused='auto'), which takes the reference path there"
+            )
+        return _FusedFunction.apply(drive, w_rec, self, grad_levels == 1)[0]
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self, drive: torch.Tensor, w_rec: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
+        """The reference's time loop without autograd.
+
+        Returns spikes (float), spikes (bool), threshold distances and, when
+        :attr:`keeps_state`, the pre-reset state per variable (else None).
+        """
+        neuron = self.neuron
+        input_target = neuron.model.input_target
+        recurrent_target = neuron.model.recurrent_target
+        weight_unit = neuron.weight_unit
+        spikes = torch.empty_like(drive)
+        distances = torch.empty_like(drive)
+        pre_reset = [torch.empty_like(drive) for _ in neuron.states] if self.keeps_state else None
+        state = neuron.initial_state(drive[:, 0])
+
+        def deliver(target: str, delivered: torch.Tensor) -> None:
+            # As TorchClone._deliver (no refractory models here).
+            if weight_unit != 1.0:
+                delivered = delivered * weight_unit
+            state.values[target] = state.values[target] + delivered
+
+        for step, drive_t in enumerate(drive.unbind(dim=1)):
+            neuron.integrate(state, None, step * neuron.dt_s)
+            distance, equal = neuron.threshold_distance(state)
+            z = (distance > 0).to(drive.dtype)
+            if equal is not None:
+                z = z + equal.to(z.dtype)
+            if input_target == recurrent_target:
+                deliver(input_target, torch.addmm(drive_t, z, w_rec))
+            else:
+                deliver(input_target, drive_t)
+                deliver(recurrent_target, z @ w_rec)
+            if pre_reset is not None:
+                for stored, name in zip(pre_reset, neuron.states, strict=True):
+                    stored[:, step] = state.values[name]
+            neuron.reset(state, z, step)
+            spikes[:, step] = z
+            distances[:, step] = distance
+        return spikes, spikes.bool(), distances, pre_reset
+
+    # ----------------------------------------------------------------- backward
+    def backward(
+        self,
+        grad_spikes: torch.Tensor,
+        spiked: torch.Tensor,
+        distances: torch.Tensor,
+        pre_reset: list[torch.Tensor] | None,
+        w_rec: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """BPTT: gradients of the input drive ``(B, T, N)`` and of ``W_rec`` ``(N, N)``."""
+        n_states = len(self.neuron.states)
+        weight_unit = self.neuron.weight_unit
+        same_target = self.input_index == self.recurrent_index
+        grad_drive = torch.empty_like(grad_spikes)
+        grad_delivered = grad_drive if same_target else torch.empty_like(grad_spikes)
+        w_rec_t = w_rec.t()
+        # The surrogate derivative of every step at once: one operation, not T.
+        surrogate = self.derivative(distances, self.slope)
+        # Gradient of the loss with respect to the state after this step's reset.
+        after = [torch.zeros_like(grad_spikes[:, 0]) for _ in range(n_states)]
+        for step in reversed(range(grad_spikes.shape[1])):
+            z = spiked[:, step]
+            # Through the reset: its state Jacobian is the reset matrix where z = 1.
+            if self.reset_is_identity:
+                before = after
+            else:
+                before = [
+                    torch.where(z, _transposed_product(self.reset, after, col), after[col])
+                    for col in range(n_states)
+                ]
+            # Through the synapses: target += weight_unit * (drive + z @ W_rec).
+            to_input, to_recurrent = before[self.input_index], before[self.recurrent_index]
+            if weight_unit != 1.0:
+                to_input, to_recurrent = to_input * weight_unit, to_recurrent * weight_unit
+            grad_drive[:, step] = to_input
+            if not same_target:
+                grad_delivered[:, step] = to_recurrent
+            grad_z = torch.addmm(grad_spikes[:, step], to_recurrent, w_rec_t)
+            self._add_reset_spike_gradient(grad_z, after, z, pre_reset, step)
+            # In place: grad_z is this step's own tensor.
+            grad_distance = grad_z.mul_(surrogate[:, step])
+            integrated = [
+                torch.add(before[k], grad_distance, alpha=self.threshold[k])
+                if self.threshold[k]
+                else before[k]
+                for k in range(n_states)
+            ]
+            # Through the update: the transpose of its matrix.
+            after = [_transposed_product(self.update, integrated, k) for k in range(n_states)]
+        rows = spiked.flatten(0, 1).to(grad_spikes.dtype)
+        grad_w_rec = rows.t() @ grad_delivered.flatten(0, 1)
+        return grad_drive, grad_w_rec
+
+    def _add_reset_spike_gradient(
+        self,
+        grad_z: torch.Tensor,
+        after: list[torch.Tensor],
+        z: torch.Tensor,
+        pre_reset: list[torch.Tensor] | None,
+        step: int,
+    ) -> None:
+        """Add ``sum_k after[k] * d(reset state k)/dz`` at the recorded spikes to ``grad_z``."""
+        for k in range(len(after)):
+            per_z = []
+            for spike in (0, 1):
+                value: torch.Tensor | float = self.spike_offset[spike][k]
+                if pre_reset is not None:
+                    for j, stored in enumerate(pre_reset):
+                        if self.spike_matrix[spike][k][j]:
+                            value = value + self.spike_matrix[spike][k][j] * stored[:, step]
+                per_z.append(value)
+            if not any(isinstance(value, torch.Tensor) for value in per_z) and (
+                per_z[0] == per_z[1]
+            ):
+                # A constant derivative (``v -= thr``: -thr), whether the neuron spiked or not.
+                if per_z[0]:
+                    grad_z.add_(after[k], alpha=per_z[0])
+                continue
+            like = {"dtype": after[k].dtype, "device": after[k].device}
+            derivative = torch.where(
+                z, torch.as_tensor(per_z[1], **like), torch.as_tensor(per_z[0], **like)
+            )
+            grad_z.addcmul_(derivative, after[k])
+
+
+def _transposed_product(
+    matrix: list[list[float]], vectors: list[torch.Tensor], index: int
+) -> torch.Tensor:
+    """``sum_j matrix[j][index] * vectors[j]``: row ``index`` of ``matrix^T`` times ``vectors``."""
+    total = None
+    for j, vector in enumerate(vectors):
+        coefficient = matrix[j][index]
+        if coefficient == 0.0:
+            continue
+        if total is None:
+            total = vector if coefficient == 1.0 else coefficient * vector
+        else:
+            total = torch.add(total, vector, alpha=coefficient)
+    return torch.zeros_like(vectors[0]) if total is None else total
+
+
+class _FusedFunction(torch.autograd.Function):
+    """Autograd wrapper of :class:`FusedRecurrence` (forward and first-order backward)."""
+
+    @staticmethod
+    def forward(
+        drive: torch.Tensor, w_rec: torch.Tensor, layer: FusedRecurrence, transformed: bool
+    ) -> tuple[torch.Tensor, ...]:
+        spikes, spiked, distances, pre_reset = layer.forward(drive, w_rec)
+        return spikes, spiked, distances, *(pre_reset or ())
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+        _, w_rec, layer, transformed = inputs
+        _, spiked, distances, *pre_reset = output
+        ctx.mark_non_differentiable(spiked, distances, *pre_reset)
+        ctx.save_for_backward(spiked, distances, w_rec, *pre_reset)
+        ctx.layer = layer
+        ctx.transformed = transformed
+
+    @staticmethod
+    def backward(ctx: Any, grad_spikes: torch.Tensor, *_: Any) -> tuple[Any, ...]:
+        # torch.func.grad always differentiates with create_graph; a second level
+        # was refused in FusedRecurrence.__call__. Plain autograd asks for a graph
+        # of the backward only to differentiate it again, which this one is not.
+        if torch.is_grad_enabled() and not ctx.transformed:
+            raise RuntimeError(
+                "the fused recurrent layer has a first-order backward only; for second "
+                "derivatives through the recurrent layer use TorchClone(..., fused=False)"
+            )
+        spiked, distances, w_rec, *pre_reset = ctx.saved_tensors
+        with torch.no_grad():
+            grad_drive, grad_w_rec = ctx.layer.backward(
+                grad_spikes, spiked, distances, pre_reset or None, w_rec
+            )
+        return grad_drive, grad_w_rec, None, None

@@ -1,0 +1,246 @@
+"""The fused recurrent layer against the reference loop of the torch clone (float64).
+
+Spikes must be identical, and gradients, MAML meta-gradients and a short seeded
+training run equal to rounding, for every model the fused layer takes; models it
+cannot take fall back to the reference, and what it does not support (second
+derivatives, vmap) fails loudly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from brian2 import ms
+
+from mosaicnet.errors import ConfigError
+from mosaicnet.meta import training
+from mosaicnet.meta.config import TrainConfig
+from mosaicnet.meta.maml import MetaBatch, init_meta_params, meta_gradient
+from mosaicnet.network.neuron_model import NeuronModel
+from mosaicnet.network.neuron_presets import neuron_model
+from mosaicnet.network.spec import NeuronParameters, random_spec
+from mosaicnet.network.torch_clone import TorchClone
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+LAYOUT = {"kind": "mosaic", "rows": 2, "cols": 2, "neurons_per_tile": 4, "beta": 8.0}
+N_IN, N_REC, N_OUT, T, BATCH = 12, 16, 6, 30, 3
+FUSED_PRESETS = ("lif", "cuba_lif", "alif", "adlif")
+RTOL = 1e-10
+
+#: Reset to a value plus a state-dependent increment, and an inclusive threshold: the
+#: reset's spike derivative depends on the state (which the presets' does not).
+RESET_TO_VALUE = NeuronModel(
+    name="lif_reset_to_value",
+    equations="dv/dt = -v / tau_mem : 1",
+    threshold="v >= thr",
+    reset="v = 0\nv += 0.1 * v + 0.05",
+    constants={"tau_mem": 420 * ms, "thr": 2.0},
+)
+
+
+def _clone(model, *, seed=0, fused="auto", dtype=torch.float64) -> TorchClone:
+    mask = np.random.default_rng(seed).random((N_REC, N_REC)) < 0.3
+    neuron = NeuronParameters(model=neuron_model(model))
+    spec = random_spec(N_IN, LAYOUT, N_OUT, mask, neuron=neuron, gain=4.0, seed=seed)
+    return TorchClone(spec, dtype=dtype, fused=fused)
+
+
+def _input(seed=1, batch=BATCH, p=0.15) -> torch.Tensor:
+    return torch.as_tensor(np.random.default_rng(seed).random((batch, T, N_IN)) < p)
+
+
+def _spikes_and_gradients(clone, params, x, spike_weights):
+    """Spikes, a loss of spikes and readout, and its gradients w.r.t. w_in and w_rec."""
+    z = clone.recurrent_spikes(params, x)
+    loss = (z * spike_weights).sum() + (clone.readout(params["w_out"], clone.readout_trace(z))
+                                        ** 2).mean()  # fmt: skip
+    gradients = torch.autograd.grad(loss, [params["w_in"], params["w_rec"]])
+    return z, loss, gradients
+
+
+def _assert_relative(actual, expected, rtol=RTOL):
+    scale = expected.abs().max()
+    assert scale > 0
+    assert float((actual - expected).abs().max() / scale) < rtol
+
+
+@pytest.mark.parametrize("model", [*FUSED_PRESETS, RESET_TO_VALUE])
+def test_fused_spikes_are_identical_and_gradients_equal_the_reference(model):
+    fused = _clone(model, fused=True)
+    reference = fused.reference()
+    params = {name: w.requires_grad_() for name, w in fused.init_params().items()}
+    x = _input()
+    spike_weights = torch.randn(BATCH, T, N_REC, generator=torch.Generator().manual_seed(2),
+                                dtype=torch.float64)  # fmt: skip
+    z_f, loss_f, grads_f = _spikes_and_gradients(fused, params, x, spike_weights)
+    z_r, loss_r, grads_r = _spikes_and_gradients(reference, params, x, spike_weights)
+    assert 0.02 < float(z_r.detach().mean()) < 0.5  # spiking, not saturated: the test has teeth
+    assert torch.equal(z_f, z_r)
+    _assert_relative(loss_f.detach(), loss_r.detach())
+    for g_f, g_r in zip(grads_f, grads_r, strict=True):
+        _assert_relative(g_f, g_r)
+    # Synapses outside the (sparse) mask do not exist: no gradient.
+    assert torch.all(grads_f[1][~fused.rec_mask] == 0)
+
+
+def test_float32_training_dtype_gives_the_same_spikes_and_close_gradients():
+    fused = _clone("cuba_lif", fused=True, dtype=torch.float32)
+    params = {name: w.requires_grad_() for name, w in fused.init_params().items()}
+    spike_weights = torch.randn(BATCH, T, N_REC, generator=torch.Generator().manual_seed(2))
+    z_f, _, grads_f = _spikes_and_gradients(fused, params, _input(), spike_weights)
+    z_r, _, grads_r = _spikes_and_gradients(fused.reference(), params, _input(), spike_weights)
+    assert z_f.dtype == torch.float32 and torch.equal(z_f, z_r)
+    for g_f, g_r in zip(grads_f, grads_r, strict=True):
+        _assert_relative(g_f, g_r, rtol=1e-5)
+
+
+def _meta_batch(seed=4, n_tasks=2, n_way=3, k_shot=2, n_query=2) -> MetaBatch:
+    gen = torch.Generator().manual_seed(seed)
+    rates = torch.rand(N_OUT, N_IN, generator=gen) * 0.4
+
+    def draw(classes, per_class):
+        labels = torch.arange(n_way).repeat_interleave(per_class)
+        p = rates[classes[labels]].unsqueeze(1).expand(-1, T, -1)
+        return (torch.rand(p.shape, generator=gen) < p).double(), labels
+
+    parts = [[], [], [], [], []]
+    for _ in range(n_tasks):
+        classes = torch.randperm(N_OUT, generator=gen)[:n_way]
+        s_x, s_y = draw(classes, k_shot)
+        q_x, q_y = draw(classes, n_query)
+        for part, value in zip(parts, (s_x, s_y, q_x, q_y, classes), strict=True):
+            part.append(value)
+    return MetaBatch(*(torch.stack(part) for part in parts))
+
+
+def _maml_config(**changes) -> TrainConfig:
+    values = dict(
+        n_way=3, k_shot=2, n_query=2, n_out=N_OUT, held_out_classes=(0,), dtype="float64",
+        inner_steps=1, inner_lr=0.5, prune_threshold=0.0, layout_lambda=1e-3,
+    )  # fmt: skip
+    return TrainConfig(**{**values, **changes})
+
+
+def _count_backward_calls(clone) -> list[int]:
+    """Count the fused layer's backward passes (to know the fused path really ran)."""
+    calls: list[int] = []
+    layer = clone.fused_layer
+    original = layer.backward
+
+    def counted(*args):
+        calls.append(1)
+        return original(*args)
+
+    layer.backward = counted
+    return calls
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("inner_steps", [1, 10])
+@pytest.mark.parametrize("model", FUSED_PRESETS)
+def test_meta_gradient_on_the_fused_layer_equals_the_reference(model, inner_steps, first_order):
+    fused = _clone(model, seed=5)
+    calls = _count_backward_calls(fused)
+    config = _maml_config(inner_steps=inner_steps, inner_lr=0.5 / inner_steps,
+                          first_order=first_order)  # fmt: skip
+    params = init_meta_params(fused.init_params(), config)
+    batch = _meta_batch()
+    cost = torch.rand(N_REC, N_REC, generator=torch.Generator().manual_seed(6),
+                      dtype=torch.float64)  # fmt: skip
+    g_f, loss_f, m_f = meta_gradient(params, batch, fused, config, layout_cost=cost)
+    g_r, loss_r, _ = meta_gradient(params, batch, fused.reference(), config, layout_cost=cost)
+    assert calls  # the meta-gradient went through the fused backward
+    assert m_f["rate"] > 0
+    _assert_relative(loss_f, loss_r)
+    assert set(g_f) == set(g_r)
+    for name in g_f:
+        _assert_relative(g_f[name], g_r[name])
+
+
+def test_the_all_weights_inner_loop_falls_back_to_the_reference():
+    # Its inner gradients go through the recurrent layer under vmap and are
+    # differentiated again: "auto" must take the reference loop there.
+    fused = _clone("lif", seed=5)
+    calls = _count_backward_calls(fused)
+    config = _maml_config(inner_params="all", inner_lr=0.1)
+    params = init_meta_params(fused.init_params(), config)
+    batch = _meta_batch()
+    g_f, loss_f, _ = meta_gradient(params, batch, fused, config)
+    g_r, loss_r, _ = meta_gradient(params, batch, fused.reference(), config)
+    assert not calls
+    _assert_relative(loss_f, loss_r, rtol=1e-14)
+    for name in g_f:
+        _assert_relative(g_f[name], g_r[name], rtol=1e-14)
+
+
+def test_second_derivative_through_the_fused_layer_is_a_clear_error():
+    clone = _clone("lif", fused=True)
+    params = {name: w.requires_grad_() for name, w in clone.init_params().items()}
+    loss = clone.recurrent_spikes(params, _input()).sum()
+    with pytest.raises(RuntimeError, match="first-order backward only"):
+        torch.autograd.grad(loss, params["w_rec"], create_graph=True)
+
+    def gradient_norm(w_rec):
+        def loss_of(w):
+            return clone.recurrent_spikes({**params, "w_rec": w}, _input()).sum()
+
+        return torch.func.grad(loss_of)(w_rec).square().sum()
+
+    with pytest.raises(RuntimeError, match="nested torch.func.grad"):
+        torch.func.grad(gradient_norm)(params["w_rec"].detach())
+
+
+def test_under_vmap_auto_takes_the_reference_and_fused_true_refuses():
+    x = _input().double()
+    auto, forced = _clone("alif"), _clone("alif", fused=True)
+    params = auto.init_params()
+
+    def spikes(clone):
+        return torch.func.vmap(lambda x_b: clone.recurrent_spikes(params, x_b[None])[0])(x)
+
+    assert torch.equal(spikes(auto), auto.reference().recurrent_spikes(params, x))
+    with pytest.raises(RuntimeError, match="torch.func.vmap"):
+        spikes(forced)
+
+
+def test_models_the_fused_layer_cannot_take_use_the_reference():
+    assert _clone("lif_refractory").fused_layer is None
+    assert _clone("lif").fused_layer is not None
+    assert _clone("lif", fused=False).fused_layer is None
+    with pytest.raises(ConfigError, match="refractory period.*fused='auto' or False"):
+        _clone("lif_refractory", fused=True)
+    with pytest.raises(ConfigError, match="fused must be True, False or 'auto'"):
+        _clone("lif", fused="yes")
+
+
+def test_seeded_training_gives_the_same_parameters_fused_and_reference(
+    tmp_path, small_shd, monkeypatch
+):
+    config = TrainConfig(
+        rows=2, cols=2, neurons_per_tile=4, n_bins=30, spatial_stride=10, meta_batch=2,
+        n_way=3, k_shot=2, n_query=2, checkpoint_every=20, outer_lr=3e-3, iterations=20,
+        dtype="float64",
+    )  # fmt: skip
+    make_clone = training.make_clone
+    backward_calls: list[list[int]] = []
+
+    def counting_clone(spec, config):
+        clone = make_clone(spec, config)
+        backward_calls.append(_count_backward_calls(clone))
+        return clone
+
+    monkeypatch.setattr(training, "make_clone", counting_clone)
+    fused = training.train(config, tmp_path / "fused", data_dir=small_shd, progress=False)
+    assert backward_calls and all(backward_calls)  # the default training ran on the fused layer
+    monkeypatch.setattr(training, "make_clone", lambda spec, c: make_clone(spec, c).reference())
+    reference = training.train(config, tmp_path / "reference", data_dir=small_shd,
+                               progress=False)  # fmt: skip
+    params_f = fused.run.load_checkpoint()["params"]
+    params_r = reference.run.load_checkpoint()["params"]
+    assert fused.iterations == reference.iterations == 20
+    assert set(params_f) == set(params_r)
+    for name in params_f:
+        assert params_f[name].dtype == torch.float64
+        _assert_relative(params_f[name], params_r[name])
