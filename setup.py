@@ -7,8 +7,9 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 
 # Sweeps (mosaicnet.sweeps): Dask runs the trials, Optuna stores them; fANOVA
-# importance in Optuna needs scikit-learn.
-DIST = ["dask[distributed]>=2024.1", "optuna>=3.5", "scikit-learn>=1.2"]
+# importance in Optuna needs scikit-learn. Optuna below the next major release:
+# tested with 5.0, and a major release may change the storage API the runner uses.
+DIST = ["dask[distributed]>=2024.1", "optuna>=3.5,<6", "scikit-learn>=1.2"]
 
 setup(
     name="mosaicnet",

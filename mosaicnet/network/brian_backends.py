@@ -49,6 +49,12 @@ STANDALONE_BACKENDS: tuple[str, ...] = ("cpp_standalone", "cuda_standalone")
 #: Every backend name :func:`check_backend` knows.
 BACKENDS: tuple[str, ...] = (*RUNTIME_BACKENDS, *STANDALONE_BACKENDS, "genn")
 
+#: Environment variable naming a directory to build standalone projects in (a
+#: sweep trial's private build directory, see :mod:`mosaicnet.sweeps.objectives`);
+#: unset, they are built on ``/dev/shm`` when it has room, else in the system's
+#: temporary directory.
+BUILD_DIR_ENV = "MOSAICNET_BUILD_DIR"
+
 #: Why ``genn`` is refused, and what it would need. brian2genn 1.7.0 (the latest
 #: release at the time of writing) requires ``brian2 < 2.6`` and a GeNN >= 4.2.1
 #: source tree (``GENN_PATH``), which no package registry provides.
@@ -139,8 +145,9 @@ class StandaloneProject:
     exact
         Compile with :data:`mosaicnet.network.compile_flags.EXACT_COMPILE_ARGS`.
     directory
-        Build directory; default a fresh temporary directory (removed by
-        :meth:`close`). A given directory is kept.
+        Build directory; default a fresh directory (removed by :meth:`close`)
+        under ``$MOSAICNET_BUILD_DIR`` (:data:`BUILD_DIR_ENV`) when set, else on
+        ``/dev/shm`` or in the temporary directory. A given directory is kept.
     cuda_options
         Keyword arguments for
         :func:`mosaicnet.network.gpu_backends.configure_cuda_standalone`.
@@ -163,7 +170,8 @@ class StandaloneProject:
         self.exact = exact
         self._owns_directory = directory is None
         if directory is None:
-            directory = tempfile.mkdtemp(prefix="mosaicnet_brian_", dir=_scratch_parent())
+            parent = os.environ.get(BUILD_DIR_ENV) or _scratch_parent()
+            directory = tempfile.mkdtemp(prefix="mosaicnet_brian_", dir=parent)
         self.directory = Path(directory).resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.cuda_options = dict(cuda_options or {})
