@@ -27,8 +27,8 @@ from mosaicnet.meta.chip_evaluation import (
     evaluate_on_chip,
 )
 from mosaicnet.meta.config import TrainConfig, save_config
+from mosaicnet.meta.run_directory import SPEC_FILE, RunDirectory
 from mosaicnet.meta.torch_evaluation import evaluate_run
-from mosaicnet.meta.training import SPEC_FILE, RunDirectory
 
 MONTH = "30d"
 TINY = dict(

@@ -301,8 +301,9 @@ class ChipSession:
 
         from mosaicnet.meta.maml import inner_learning_rates
         from mosaicnet.meta.run_data import data_for_run
+        from mosaicnet.meta.run_directory import RunDirectory
+        from mosaicnet.meta.run_setup import load_split
         from mosaicnet.meta.torch_evaluation import PROTOCOLS
-        from mosaicnet.meta.training import RunDirectory, load_split
         from mosaicnet.network.torch_clone import TorchClone
 
         self.backend = check_brian_device(brian_device)
@@ -556,7 +557,7 @@ def evaluate_on_chip(
     Parameters
     ----------
     run_dir
-        A training run (:class:`mosaicnet.meta.training.RunDirectory`).
+        A training run (:class:`mosaicnet.meta.run_directory.RunDirectory`).
     data_dir
         Directory with ``shd_test.h5``; ``None`` uses the synthetic default.
     brian_device

@@ -43,7 +43,7 @@ def split_inputs(data_dir: Path, config, n_samples: int, *, seed: int = 0):
     binned counts of the first spatial-sampling view (offset 0), as the network
     was trained on.
     """
-    from mosaicnet.meta.training import load_split
+    from mosaicnet.meta.run_setup import load_split
 
     dataset = load_split(Path(data_dir), "test")
     rng = np.random.default_rng(seed)
@@ -84,7 +84,7 @@ def record_test_samples(
     seed
         Seed of the programming noise and of the sample choice.
     """
-    from mosaicnet.meta.training import RunDirectory
+    from mosaicnet.meta.run_directory import RunDirectory
     from mosaicnet.network.brian_network import simulate
 
     run = RunDirectory(run_dir)

@@ -375,7 +375,7 @@ class TrainEvaluate(SweepTarget):
     def prepare(self, options, *, progress):
         # Resolve (and, for the synthetic default, generate) the data once, in the
         # client: workers generating the same files at once would race.
-        from mosaicnet.meta.training import resolve_data_dir
+        from mosaicnet.meta.run_setup import resolve_data_dir
 
         data = resolve_data_dir(options.get("data"), progress=progress)
         return {**options, "data": str(Path(data).resolve())}
