@@ -8,8 +8,9 @@ HERE = Path(__file__).parent
 
 # Sweeps (mosaicnet.sweeps): Dask runs the trials, Optuna stores them; fANOVA
 # importance in Optuna needs scikit-learn; the runner checks its workers' processes
-# with psutil. Lower bounds: the first releases that support numpy 2.
-DIST = ["dask[distributed]>=2024.1", "optuna>=3.5", "scikit-learn>=1.4.2", "psutil>=5.9"]
+# with psutil. Lower bounds: the first releases that support numpy 2; Optuna below
+# its next major release, whose storage API may change (tested with 5.0).
+DIST = ["dask[distributed]>=2024.1", "optuna>=3.5,<6", "scikit-learn>=1.4.2", "psutil>=5.9"]
 
 setup(
     name="mosaicnet",

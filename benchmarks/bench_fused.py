@@ -42,7 +42,7 @@ def build(args: argparse.Namespace, path: str):
     from mosaicnet.data.tasks import TaskSampler
     from mosaicnet.meta.config import TrainConfig
     from mosaicnet.meta.maml import init_meta_params
-    from mosaicnet.meta.training import (
+    from mosaicnet.meta.run_setup import (
         build_layout,
         build_spec,
         few_shot_config,
@@ -176,7 +176,7 @@ def main() -> None:
         print(json.dumps(memory_of(args, args.memory_path)))
         return
 
-    from mosaicnet.meta.training import resolve_data_dir
+    from mosaicnet.meta.run_setup import resolve_data_dir
 
     resolve_data_dir(args.data, progress=True)  # the synthetic data once, up front
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {args.rows} x "

@@ -62,7 +62,7 @@ def build(k_shot: int, inner_steps: int, *, seed: int = 0):
     from mosaicnet.data.tasks import TaskSampler
     from mosaicnet.meta.config import TrainConfig
     from mosaicnet.meta.maml import init_meta_params
-    from mosaicnet.meta.training import (
+    from mosaicnet.meta.run_setup import (
         build_layout,
         build_spec,
         few_shot_config,
@@ -182,7 +182,7 @@ def main() -> None:
         print(json.dumps(memory_case(path, k_shot, steps)))
         return
 
-    from mosaicnet.meta.training import resolve_data_dir
+    from mosaicnet.meta.run_setup import resolve_data_dir
 
     resolve_data_dir(None, progress=True)  # generate the synthetic data once, up front
     cases = [("fast", k, s) for k in args.shots for s in (1, 10)]

@@ -1,8 +1,10 @@
 """Sweep wall time: 4 trials on 2 Dask worker processes vs the same trials in sequence.
 
-Every trial is the diagnostic ``synthetic-quadratic`` target with ``busy_s`` CPU
-seconds of pure-Python arithmetic (CPU work, not a sleep, so the speed-up measures
-real parallel execution on the machine's cores). Timed:
+Every trial is the diagnostic ``synthetic-quadratic`` target of the tests
+(``tests/sweep_targets.py``, put on ``sys.path`` here and inherited by the worker
+processes) with ``busy_s`` CPU seconds of pure-Python arithmetic (CPU work, not a
+sleep, so the speed-up measures real parallel execution on the machine's cores).
+Timed:
 
 * sequential: :func:`mosaicnet.sweeps.objectives.run_trial` called 4 times in this
   process, one after another (no scheduler, no study);
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +47,11 @@ from pathlib import Path
 from mosaicnet.sweeps.objectives import get_target, run_trial
 from mosaicnet.sweeps.runner import run_sweep
 from mosaicnet.sweeps.sweep_file import parse_sweep
+
+# The synthetic target is test scaffolding, not part of the package: import it from
+# the tests. Spawned Dask workers inherit sys.path, so they find it too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import sweep_targets  # noqa: E402, F401  (registers synthetic-quadratic)
 
 TRAIN_PARAMS = {
     "rows": 1, "cols": 2, "neurons_per_tile": 4, "n_bins": 20, "iterations": 10,

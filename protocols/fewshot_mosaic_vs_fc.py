@@ -175,7 +175,7 @@ def run(
         default, generated on first use.
     """
     from mosaicnet.layout import Layout
-    from mosaicnet.meta.training import RunDirectory
+    from mosaicnet.meta.run_directory import RunDirectory
     from mosaicnet.network.figures import plot_sample
     from mosaicnet.protocols_support import figures, hardware_costs, reporting
     from mosaicnet.protocols_support.evaluation import evaluate_brian, evaluate_torch

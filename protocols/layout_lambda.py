@@ -113,7 +113,7 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
-    from mosaicnet.meta.training import RunDirectory
+    from mosaicnet.meta.run_directory import RunDirectory
     from mosaicnet.protocols_support import figures
     from mosaicnet.protocols_support.evaluation import evaluate_as_configured
     from mosaicnet.protocols_support.hardware_costs import hardware_costs

@@ -27,8 +27,8 @@ from mosaicnet.meta.chip_evaluation import (
 )
 from mosaicnet.meta.config import TrainConfig, save_config
 from mosaicnet.meta.evaluation_options import EvaluationOptions
+from mosaicnet.meta.run_directory import SPEC_FILE, RunDirectory
 from mosaicnet.meta.torch_evaluation import evaluate_on_torch
-from mosaicnet.meta.training import SPEC_FILE, RunDirectory
 
 MONTH = "30d"
 TINY = dict(

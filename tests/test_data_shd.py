@@ -88,7 +88,7 @@ def test_missing_file_names_path_and_how_to_get_data(tmp_path):
     missing = tmp_path / "nowhere" / "shd_train.h5"
     with pytest.raises(DataFormatError, match="not found") as info:
         load_shd(missing)
-    assert str(missing) in str(info.value) and "mosaicnet data synth" in str(info.value)
+    assert str(missing) in str(info.value) and "write_synthetic_shd" in str(info.value)
 
 
 def test_text_file_is_not_hdf5(tmp_path):
@@ -284,5 +284,6 @@ def test_fuzzed_files_give_a_read_or_a_data_format_error(tmp_path, capfd):
 def test_unit_range_error_names_the_command_line_flag_too(tmp_path, capsys):
     path = write_shd_file(tmp_path / "wide.h5", [[0.1], [0.2]], [[1], [800]], [0, 1])
     assert main(["data", "inspect", str(path)]) == 2
-    assert "--channels of `mosaicnet data inspect`" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "n_channels argument of load_shd" in err and "(on the command line: --channels)" in err
     assert main(["data", "inspect", str(path), "--channels", "801", "--json"]) == 0

@@ -122,7 +122,7 @@ def test_existing_files_are_never_silently_overwritten(tmp_path):
     before = train.read_bytes()
     with pytest.raises(RunDirectoryError, match="refusing to overwrite") as info:
         write_synthetic_shd(tmp_path, seed=1, n_train=20, n_test=20)
-    assert str(train) in str(info.value) and "--force" in str(info.value)
+    assert str(train) in str(info.value) and "overwrite=True" in str(info.value)
     assert train.read_bytes() == before
     write_synthetic_shd(tmp_path, seed=1, n_train=20, n_test=20, overwrite=True)
     assert synthetic_parameters(train)["seed"] == 1

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mosaicnet.devices import get_device_model, list_presets, program_weights
+from mosaicnet.devices.brian_form import build_brian_form
 from mosaicnet.errors import ConfigError
 
 DAY_S = 86400.0
@@ -43,7 +44,7 @@ def programmed(preset, seed=0):
 @pytest.mark.parametrize("preset", list_presets())
 def test_read_code_gives_the_numpy_drifted_weight(preset):
     chip, mask = programmed(preset)
-    form = chip.model.brian_form(read_noise=False)
+    form = build_brian_form(chip.model, read_noise=False)
     network, synapses = build(form, mask)
     form.add_reader(synapses, dt=brian2.defaultclock.dt)
     order = (synapses.i[:], synapses.j[:])
@@ -73,7 +74,7 @@ def test_read_noise_in_brian_matches_numpy_in_distribution(preset):
     n = 4000
     weights = np.full((1, n), 0.5)
     chip = program_weights(weights, get_device_model(preset), rng=0, w_scale=1.0)
-    form = chip.model.brian_form()
+    form = build_brian_form(chip.model)
     _, synapses = build(form, np.ones((1, n), bool))
     form.set_state(synapses, chip, t_read_s=DAY_S)
     form.apply_read(synapses)
@@ -87,22 +88,23 @@ def test_read_noise_in_brian_matches_numpy_in_distribution(preset):
 
 
 def test_form_declares_units_and_namespace():
-    form = get_device_model("pcm_aihwkit").brian_form()
+    form = build_brian_form(get_device_model("pcm_aihwkit"))
     assert "g_plus_prog : siemens" in form.synapse_model
     assert "t_read : second (shared)" in form.synapse_model
     assert float(form.namespace["device_g_max"] / brian2.siemens) == 25e-6
     assert float(form.namespace["device_t0"] / brian2.second) == 20.0
     assert "randn()" in form.read_code
-    assert "randn()" not in get_device_model("pcm_aihwkit").brian_form(read_noise=False).read_code
+    quiet = build_brian_form(get_device_model("pcm_aihwkit"), read_noise=False)
+    assert "randn()" not in quiet.read_code
 
 
 def test_set_state_rejects_mismatched_input():
     chip, mask = programmed("pcm_nandakumar")
-    form = chip.model.brian_form()
+    form = build_brian_form(chip.model)
     _, synapses = build(form, mask)
     with pytest.raises(ConfigError, match="does not fit synapses"):
         form.set_state(synapses, program_weights(np.ones((2, 2)), chip.model), t_read_s=1.0)
-    other = get_device_model("rram_hfox").brian_form()
+    other = build_brian_form(get_device_model("rram_hfox"))
     with pytest.raises(ConfigError, match="programmed with pcm_nandakumar"):
         other.set_state(synapses, chip, t_read_s=1.0)
     later = chip.reprogram(np.zeros((N_PRE, N_POST)), t_prog_s=100.0, rng=0)
@@ -116,7 +118,7 @@ def test_set_state_rejects_mismatched_input():
 
 
 def test_weight_variable_name_is_configurable():
-    form = get_device_model("rram_hfox").brian_form(weight_name="w_syn", read_noise=False)
+    form = build_brian_form(get_device_model("rram_hfox"), weight_name="w_syn", read_noise=False)
     assert "w_syn : 1" in form.synapse_model and form.read_code.splitlines()[-1].startswith("w_syn")
     with pytest.raises(ConfigError, match="weight_name"):
-        get_device_model("rram_hfox").brian_form(weight_name="t_read")
+        build_brian_form(get_device_model("rram_hfox"), weight_name="t_read")

@@ -8,7 +8,7 @@ import torch
 from torch.func import grad, vmap
 
 from mosaicnet.devices import PowerLawDriftDevice, get_device_model, list_presets, program_weights
-from mosaicnet.devices.perturbation import DevicePerturbation, perturb_weights
+from mosaicnet.devices.perturbation import perturb_weights
 from mosaicnet.errors import ConfigError
 
 DAY_S = 86400.0
@@ -32,12 +32,15 @@ def test_gradient_is_the_identity(preset):
 
 
 def test_gradient_is_the_identity_under_torch_func_grad():
-    perturb = DevicePerturbation("pcm_aihwkit", 1.0, DAY_S, drift_compensation=True)
     weights = torch.randn(5, 4, generator=generator(0)) * 0.1
     coefficients = torch.arange(20.0).reshape(5, 4)
 
     def loss(w):
-        return (perturb(w, generator=generator(3)) * coefficients).sum()
+        perturbed = perturb_weights(
+            w, "pcm_aihwkit", t_read_s=(1.0, DAY_S), generator=generator(3),
+            drift_compensation=True,
+        )  # fmt: skip
+        return (perturbed * coefficients).sum()
 
     torch.testing.assert_close(grad(loss)(weights), coefficients, rtol=0, atol=0)
 
@@ -59,11 +62,12 @@ def test_fresh_noise_every_call_and_reproducible_from_the_generator():
 
 
 def test_vmap_with_different_randomness_samples_one_chip_per_batch_element():
-    perturb = DevicePerturbation("pcm_nandakumar", 1.0, DAY_S)
     weights = torch.randn(4, 3, generator=generator(0)) * 0.1
-    batch = vmap(lambda w: perturb(w, generator=generator(1)), randomness="different")(
-        weights.expand(5, 4, 3)
-    )
+
+    def perturb(w):
+        return perturb_weights(w, "pcm_nandakumar", t_read_s=(1.0, DAY_S), generator=generator(1))
+
+    batch = vmap(perturb, randomness="different")(weights.expand(5, 4, 3))
     assert batch.shape == (5, 4, 3)
     assert all(not torch.equal(batch[0], batch[k]) for k in range(1, 5))
 

@@ -21,7 +21,8 @@ import torch
 from mosaicnet.cli import main
 from mosaicnet.errors import ConfigError, RunDirectoryError
 from mosaicnet.meta.config import TrainConfig, save_config
-from mosaicnet.meta.training import CHECKPOINT_FILE, METRICS_FILE, RunDirectory, train
+from mosaicnet.meta.run_directory import CHECKPOINT_FILE, METRICS_FILE, RunDirectory
+from mosaicnet.meta.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -214,7 +215,7 @@ def test_one_simulation_step_is_one_input_bin(n_bins, window_s, dt_ms):
     """Rasters and rates use the spec's dt: it must be the bin width of the data."""
     from brian2 import ms
 
-    from mosaicnet.meta.training import build_spec
+    from mosaicnet.meta.run_setup import build_spec
 
     config = TrainConfig(rows=1, cols=2, neurons_per_tile=4, n_bins=n_bins, window_s=window_s)
     spec = build_spec(config, n_in=8)
@@ -313,7 +314,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint(
 ):
     import errno
 
-    from mosaicnet.meta import training
+    from mosaicnet.meta import run_directory
 
     run = tmp_path / "run"
     args = ["train", "--data", str(data_dir), "--out", str(run), "--quiet",
@@ -324,7 +325,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint(
     def full(self, state):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(training.RunDirectory, "save_checkpoint", full)
+    monkeypatch.setattr(run_directory.RunDirectory, "save_checkpoint", full)
     capsys.readouterr()
     assert main([*args, "--resume", "--iterations", "6"]) == 2
     err = capsys.readouterr().err

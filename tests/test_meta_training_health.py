@@ -12,18 +12,13 @@ import torch
 
 from mosaicnet.data.tasks import FewShotConfig, TaskSampler, split_recordings
 from mosaicnet.errors import ConfigError, TrainingDiverged
+from mosaicnet.meta import run_setup
 from mosaicnet.meta import training as training_module
 from mosaicnet.meta.config import TrainConfig
 from mosaicnet.meta.divergence import MIN_RISE, DivergenceMonitor
-from mosaicnet.meta.training import (
-    BEST_FILE,
-    BEST_SPEC_FILE,
-    RunDirectory,
-    build_layout,
-    build_spec,
-    clip_gradients,
-    train,
-)
+from mosaicnet.meta.run_directory import BEST_FILE, BEST_SPEC_FILE, RunDirectory
+from mosaicnet.meta.run_setup import build_layout, build_spec
+from mosaicnet.meta.training import clip_gradients, train
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -162,7 +157,7 @@ def test_validation_on_held_out_recordings_never_trains_on_them(tmp_path, data_d
     config = TrainConfig(**TINY, iterations=2, validation_every=1, validation_tasks=2,
                          validation_holdout=4)  # fmt: skip
     train(config, tmp_path / "run", data_dir=data_dir, progress=False)
-    validation_seed = training_module.stream_seed(0, training_module._STREAM_VALIDATION)
+    validation_seed = run_setup.stream_seed(0, run_setup.STREAM_VALIDATION)
     by_kind: dict[bool, set] = {True: set(), False: set()}
     for seed, support, query in seen_indices:
         by_kind[seed == validation_seed].update(support.ravel(), query.ravel())

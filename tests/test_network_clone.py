@@ -8,6 +8,7 @@ from brian2 import ms
 from mosaicnet.errors import ConfigError
 from mosaicnet.network.neuron_compiler import compile_neuron
 from mosaicnet.network.neuron_presets import cuba_lif, neuron_model
+from mosaicnet.network.neuron_update import exact_linear_update
 from mosaicnet.network.spec import NeuronParameters, random_spec
 from mosaicnet.network.surrogate import (
     SURROGATES,
@@ -16,7 +17,7 @@ from mosaicnet.network.surrogate import (
     spike_function,
     triangular_derivative,
 )
-from mosaicnet.network.torch_clone import TorchClone, exact_linear_update
+from mosaicnet.network.torch_clone import TorchClone
 
 LAYOUT = {"kind": "mosaic", "rows": 2, "cols": 2, "neurons_per_tile": 4, "beta": 8.0}
 N_IN, N_OUT, T = 12, 4, 40

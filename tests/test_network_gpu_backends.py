@@ -351,7 +351,7 @@ def test_configure_sets_prefs_and_device_and_restore_puts_prefs_back(tmp_path):
 def test_exact_mode_uses_the_cpu_exact_host_flags_and_no_fma(tmp_path):
     from brian2 import prefs, set_device
 
-    from mosaicnet.network.brian_backends import EXACT_COMPILE_ARGS
+    from mosaicnet.network.compile_flags import EXACT_COMPILE_ARGS
 
     build = gb.configure_cuda_standalone(tmp_path / "proj", compile_only=True, exact=True)
     try:
@@ -366,79 +366,14 @@ def test_exact_mode_uses_the_cpu_exact_host_flags_and_no_fma(tmp_path):
 # --- genn ----------------------------------------------------------------------
 
 
-def test_genn_without_brian2genn_explains_the_install(monkeypatch):
-    real_version = importlib.metadata.version
+def test_genn_is_refused_before_any_setup_and_points_to_cuda_standalone():
+    from mosaicnet.network.brian_backends import check_backend
 
-    def version(name: str) -> str:
-        if name == "brian2genn":
-            raise importlib.metadata.PackageNotFoundError(name)
-        return real_version(name)
-
-    monkeypatch.setattr(importlib.metadata, "version", version)
     with pytest.raises(BackendUnavailableError) as info:
-        gb.find_genn()
+        check_backend("genn")
     message = str(info.value)
-    assert "brian2genn is not installed" in message
-    assert "GENN_PATH" in message
-    assert "GeNN >= 4.2.1" in message
-
-
-def test_brian2genn_1_7_requirement_excludes_brian2_2_9():
-    # brian2genn 1.7.0's Requires-Dist, as published on PyPI.
-    requirements = ["brian2 (<2.6,>=2.5.0.2)", "setuptools (>=61)", "pytest ; extra == 'test'"]
-    assert gb.brian2genn_brian2_conflict(requirements, "2.9.0") == "brian2<2.6,>=2.5.0.2"
-    assert gb.brian2genn_brian2_conflict(requirements, "2.5.1") is None
-    assert gb.brian2genn_brian2_conflict(["setuptools"], "2.9.0") is None
-
-
-def test_genn_with_conflicting_brian2genn_says_so(monkeypatch):
-    real_version = importlib.metadata.version
-    real_requires = importlib.metadata.requires
-    monkeypatch.setattr(
-        importlib.metadata,
-        "version",
-        lambda name: "1.7.0" if name == "brian2genn" else real_version(name),
-    )
-    monkeypatch.setattr(
-        importlib.metadata,
-        "requires",
-        lambda name: ["brian2 (<2.6,>=2.5.0.2)"] if name == "brian2genn" else real_requires(name),
-    )
-    with pytest.raises(BackendUnavailableError, match=r"brian2genn 1\.7\.0 requires brian2<2\.6"):
-        gb.find_genn()
-
-
-def _fake_genn(root: Path, version: str | None) -> Path:
-    (root / "bin").mkdir(parents=True)
-    (root / "bin" / "genn-buildmodel.sh").write_text("#!/bin/sh\n")
-    if version is not None:
-        (root / "version.txt").write_text(version + "\n")
-    return root
-
-
-def test_genn_path_from_environment_and_version_check(tmp_path, monkeypatch):
-    genn = _fake_genn(tmp_path / "genn", "4.9.0")
-    monkeypatch.setenv("GENN_PATH", str(genn))
-    assert gb.find_genn_path() == genn
-    assert gb.genn_version(genn) == (4, 9, 0)
-
-
-@pytest.mark.parametrize(
-    ("version", "message"), [("4.1.0", "older than 4.2.1"), (None, "cannot read the GeNN version")]
-)
-def test_old_or_unversioned_genn_is_rejected(tmp_path, version, message):
-    genn = _fake_genn(tmp_path / "genn", version)
-    with pytest.raises(BackendUnavailableError, match=message):
-        gb.genn_version(genn)
-
-
-def test_missing_genn_tree_is_reported(tmp_path, monkeypatch):
-    monkeypatch.delenv("GENN_PATH", raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(BackendUnavailableError, match="no GeNN source tree found"):
-        gb.find_genn_path()
-    with pytest.raises(BackendUnavailableError, match="not a GeNN source tree"):
-        gb.find_genn_path(tmp_path)
+    assert "run_args" in message and "brian2 < 2.6" in message
+    assert "cuda_standalone" in message and gb.CUDA_INSTALL_COMMAND in message
 
 
 # --- compile-only build of a small network -------------------------------------

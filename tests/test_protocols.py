@@ -376,7 +376,7 @@ def test_retraining_continues_from_the_base_run(tmp_path, default_data):
     import torch
 
     from mosaicnet.meta.config import TrainConfig
-    from mosaicnet.meta.training import RunDirectory
+    from mosaicnet.meta.run_directory import RunDirectory
     from mosaicnet.protocols_support.runs import continue_training, train_or_resume
 
     config = TrainConfig(rows=2, cols=2, iterations=2, meta_batch=2, checkpoint_every=1)

@@ -19,7 +19,7 @@ from mosaicnet.data import load_shd, write_synthetic_shd
 from mosaicnet.errors import ConfigError
 from mosaicnet.layout import Layout
 from mosaicnet.meta.config import TrainConfig
-from mosaicnet.meta.training import SPEC_FILE, RunDirectory
+from mosaicnet.meta.run_directory import SPEC_FILE, RunDirectory
 from mosaicnet.network.brian_network import simulate
 from mosaicnet.network.spec import NeuronParameters, random_spec
 
@@ -143,7 +143,7 @@ def test_training_run_directory_uses_its_spec_and_binning(capsys, tiny_shd, tmp_
 
 
 def test_default_data_is_the_synthetic_default(capsys, spec_file, tmp_path, monkeypatch):
-    monkeypatch.setattr("mosaicnet.meta.training.DEFAULT_DATA_DIR", tmp_path / "synthetic")
+    monkeypatch.setattr("mosaicnet.meta.run_setup.DEFAULT_DATA_DIR", tmp_path / "synthetic")
     report = _json(capsys, ["simulate", str(spec_file), "--samples", "1", "--json"])
     assert report["data_file"] == str(tmp_path / "synthetic" / "shd_test.h5")
     assert (tmp_path / "synthetic" / "shd_train.h5").is_file()

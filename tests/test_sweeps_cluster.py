@@ -22,6 +22,7 @@ pytest.importorskip("optuna", reason="the dist extra (optuna) is not installed")
 pytest.importorskip("distributed", reason="the dist extra (dask.distributed) is not installed")
 
 import optuna  # noqa: E402
+import sweep_targets  # noqa: E402, F401  (registers synthetic-quadratic)
 from optuna.trial import TrialState  # noqa: E402
 
 from mosaicnet.cli import main  # noqa: E402

@@ -10,6 +10,8 @@ import pytest
 
 pytest.importorskip("optuna", reason="the dist extra (optuna) is not installed")
 
+import sweep_targets  # noqa: E402, F401  (registers synthetic-quadratic)
+
 from mosaicnet.cli import main  # noqa: E402
 from mosaicnet.errors import ConfigError  # noqa: E402
 from mosaicnet.sweeps.sweep_file import load_sweep, parse_sweep, storage_url  # noqa: E402

@@ -16,6 +16,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna", reason="the dist extra (optuna) is not installed")
 
+import sweep_targets  # noqa: E402  (registers synthetic-quadratic)
 from optuna.trial import TrialState  # noqa: E402
 
 from mosaicnet.sweeps import runner  # noqa: E402
@@ -91,9 +92,12 @@ def test_each_trial_gets_private_temp_and_build_directories_and_brian_is_reset(t
                 set_device("cpp_standalone", build_on_run=False)
                 scratch = Path(tempfile.mkdtemp(prefix="brian_standalone_"))
                 build = os.environ["MOSAICNET_BUILD_DIR"]
+                from mosaicnet.network.brian_backends import StandaloneProject
+                project = StandaloneProject("cpp_standalone").directory
                 return {
                     "tmp": str(scratch.parent),
                     "build": build,
+                    "project": str(project),
                     "build_exists": os.path.isdir(build),
                     "device": type(get_device()).__name__,
                     "out_dir": str(out_dir),
@@ -114,6 +118,8 @@ def test_each_trial_gets_private_temp_and_build_directories_and_brian_is_reset(t
     on_ram_disk = Path(first["build"]).parent == RAM_DISK
     assert on_ram_disk or first["build"] == str(tmp_path / "t1" / "build")
     assert first["device"] == "CPPStandaloneDevice"
+    # mosaicnet's own standalone projects are built in the trial's build directory.
+    assert Path(first["project"]).parent == Path(first["build"]).resolve()
     # The worker's own environment is restored, and Brian2 is back on its runtime device.
     assert tempfile.gettempdir() == before_tmp
     assert os.environ.get(BUILD_DIR_ENV) == before_env
@@ -122,6 +128,7 @@ def test_each_trial_gets_private_temp_and_build_directories_and_brian_is_reset(t
     assert type(get_device()).__name__ == "RuntimeDevice"
     # Standalone projects are removed after the trial, and so is a RAM-disk build directory.
     assert not list((tmp_path / "t1" / "tmp").glob("brian_standalone_*"))
+    assert not Path(first["project"]).exists()
     if on_ram_disk:
         assert not Path(first["build"]).exists()
 
@@ -158,7 +165,12 @@ def _spec(sampler: str = "random", n_trials: int = 4, retries: int = 1):
 
 
 def _study(spec):
-    return optuna.create_study(direction=spec.direction, sampler=runner.make_sampler(spec))
+    """An in-memory study and its storage, as :func:`runner.open_study` returns them."""
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(
+        storage=storage, direction=spec.direction, sampler=runner.make_sampler(spec)
+    )
+    return study, storage
 
 
 def _ask(study, spec, params, attempt=1, **attrs):
@@ -168,11 +180,11 @@ def _ask(study, spec, params, attempt=1, **attrs):
 
 def test_plan_marks_orphaned_trials_failed_and_retries_them_first():
     spec = _spec()
-    study = _study(spec)
+    study, storage = _study(spec)
     done = _ask(study, spec, {"x": 0.0, "y": -2.0})
     study.tell(done, 5.0)
     orphan = _ask(study, spec, {"x": 1.0, "y": 0.0})  # left RUNNING by a stopped client
-    queue, fresh, finished = runner.plan(study, spec, spec.n_trials)
+    queue, fresh, finished = runner.plan(study, storage, spec, spec.n_trials)
     assert finished == 1
     state = study.get_trials()[orphan.number]
     assert state.state == TrialState.FAIL
@@ -186,15 +198,15 @@ def test_plan_marks_orphaned_trials_failed_and_retries_them_first():
 
 def test_lost_trials_are_retried_until_the_retries_are_used_up():
     spec = _spec(retries=1)
-    study = _study(spec)
+    study, storage = _study(spec)
     lost = _ask(study, spec, {"x": 1.0, "y": 0.0})
-    runner._finish_trial(study, lost._trial_id, lost.number, runner.LOST, False)
-    queue, _, _ = runner.plan(study, spec, spec.n_trials)
+    runner._fail(study, lost, runner.LOST, False)
+    queue, _, _ = runner.plan(study, storage, spec, spec.n_trials)
     assert [(w.attempt, w.retry_of) for w in queue] == [(2, lost.number)]
     # Once a retry exists, the lost trial is not queued again.
     retry = _ask(study, spec, queue[0].params, attempt=2, retry_of=lost.number)
     study.tell(retry, 1.0)
-    queue, fresh, done = runner.plan(study, spec, spec.n_trials)
+    queue, fresh, done = runner.plan(study, storage, spec, spec.n_trials)
     assert not queue and done == 1 and fresh == spec.n_trials - 1
 
 
@@ -211,7 +223,7 @@ class _DeadWorkerFuture:
 
 def test_record_retries_a_lost_trial_then_marks_it_failed_for_good(tmp_path):
     spec = _spec(retries=1)
-    study = _study(spec)
+    study, storage = _study(spec)
     outcome = runner.SweepOutcome("plan", "memory", tmp_path, 4, 0, 0, 0, 0, None, None, 0, 0)
     first = _ask(study, spec, {"x": 0.0, "y": 0.0})
     retry = runner._record(study, spec, first, runner.Work(dict(first.params)),
@@ -228,14 +240,14 @@ def test_record_retries_a_lost_trial_then_marks_it_failed_for_good(tmp_path):
 
 def test_grid_plan_runs_only_grid_points_without_a_finished_trial():
     spec = _spec(sampler="grid")
-    study = _study(spec)
-    queue, fresh, done = runner.plan(study, spec, spec.n_trials)
+    study, storage = _study(spec)
+    queue, fresh, done = runner.plan(study, storage, spec, spec.n_trials)
     assert (len(queue), fresh, done) == (4, 0, 0)
     finished = _ask(study, spec, queue[0].params)
     study.tell(finished, 1.0)
     failed = _ask(study, spec, queue[1].params)  # a trial whose own code raised: final
-    runner._finish_trial(study, failed._trial_id, failed.number, runner.ERROR, True)
-    queue2, _, done = runner.plan(study, spec, spec.n_trials)
+    runner._fail(study, failed, runner.ERROR, True)
+    queue2, _, done = runner.plan(study, storage, spec, spec.n_trials)
     assert done == 2
     assert [w.params for w in queue2] == [w.params for w in list(queue)[2:]]
 
@@ -271,7 +283,7 @@ def test_a_second_client_is_refused_while_the_first_is_alive(tmp_path):
     from mosaicnet.errors import RunDirectoryError
 
     spec = _spec()
-    study = runner.open_study(spec, f"sqlite:///{tmp_path / 'study.db'}")
+    study, _ = runner.open_study(spec, f"sqlite:///{tmp_path / 'study.db'}")
     record = runner._client_record()
     # Another live process on this host (our parent) holds the study ...
     import psutil
@@ -315,9 +327,20 @@ def test_a_one_point_grid_is_recorded_and_then_done():
             "space": {"x": [1.0], "y": [-2.0]},
         }
     )
-    study = _study(spec)
-    (work,), fresh, done = runner.plan(study, spec, spec.n_trials)
+    study, storage = _study(spec)
+    (work,), fresh, done = runner.plan(study, storage, spec, spec.n_trials)
     assert (fresh, done) == (0, 0)
     study.tell(_ask(study, spec, work.params), 0.0)
-    queue, fresh, done = runner.plan(study, spec, spec.n_trials)
+    queue, fresh, done = runner.plan(study, storage, spec, spec.n_trials)
     assert (list(queue), fresh, done) == ([], 0, 1)
+
+
+def test_targets_outside_the_package_are_registered_and_unknown_kinds_say_how():
+    from mosaicnet.errors import ConfigError
+    from mosaicnet.sweeps.objectives import get_target, register_target
+
+    assert isinstance(get_target("synthetic-quadratic"), sweep_targets.SyntheticQuadratic)
+    with pytest.raises(ConfigError, match="unknown target kind 'cubic'.*register_target"):
+        get_target("cubic")
+    with pytest.raises(ConfigError, match="SweepTarget instance"):
+        register_target(sweep_targets.SyntheticQuadratic)  # the class, not an instance

@@ -13,20 +13,32 @@ from pathlib import Path
 HELP_ORDER = 10
 
 
+def _name_the_flag(error: Exception, argument: str, flag: str) -> None:
+    """Re-raise a library error that names a Python argument with the flag added."""
+    if argument in str(error):
+        raise type(error)(f"{error} (on the command line: {flag})") from error
+    raise error
+
+
 def _synth(args: argparse.Namespace) -> int:
     from mosaicnet.data.synthetic import write_synthetic_shd
     from mosaicnet.writable import check_writable_dir
 
     check_writable_dir(args.out_dir, what="data folder")
 
-    train, test = write_synthetic_shd(
-        args.out_dir,
-        seed=args.seed,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        overwrite=args.force,
-        progress=not args.quiet,
-    )
+    from mosaicnet.errors import RunDirectoryError
+
+    try:
+        train, test = write_synthetic_shd(
+            args.out_dir,
+            seed=args.seed,
+            n_train=args.n_train,
+            n_test=args.n_test,
+            overwrite=args.force,
+            progress=not args.quiet,
+        )
+    except RunDirectoryError as error:
+        _name_the_flag(error, "overwrite=True", "--force")
     print(f"wrote {train}")
     print(f"wrote {test}")
     return 0
@@ -39,8 +51,12 @@ def _format_stats(stats: dict[str, float], unit: str = "", digits: int = 0) -> s
 
 def _inspect(args: argparse.Namespace) -> int:
     from mosaicnet.data.inspect import inspect_shd
+    from mosaicnet.errors import DataFormatError
 
-    info = inspect_shd(args.file, n_channels=args.channels, window_s=args.window_s)
+    try:
+        info = inspect_shd(args.file, n_channels=args.channels, window_s=args.window_s)
+    except DataFormatError as error:
+        _name_the_flag(error, "n_channels argument", "--channels")
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -192,7 +192,7 @@ def load_network(source: str | Path) -> tuple[NetworkSpec, TrainConfig | None]:
             "NetworkSpec.save) or a training run directory (`mosaicnet train --out DIR`)"
         )
     if path.is_dir():
-        from mosaicnet.meta.training import RunDirectory
+        from mosaicnet.meta.run_directory import RunDirectory
 
         run = RunDirectory.open(path)
         return run.load_spec(), run.load_config()
@@ -328,7 +328,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     spec, config = load_network(args.source)
 
     from mosaicnet.meta.run_data import data_for_run
-    from mosaicnet.meta.training import load_split, resolve_data_dir
+    from mosaicnet.meta.run_setup import load_split, resolve_data_dir
 
     if config is not None:  # a run: its own data unless told otherwise
         data_dir = data_for_run(

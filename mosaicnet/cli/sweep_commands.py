@@ -40,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run or resume a parameter sweep on Dask workers, results in an Optuna study",
         # Pre-wrapped: the raw formatter (which keeps the epilog's layout) does not wrap.
         description=textwrap.fill(
-            "Run the trials of SWEEP_FILE (a protocol, train+evaluate, or the diagnostic "
-            "synthetic-quadratic target) over a grid or an Optuna sampler. Trials run on a "
+            "Run the trials of SWEEP_FILE (a protocol, train+evaluate, or a target "
+            "registered with register_target) over a grid or an Optuna sampler. Trials run on a "
             "Dask LocalCluster of worker processes, or on an existing cluster given by "
             "--scheduler (on SLURM, start one with dask-jobqueue). Every finished trial is "
             "stored at once in an Optuna storage (SQLite file in the output directory by "

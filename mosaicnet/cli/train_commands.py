@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig of the command line: run / --config file / defaults, then flags."""
     from mosaicnet.meta.config import TrainConfig, load_config
-    from mosaicnet.meta.training import RunDirectory
+    from mosaicnet.meta.run_directory import RunDirectory
     from mosaicnet.protocols_support.parameters import parse_assignment
 
     # On resume the run's own configuration is the base; train() rejects any change

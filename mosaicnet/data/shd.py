@@ -149,8 +149,8 @@ class SpikeDataset:
                 raise DataFormatError(
                     f"{where}: sample {sample} has spike unit {first} outside "
                     f"0..{self.n_channels - 1} ({count} such spikes in the file). Give the "
-                    "recording's channel count (n_channels= of load_shd; --channels of "
-                    "`mosaicnet data inspect`), or fix the file."
+                    "recording's channel count (the n_channels argument of load_shd), or fix "
+                    "the file."
                 )
         if raw_times.size:
             # NaN compares False, so it is caught too; +inf is not finite.
@@ -342,8 +342,8 @@ def _check_container(path: Path) -> None:
     if not path.exists():
         raise DataFormatError(
             f"{path}: file not found. Generate the synthetic default with "
-            f"`mosaicnet data synth {path.parent}` or download SHD with "
-            f"`mosaicnet data download shd --to {path.parent}`."
+            f"mosaicnet.data.write_synthetic_shd({str(path.parent)!r}) or download SHD with "
+            f"mosaicnet.data.download.download_shd({str(path.parent)!r})."
         )
     if path.is_dir():
         raise DataFormatError(f"{path}: is a directory; pass the .h5 file inside it.")

@@ -336,8 +336,7 @@ def write_synthetic_shd(
     if existing and not overwrite:
         raise RunDirectoryError(
             f"{', '.join(map(str, existing))} already exist(s); refusing to overwrite. "
-            "Choose another directory, delete the file(s), or pass --force "
-            "(overwrite=True)."
+            "Choose another directory, delete the file(s), or pass overwrite=True."
         )
     out.mkdir(parents=True, exist_ok=True)
 
@@ -408,8 +407,8 @@ def ensure_synthetic_shd(
     config = SyntheticConfig(seed=int(seed), n_train=int(n_train), n_test=int(n_test))
     wanted = json.loads(json.dumps(asdict(config)))
     regenerate = (
-        f"Regenerate with `mosaicnet data synth {out} --seed {seed} --n-train {n_train} "
-        f"--n-test {n_test} --force` or use another directory."
+        f"Regenerate them with write_synthetic_shd({str(out)!r}, seed={seed}, "
+        f"n_train={n_train}, n_test={n_test}, overwrite=True) or use another directory."
     )
     for path, exists in zip(paths, present, strict=True):
         if not exists:

@@ -305,7 +305,7 @@ class BrianDeviceForm:
 def build_brian_form(
     model: DeviceModel, *, read_noise: bool = True, weight_name: str = "w"
 ) -> BrianDeviceForm:
-    """Generate the Brian2 form of ``model`` (also ``model.brian_form()``).
+    """Generate the Brian2 form of ``model``.
 
     Parameters
     ----------

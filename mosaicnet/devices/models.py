@@ -187,15 +187,6 @@ class DeviceModel(ABC):
         sigma = self.read_sigma(g_drifted, g_prog, t_eff, ops)
         return ops.clip(g_drifted + sigma * xi, g_min, g_max)
 
-    def brian_form(self, *, read_noise: bool = True, weight_name: str = "w") -> Any:
-        """This model as Brian2 synaptic variables and read code (a ``BrianDeviceForm``).
-
-        See :func:`mosaicnet.devices.brian_form.build_brian_form`.
-        """
-        from mosaicnet.devices.brian_form import build_brian_form
-
-        return build_brian_form(self, read_noise=read_noise, weight_name=weight_name)
-
     # ------------------------------------------------------ description / io
     @property
     def name(self) -> str:

@@ -29,7 +29,6 @@ a meta-batch, gets its own chip sample) or ``"same"``; the default
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -142,43 +141,3 @@ def perturb_weights(
         reference = read(torch.zeros((), dtype=w.dtype, device=w.device)).abs().sum()
         w_read = compensation_factor(reference, w_read) * w_read
     return weights + (w_read - weights).detach()
-
-
-@dataclasses.dataclass(frozen=True)
-class DevicePerturbation:
-    """A reusable training-time perturbation: ``DevicePerturbation(model, 1.0, 86400.0)(w)``.
-
-    Parameters
-    ----------
-    model : DeviceModel or str
-        Device model or preset name.
-    t_min_s, t_max_s : float
-        Read-time range (seconds), sampled log-uniformly per call.
-    w_scale : float, optional
-        Fixed weight scale; default ``max |w|`` per call.
-    drift_compensation : bool
-        Apply global drift compensation (see :func:`perturb_weights`).
-    """
-
-    model: DeviceModel | str
-    t_min_s: float
-    t_max_s: float
-    w_scale: float | None = None
-    drift_compensation: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "model", get_device_model(self.model))
-        read_time_range((self.t_min_s, self.t_max_s))
-        if self.w_scale is not None:
-            object.__setattr__(self, "w_scale", check_w_scale(self.w_scale))
-
-    def __call__(self, weights: Any, *, generator: Any = None) -> Any:
-        """Perturbed weights with a straight-through gradient (see :func:`perturb_weights`)."""
-        return perturb_weights(
-            weights,
-            self.model,
-            t_read_s=(self.t_min_s, self.t_max_s),
-            generator=generator,
-            w_scale=self.w_scale,
-            drift_compensation=self.drift_compensation,
-        )

@@ -16,7 +16,11 @@ Modules
 ``hardware``
     Device-model weight perturbation for hardware-aware training.
 ``training``
-    Run directories, checkpoints, resume, metrics log and the training loop.
+    The training loop: checkpoints, resume, metrics log.
+``run_directory``
+    The files of a run (:class:`RunDirectory`), read by evaluation and simulation.
+``run_setup``
+    What a run is built from: data folder, few-shot tasks, network, torch clone, seeds.
 ``evaluation_options``
     :class:`EvaluationOptions`, the options (and their defaults) of every
     few-shot meta-test, torch or chip.

@@ -250,7 +250,8 @@ class ChipSession:
 
         from mosaicnet.meta.maml import inner_learning_rates
         from mosaicnet.meta.run_data import data_for_run
-        from mosaicnet.meta.training import RunDirectory, load_split
+        from mosaicnet.meta.run_directory import RunDirectory
+        from mosaicnet.meta.run_setup import load_split
         from mosaicnet.network.brian_backends import check_backend
         from mosaicnet.network.torch_clone import TorchClone
 
@@ -484,7 +485,7 @@ def evaluate_on_chip(
     Parameters
     ----------
     run_dir
-        A training run (:class:`mosaicnet.meta.training.RunDirectory`).
+        A training run (:class:`mosaicnet.meta.run_directory.RunDirectory`).
     options
         :class:`~mosaicnet.meta.evaluation_options.EvaluationOptions`, all of
         whose fields apply: ``backend`` (``"numpy"``, ``"cython"``,

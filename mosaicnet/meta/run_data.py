@@ -88,7 +88,7 @@ def data_for_run(
     ConfigError
         A folder with other files than the run's, without ``allow_other``.
     """
-    from mosaicnet.meta.training import resolve_data_dir
+    from mosaicnet.meta.run_setup import resolve_data_dir
 
     record = recorded_data(run_path)
     if data_dir is None:

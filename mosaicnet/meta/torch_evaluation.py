@@ -161,7 +161,7 @@ def summarize(outcomes: list[TaskOutcome]) -> dict[str, Any]:
 
 def torch_readout_traces(clone, weights: dict[str, torch.Tensor], dtype: torch.dtype):
     """A :data:`ReadoutTraces` function running the torch clone with ``weights``."""
-    from mosaicnet.meta.training import encode_input
+    from mosaicnet.meta.run_setup import encode_input
 
     def traces(x: torch.Tensor) -> torch.Tensor:
         z = clone.recurrent_spikes(weights, encode_input(x, dtype))
@@ -175,7 +175,7 @@ def meta_test_batches(
 ):
     """Yield ``tasks`` meta-test tasks of ``split`` in batches (seeded)."""
     from mosaicnet.data.tasks import TaskSampler
-    from mosaicnet.meta.training import few_shot_config
+    from mosaicnet.meta.run_setup import few_shot_config
 
     n_way = config.n_way
     if split == "meta-test-unseen" and n_way > len(config.held_out_classes):
@@ -200,7 +200,7 @@ def evaluate_on_torch(
     Parameters
     ----------
     run_dir
-        A training run (:class:`mosaicnet.meta.training.RunDirectory`).
+        A training run (:class:`mosaicnet.meta.run_directory.RunDirectory`).
     options
         :class:`~mosaicnet.meta.evaluation_options.EvaluationOptions`; the
         torch evaluation uses ``tasks``, ``protocol``, ``inner_steps`` (a
@@ -229,7 +229,8 @@ def evaluate_on_torch(
 
     from mosaicnet.meta.maml import inner_learning_rates
     from mosaicnet.meta.run_data import data_for_run
-    from mosaicnet.meta.training import RunDirectory, load_split, make_clone, torch_dtype
+    from mosaicnet.meta.run_directory import RunDirectory
+    from mosaicnet.meta.run_setup import load_split, make_clone, torch_dtype
 
     options = resolve_options(options, changes)
     tasks, protocol, seed = options.tasks, options.protocol, options.seed

@@ -1,17 +1,7 @@
-"""Meta-training runs: run directory, checkpoints, resume, metrics log, progress.
+"""Meta-training runs: checkpoints, resume, metrics log, progress.
 
-A run directory holds::
-
-    config.json        the full TrainConfig of the run
-    spec_initial.npz   the network before training (NetworkSpec.save)
-    spec.npz           the network at the last checkpoint (pruned weights)
-    spec_best.npz      the network with the best validation score (with validation)
-    best.json          its step and score
-    checkpoint.pt      parameters, Adam state, RNG states, task position
-    metrics.jsonl      one JSON object per outer step
-    data.json          the data folder and a fingerprint of its files
-                       (mosaicnet.meta.run_data: later commands use this data)
-    .lock              held while a training runs (mosaicnet.meta.run_lock)
+A run trains into a run directory (its files: :mod:`mosaicnet.meta.run_directory`)
+from the data, network and seeds :mod:`mosaicnet.meta.run_setup` builds.
 
 Checkpoints and specs are written atomically (temporary file + ``os.replace``), so
 a run killed at any moment leaves the previous checkpoint intact. ``resume``
@@ -30,358 +20,44 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from mosaicnet.errors import ConfigError, DataFormatError, RunDirectoryError, TrainingDiverged
+from mosaicnet.errors import ConfigError, RunDirectoryError, TrainingDiverged
 from mosaicnet.meta.adam import AdamState, adam_step
-from mosaicnet.meta.config import TrainConfig, load_config, save_config, write_text_atomic
+from mosaicnet.meta.config import TrainConfig, write_text_atomic
 from mosaicnet.meta.divergence import DivergenceMonitor
 from mosaicnet.meta.maml import MetaBatch, init_meta_params, meta_gradient, network_params
-from mosaicnet.meta.run_data import DATA_RECORD, record_training_data, recorded_data, same_data
-from mosaicnet.meta.run_lock import LOCK_FILE, run_lock
-
-CONFIG_FILE = "config.json"
-SPEC_FILE = "spec.npz"
-INITIAL_SPEC_FILE = "spec_initial.npz"
-BEST_SPEC_FILE = "spec_best.npz"
-BEST_FILE = "best.json"
-CHECKPOINT_FILE = "checkpoint.pt"
-METRICS_FILE = "metrics.jsonl"
-RUN_FILES = (
-    CONFIG_FILE, SPEC_FILE, INITIAL_SPEC_FILE, BEST_SPEC_FILE, BEST_FILE, CHECKPOINT_FILE,
-    METRICS_FILE, DATA_RECORD,
-)  # fmt: skip
-
-#: Default location of the synthetic default data (generated on first use).
-DEFAULT_DATA_DIR = Path("data") / "synthetic"
-
-CHECKPOINT_FORMAT = 1
-
-# Independent random streams derived from the run seed (numpy SeedSequence spawn keys).
-_STREAM_WEIGHTS, _STREAM_MASK, _STREAM_NOISE, _STREAM_TASKS, _STREAM_VALIDATION = range(5)
-
-
-def stream_seed(seed: int, stream: int) -> int:
-    """A 32-bit seed for one purpose (weights, mask, noise, tasks) of a run seed."""
-    return int(np.random.SeedSequence(seed, spawn_key=(stream,)).generate_state(1)[0])
-
-
-def torch_dtype(config: TrainConfig) -> torch.dtype:
-    """The torch dtype named by ``config.dtype``."""
-    return {"float32": torch.float32, "float64": torch.float64}[config.dtype]
-
-
-# ----------------------------------------------------------------------------- run directory
-class RunDirectory:
-    """The files of one training run (see module docstring).
-
-    Use :meth:`create` for a new run and :meth:`open` for an existing one.
-    """
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-
-    def __repr__(self) -> str:
-        return f"RunDirectory({str(self.path)!r})"
-
-    def file(self, name: str) -> Path:
-        """Path of one of the run's files."""
-        return self.path / name
-
-    @classmethod
-    def create(cls, path: str | os.PathLike, *, overwrite: bool = False) -> RunDirectory:
-        """Prepare a new run in ``path`` (created if missing).
-
-        Raises
-        ------
-        RunDirectoryError
-            ``path`` is a file, or a non-empty directory and ``overwrite`` is false.
-            With ``overwrite`` only the run's own files are deleted, never other
-            files a user put there.
-        """
-        run = cls(path)
-        if run.path.exists() and not run.path.is_dir():
-            raise RunDirectoryError(f"{run.path} exists and is not a directory; choose another")
-        if run.path.is_dir() and any(p.name != LOCK_FILE for p in run.path.iterdir()):
-            if not overwrite:
-                raise RunDirectoryError(
-                    f"run directory {run.path} already exists and is not empty; pass --resume "
-                    "to continue that run, --overwrite to start it again, or choose another "
-                    "directory"
-                )
-            for name in RUN_FILES:
-                run.file(name).unlink(missing_ok=True)
-        run.path.mkdir(parents=True, exist_ok=True)
-        return run
-
-    @classmethod
-    def open(cls, path: str | os.PathLike) -> RunDirectory:
-        """An existing run; :class:`RunDirectoryError` if ``path`` holds none."""
-        run = cls(path)
-        if not run.file(CONFIG_FILE).is_file():
-            raise RunDirectoryError(
-                f"{run.path} is not a training run (no {CONFIG_FILE}); train one with "
-                f"`mosaicnet train --out {run.path}`"
-            )
-        return run
-
-    # -- config, spec -------------------------------------------------------------------------
-    def load_config(self) -> TrainConfig:
-        """The run's configuration."""
-        return load_config(self.file(CONFIG_FILE))
-
-    def save_config(self, config: TrainConfig) -> None:
-        """Write the configuration (atomically)."""
-        save_config(config, self.file(CONFIG_FILE))
-
-    def load_spec(self, *, initial: bool = False, last: bool = False):
-        """The trained :class:`~mosaicnet.network.spec.NetworkSpec` of the run.
-
-        The network with the best validation score when the run validated
-        (``spec_best.npz``), else the one at the last checkpoint; ``last`` asks for
-        the latter in any case, ``initial`` for the network before training.
-        """
-        from mosaicnet.network.spec import NetworkSpec
-
-        name = INITIAL_SPEC_FILE if initial else self.trained_spec_name(last=last)
-        if not self.file(name).is_file():
-            raise RunDirectoryError(
-                f"{self.file(name)} is missing: the run has not written a checkpoint yet; "
-                "resume it with `mosaicnet train --resume`"
-            )
-        return NetworkSpec.load(self.file(name))
-
-    def trained_spec_name(self, *, last: bool = False) -> str:
-        """File name of the trained network :meth:`load_spec` reads."""
-        if not last and self.file(BEST_SPEC_FILE).is_file():
-            return BEST_SPEC_FILE
-        return SPEC_FILE
-
-    def load_best(self) -> dict[str, Any] | None:
-        """``{"iteration", "val_acc"}`` of the best validated network, or None."""
-        path = self.file(BEST_FILE)
-        if not path.is_file():
-            return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise RunDirectoryError(
-                f"{path} is damaged ({error}); delete it and {BEST_SPEC_FILE} to keep the "
-                "last network, or restore a copy"
-            ) from error
-
-    # -- checkpoints --------------------------------------------------------------------------
-    def save_checkpoint(self, state: dict[str, Any]) -> Path:
-        """Write ``state`` with ``torch.save`` to a temporary file, then ``os.replace``."""
-        target = self.file(CHECKPOINT_FILE)
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".checkpoint.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save({"format": CHECKPOINT_FORMAT, **state}, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
-
-    def has_checkpoint(self) -> bool:
-        """Whether a checkpoint file exists."""
-        return self.file(CHECKPOINT_FILE).is_file()
-
-    def load_checkpoint(self) -> dict[str, Any]:
-        """Read the checkpoint; :class:`RunDirectoryError` if missing or corrupt."""
-        path = self.file(CHECKPOINT_FILE)
-        if not path.is_file():
-            raise RunDirectoryError(
-                f"{path} does not exist: the run has no checkpoint to resume from; start it "
-                "again with --overwrite"
-            )
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises many types for damaged archives
-            raise RunDirectoryError(
-                f"checkpoint {path} is corrupt or truncated ({type(error).__name__}: "
-                f"{error}); restore a copy, or start the run again with --overwrite"
-            ) from error
-        required = {"format", "iteration", "params", "optimizer", "rng", "next_task_id"}
-        if not isinstance(state, dict) or not required <= set(state):
-            raise RunDirectoryError(
-                f"checkpoint {path} is not a mosaicnet training checkpoint (missing "
-                f"{sorted(required - set(state) if isinstance(state, dict) else required)}); "
-                "start the run again with --overwrite"
-            )
-        if state["format"] != CHECKPOINT_FORMAT:
-            raise RunDirectoryError(
-                f"checkpoint {path} has format {state['format']!r}; this mosaicnet reads "
-                f"format {CHECKPOINT_FORMAT}"
-            )
-        return state
-
-    # -- metrics ------------------------------------------------------------------------------
-    def append_metrics(self, record: dict[str, Any]) -> None:
-        """Append one JSON line to the metrics log."""
-        with self.file(METRICS_FILE).open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
-
-    def read_metrics(self) -> list[dict[str, Any]]:
-        """All records of the metrics log (empty if there is none)."""
-        path = self.file(METRICS_FILE)
-        if not path.is_file():
-            return []
-        records = []
-        lines = path.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                # A last line cut by a kill mid-write is dropped; anything else is damage.
-                if number == len(lines):
-                    break
-                raise DataFormatError(
-                    f"{path} line {number} is not JSON; the metrics log is damaged"
-                ) from None
-        return records
-
-    def truncate_metrics(self, iteration: int) -> None:
-        """Keep only the records of steps ``<= iteration`` (rewritten atomically)."""
-        kept = [r for r in self.read_metrics() if r.get("iteration", 0) <= iteration]
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
-        write_text_atomic(self.file(METRICS_FILE), text)
-
-
-# ----------------------------------------------------------------------------- network
-def build_layout(config: TrainConfig):
-    """The :class:`~mosaicnet.layout.Layout` of the configuration."""
-    from mosaicnet.layout import Layout
-
-    if config.layout == "fc":
-        return Layout.fully_connected(config.fc_neurons)
-    return Layout(config.rows, config.cols, config.neurons_per_tile, config.beta)
-
-
-def build_spec(config: TrainConfig, n_in: int):
-    """A freshly initialised network spec for the configuration and ``n_in`` inputs.
-
-    The recurrent mask connects every pair (the published model) unless the
-    configuration gives a small-world prior (``p_local``, ``hop_decay``) or a
-    routing limit (``max_hops``: no synapse between neurons further apart). One
-    simulation step is one input bin: ``dt = window_s / n_bins`` (14 ms for the
-    published 100 bins over 1.4 s); the neurons are the configuration's neuron
-    model (:meth:`TrainConfig.neuron_parameters`), with physical time constants.
-    """
-    from mosaicnet.layout import SmallWorldPrior, sample_small_world_mask
-    from mosaicnet.network.spec import random_spec
-
-    layout = build_layout(config)
-    n = layout.n_neurons
-    if config.p_local is None:
-        mask = np.ones((n, n), dtype=bool)
-    else:
-        prior = SmallWorldPrior(p_local=config.p_local, decay=config.hop_decay)
-        mask = sample_small_world_mask(
-            layout, prior, rng=np.random.default_rng(stream_seed(config.seed, _STREAM_MASK))
-        )
-    if config.max_hops is not None and config.layout == "mosaic":
-        mask = mask & (layout.neuron_hops <= config.max_hops)
-    return random_spec(
-        n_in,
-        layout.to_dict(),
-        config.n_out,
-        mask,
-        gain=config.weight_gain,
-        seed=stream_seed(config.seed, _STREAM_WEIGHTS),
-        device_model=config.device_model or "ideal",
-        neuron=config.neuron_parameters(),
-    )
-
-
-def make_clone(spec, config: TrainConfig):
-    """The torch clone of ``spec`` with the configuration's dtype and surrogate."""
-    from mosaicnet.network.torch_clone import TorchClone
-
-    return TorchClone(
-        spec,
-        dtype=torch_dtype(config),
-        surrogate="fast_sigmoid",
-        surrogate_slope=config.surrogate_slope,
-    )
-
-
-def encode_input(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Binned spike counts -> the binary input of the network (counts clipped to 1).
-
-    The encoding is the one both simulators share
-    (:func:`mosaicnet.network.spec.input_spikes`).
-    """
-    from mosaicnet.network.spec import input_spikes
-
-    return input_spikes(x).to(dtype)
-
-
-# ----------------------------------------------------------------------------- data
-def resolve_data_dir(data_dir: str | os.PathLike | None, *, progress: bool = False) -> Path:
-    """``data_dir``, or the synthetic default data (generated on first use)."""
-    if data_dir is not None:
-        path = Path(data_dir)
-        if path.is_file():
-            raise DataFormatError(
-                f"data directory {path} is a file; pass the directory that holds it "
-                f"({path.parent}) and shd_test.h5 beside it"
-            )
-        if not path.is_dir():
-            raise DataFormatError(
-                f"data directory {path} does not exist; pass a directory holding "
-                "shd_train.h5 and shd_test.h5, or omit --data to use the synthetic default"
-            )
-        return path
-    from mosaicnet.data import ensure_synthetic_shd
-
-    ensure_synthetic_shd(DEFAULT_DATA_DIR, progress=progress)
-    return DEFAULT_DATA_DIR
-
-
-def few_shot_config(config: TrainConfig, *, n_way: int | None = None):
-    """The :class:`~mosaicnet.data.tasks.FewShotConfig` of a training configuration."""
-    from mosaicnet.data.tasks import FewShotConfig
-
-    return FewShotConfig(
-        n_way=config.n_way if n_way is None else n_way,
-        k_shot=config.k_shot,
-        n_query=config.n_query,
-        held_out=config.held_out_classes,
-        stride=config.spatial_stride,
-        n_bins=config.n_bins,
-        window_s=config.window_s,
-    )
-
-
-def load_split(data_dir: Path, split: str):
-    """Load ``shd_train.h5`` (``"train"``) or ``shd_test.h5`` (``"test"``) of ``data_dir``."""
-    from mosaicnet.data import load_shd
-
-    return load_shd(Path(data_dir) / f"shd_{split}.h5")
-
-
-def to_meta_batch(tasks, dtype: torch.dtype) -> MetaBatch:
-    """The :class:`MetaBatch` of a sampler's ``TaskBatch`` (inputs made binary)."""
-    return MetaBatch(
-        support_x=encode_input(tasks.support_x, dtype),
-        support_y=tasks.support_y,
-        query_x=encode_input(tasks.query_x, dtype),
-        query_y=tasks.query_y,
-        classes=tasks.classes,
-    )
+from mosaicnet.meta.run_data import record_training_data, recorded_data, same_data
+from mosaicnet.meta.run_directory import (
+    BEST_FILE,
+    BEST_SPEC_FILE,
+    CHECKPOINT_FILE,
+    INITIAL_SPEC_FILE,
+    METRICS_FILE,
+    SPEC_FILE,
+    RunDirectory,
+)
+from mosaicnet.meta.run_lock import run_lock
+from mosaicnet.meta.run_setup import (
+    STREAM_NOISE,
+    STREAM_TASKS,
+    STREAM_VALIDATION,
+    STREAM_WEIGHTS,
+    build_layout,
+    build_spec,
+    few_shot_config,
+    load_split,
+    make_clone,
+    resolve_data_dir,
+    stream_seed,
+    to_meta_batch,
+    torch_dtype,
+)
 
 
 # ----------------------------------------------------------------------------- training
@@ -532,11 +208,11 @@ def _train(
 
     data_path = resolve_data_dir(data_dir, progress=progress)
     dataset = load_split(data_path, "train")
-    validation_seed = stream_seed(config.seed, _STREAM_VALIDATION)
+    validation_seed = stream_seed(config.seed, STREAM_VALIDATION)
     train_recordings, validation_recordings = training_recordings(dataset, config, validation_seed)
     sampler = TaskSampler(
         dataset, few_shot_config(config), split="meta-train",
-        seed=stream_seed(config.seed, _STREAM_TASKS), recordings=train_recordings,
+        seed=stream_seed(config.seed, STREAM_TASKS), recordings=train_recordings,
     )  # fmt: skip
     from mosaicnet.data import check_binning
 
@@ -576,14 +252,14 @@ def _train(
     noise = (
         DeviceNoise(
             config.device_model, config.read_time_min_s, config.read_time_max_s,
-            stream_seed(config.seed, _STREAM_NOISE),
+            stream_seed(config.seed, STREAM_NOISE),
         )
         if config.device_model is not None
         else None
     )  # fmt: skip
     state = TrainState(0, params, AdamState.zeros_like(params), noise, 0)
     torch.manual_seed(config.seed)
-    np.random.seed(stream_seed(config.seed, _STREAM_WEIGHTS))  # noqa: NPY002 (see _rng_state)
+    np.random.seed(stream_seed(config.seed, STREAM_WEIGHTS))  # noqa: NPY002 (see _rng_state)
     if checkpoint is not None:
         _restore(state, checkpoint, run)
         run.truncate_metrics(state.iteration)

@@ -32,7 +32,7 @@ class Validation:
 
     def score(self, params: dict[str, torch.Tensor], clone, config: TrainConfig) -> dict:
         """``{"val_acc", "val_ce"}``: means over the tasks (no gradients)."""
-        from mosaicnet.meta.training import to_meta_batch
+        from mosaicnet.meta.run_setup import to_meta_batch
 
         total_acc = total_ce = 0.0
         with torch.no_grad():
@@ -60,7 +60,7 @@ def training_recordings(dataset, config: TrainConfig, seed: int) -> tuple[np.nda
 def make_validation(dataset, config: TrainConfig, recordings, seed: int, dtype) -> Validation:
     """The :class:`Validation` of a run (tasks over the meta-train classes, fixed views)."""
     from mosaicnet.data.tasks import TaskSampler
-    from mosaicnet.meta.training import few_shot_config
+    from mosaicnet.meta.run_setup import few_shot_config
 
     tasks = replace(few_shot_config(config), view_offset=0)
     sampler = TaskSampler(dataset, tasks, split="meta-train", seed=seed, recordings=recordings)

@@ -17,19 +17,13 @@ One argument picks the backend of :class:`mosaicnet.network.brian_network.BrianN
     The same through brian2cuda, configured by
     :mod:`mosaicnet.network.gpu_backends`; running needs an NVIDIA GPU.
 ``"genn"``
-    Not supported for batched evaluation: brian2genn cannot re-run a compiled
-    model with new values (``run_args``) and its latest release needs an older
-    Brian2; asking for it raises :class:`BackendUnavailableError` with the
-    reason and install instructions.
+    Not supported: brian2genn cannot re-run a compiled model with new values
+    (``run_args``), and its latest release needs an older Brian2; asking for it
+    raises :class:`BackendUnavailableError` with the reason and what would be
+    needed (:data:`GENN_REFUSAL`).
 
-Exact arithmetic
-----------------
-Brian2's default C++ flags include ``-ffast-math -march=native``, which let
-the compiler reassociate and fuse floating-point operations: results then
-differ from a float64 reference by ~1e-16 and spikes at threshold can flip.
-``exact=True`` (the default) compiles with :data:`EXACT_COMPILE_ARGS` instead
-(IEEE order of operations, no FMA contraction from ``-march=native``); it was
-measured to cost no speed.
+``exact=True`` (the default) compiles with the IEEE-exact flags of
+:mod:`mosaicnet.network.compile_flags`.
 
 A standalone device is process-wide state in Brian2: building a second
 standalone network in the same process starts a new project, and the first
@@ -47,14 +41,30 @@ from pathlib import Path
 from typing import Any
 
 from mosaicnet.errors import BackendUnavailableError, ConfigError
+from mosaicnet.network.compile_flags import compile_args
+from mosaicnet.network.gpu_backends import CUDA_INSTALL_COMMAND, configure_cuda_standalone
 
 RUNTIME_BACKENDS: tuple[str, ...] = ("numpy", "cython")
 STANDALONE_BACKENDS: tuple[str, ...] = ("cpp_standalone", "cuda_standalone")
 #: Every backend name :func:`check_backend` knows.
 BACKENDS: tuple[str, ...] = (*RUNTIME_BACKENDS, *STANDALONE_BACKENDS, "genn")
 
-#: C++ flags of the exact mode: Brian2's defaults without -ffast-math and -march=native.
-EXACT_COMPILE_ARGS: list[str] = ["-w", "-O3"]
+#: Environment variable naming a directory to build standalone projects in (a
+#: sweep trial's private build directory, see :mod:`mosaicnet.sweeps.objectives`);
+#: unset, they are built on ``/dev/shm`` when it has room, else in the system's
+#: temporary directory.
+BUILD_DIR_ENV = "MOSAICNET_BUILD_DIR"
+
+#: Why ``genn`` is refused, and what it would need. brian2genn 1.7.0 (the latest
+#: release at the time of writing) requires ``brian2 < 2.6`` and a GeNN >= 4.2.1
+#: source tree (``GENN_PATH``), which no package registry provides.
+GENN_REFUSAL = (
+    "backend 'genn' is not supported: brian2genn cannot re-run a compiled model with new "
+    "inputs (run_args) or TimedArray-driven inputs, which batched evaluation needs, and "
+    "brian2genn 1.7.0 (the latest release) requires brian2 < 2.6 while mosaicnet needs "
+    "brian2 >= 2.6. Use backend='cuda_standalone' for GPU runs (install it with "
+    f"`{CUDA_INSTALL_COMMAND}` and the CUDA toolkit) or 'cpp_standalone' on the CPU."
+)
 
 # Generation counter of the process-wide standalone project (see module docstring).
 _standalone_generation = 0
@@ -68,19 +78,12 @@ def check_backend(backend: str) -> str:
     ConfigError
         Unknown name.
     BackendUnavailableError
-        ``genn`` (see the module docstring), or ``cython`` without Cython.
+        ``genn`` (:data:`GENN_REFUSAL`), or ``cython`` without Cython.
     """
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "genn":
-        from mosaicnet.network.gpu_backends import find_genn
-
-        find_genn()  # raises with install instructions when brian2genn/GeNN are missing
-        raise BackendUnavailableError(
-            "backend 'genn' cannot evaluate batches: brian2genn does not support re-running a "
-            "compiled model with new inputs (run_args) or TimedArray-driven inputs; use "
-            "'cuda_standalone' for GPU runs or 'cpp_standalone' on the CPU"
-        )
+        raise BackendUnavailableError(GENN_REFUSAL)
     if backend == "cython":
         try:
             import Cython  # noqa: F401
@@ -89,16 +92,6 @@ def check_backend(backend: str) -> str:
                 "backend 'cython' needs Cython (pip install cython) and a C++ compiler"
             ) from error
     return backend
-
-
-def compile_args(exact: bool) -> list[str]:
-    """The gcc flags for Brian2's C++ code: :data:`EXACT_COMPILE_ARGS`, or the current
-    preference (Brian2's fast default unless the user changed it)."""
-    from brian2 import prefs
-
-    if exact:
-        return list(EXACT_COMPILE_ARGS)
-    return list(prefs["codegen.cpp.extra_compile_args_gcc"])
 
 
 @contextlib.contextmanager
@@ -150,10 +143,11 @@ class StandaloneProject:
     backend
         ``"cpp_standalone"`` or ``"cuda_standalone"``.
     exact
-        Compile with :data:`EXACT_COMPILE_ARGS`.
+        Compile with :data:`mosaicnet.network.compile_flags.EXACT_COMPILE_ARGS`.
     directory
-        Build directory; default a fresh temporary directory (removed by
-        :meth:`close`). A given directory is kept.
+        Build directory; default a fresh directory (removed by :meth:`close`)
+        under ``$MOSAICNET_BUILD_DIR`` (:data:`BUILD_DIR_ENV`) when set, else on
+        ``/dev/shm`` or in the temporary directory. A given directory is kept.
     cuda_options
         Keyword arguments for
         :func:`mosaicnet.network.gpu_backends.configure_cuda_standalone`.
@@ -176,7 +170,8 @@ class StandaloneProject:
         self.exact = exact
         self._owns_directory = directory is None
         if directory is None:
-            directory = tempfile.mkdtemp(prefix="mosaicnet_brian_", dir=_scratch_parent())
+            parent = os.environ.get(BUILD_DIR_ENV) or _scratch_parent()
+            directory = tempfile.mkdtemp(prefix="mosaicnet_brian_", dir=parent)
         self.directory = Path(directory).resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.cuda_options = dict(cuda_options or {})
@@ -202,8 +197,6 @@ class StandaloneProject:
         _standalone_generation += 1
         self.generation = _standalone_generation
         if self.backend == "cuda_standalone":
-            from mosaicnet.network.gpu_backends import configure_cuda_standalone
-
             options = {"compile_only": False, "exact": self.exact, **self.cuda_options}
             self._cuda_build = configure_cuda_standalone(self.directory, **options)
             return

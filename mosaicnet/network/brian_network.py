@@ -212,7 +212,7 @@ class BrianNetwork:
         (see :mod:`mosaicnet.network.brian_backends`).
     exact
         IEEE-exact C++ arithmetic
-        (:data:`~mosaicnet.network.brian_backends.EXACT_COMPILE_ARGS`).
+        (:data:`~mosaicnet.network.compile_flags.EXACT_COMPILE_ARGS`).
     copies
         Independent copies of the network simulated side by side in one set
         of groups (block-diagonal synapses).

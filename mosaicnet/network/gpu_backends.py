@@ -1,9 +1,9 @@
-"""GPU backends for the Brian2 network: ``cuda_standalone`` and ``genn``.
+"""The GPU backend of the Brian2 network: ``cuda_standalone`` (brian2cuda).
 
 The Brian2 network builder (:mod:`mosaicnet.network.brian_network`) drives the
-runtime and ``cpp_standalone`` devices itself and hands the two GPU devices to
+runtime and ``cpp_standalone`` devices itself and hands ``cuda_standalone`` to
 this module, which checks that the toolchain is there, sets the Brian2
-preferences the device needs, and selects the device:
+preferences the device needs, and selects the device.
 
 ``cuda_standalone`` (brian2cuda, https://github.com/brian-team/brian2cuda)
     Generates a CUDA project from the same Brian2 objects and compiles it with
@@ -11,13 +11,8 @@ preferences the device needs, and selects the device:
     (from the CUDA toolkit or the ``nvidia-curand`` wheel). Generating and
     compiling needs no GPU (``compile_only=True``); running needs one.
 
-``genn`` (brian2genn, https://github.com/brian-team/brian2genn)
-    Generates a GeNN model. Needs brian2genn and a GeNN >= 4.2.1 source tree
-    (``GENN_PATH``), which no package registry provides. The latest release,
-    brian2genn 1.7.0, requires ``brian2 < 2.6`` while mosaicnet needs
-    ``brian2 >= 2.6`` (re-running a compiled network with new values through
-    ``run_args``); :func:`find_genn` says so instead of failing deep inside
-    code generation.
+(``genn`` is refused by :func:`mosaicnet.network.brian_backends.check_backend`
+before anything is configured; see there why.)
 
 Why each cuda_standalone preference is needed (checked with brian2cuda 1.0a7,
 Brian2 2.9.0 and CUDA 13.0):
@@ -45,7 +40,8 @@ Brian2 2.9.0 and CUDA 13.0):
   library when it runs.
 * With ``exact=True`` the nvcc arguments are :data:`EXACT_NVCC_ARGS`
   (``--fmad=false``, no ``-use_fast_math``) and the host flags are the CPU
-  backends' exact flags, so GPU and CPU builds round float64 arithmetic alike.
+  backends' exact flags (:mod:`mosaicnet.network.compile_flags`), so GPU and
+  CPU builds round float64 arithmetic alike.
 * ``devices.cpp_standalone.extra_make_args_unix = ['-j<N>']``: Brian2's
   default ``-j`` starts every nvcc at once (about 30 processes of up to 1 GB
   each for the network); N defaults to the number of CPU cores.
@@ -75,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 from mosaicnet.errors import BackendUnavailableError, ConfigError
+from mosaicnet.network.compile_flags import compile_args
 
 #: What users type to get the cuda_standalone backend. brian2cuda 1.0a7 pins
 #: ``brian2==2.8.0`` but generates correct code under Brian2 2.9; installing
@@ -104,20 +101,6 @@ EXACT_NVCC_ARGS: tuple[str, ...] = ("-w", "--fmad=false")
 #: C++ standard the generated CUDA code is compiled with: Thrust and CUB of
 #: CUDA >= 13 refuse older standards ("Thrust requires at least C++17").
 CUDA_CXX_STANDARD = "-std=c++17"
-
-#: Oldest GeNN brian2genn 1.7.0 accepts (its ``device.py`` reads
-#: ``$GENN_PATH/version.txt`` and requires >= 4.2.1).
-MIN_GENN_VERSION = (4, 2, 1)
-
-GENN_INSTALL_INSTRUCTIONS = (
-    "The genn backend needs brian2genn and the GeNN sources: (1) download GeNN >= 4.2.1 "
-    "from https://github.com/genn-team/genn/releases, unpack it and set the environment "
-    "variable GENN_PATH to its top directory (the one holding bin/genn-buildmodel.sh and "
-    "version.txt), or pass genn_path=...; (2) `pip install --no-deps brian2genn` in a "
-    "version whose requirements allow the installed Brian2. brian2genn 1.7.0 (the latest "
-    "at the time of writing) requires brian2 < 2.6, which mosaicnet cannot use (it needs "
-    "brian2 >= 2.6); use backend='cuda_standalone' for GPU runs instead."
-)
 
 
 # ---------------------------------------------------------------------------
@@ -630,7 +613,7 @@ def configure_cuda_standalone(
         Generate and compile without running: works on machines without a GPU.
     exact
         Compile device code with :data:`EXACT_NVCC_ARGS` and host code with
-        :data:`mosaicnet.network.brian_backends.EXACT_COMPILE_ARGS` (the CPU
+        :data:`mosaicnet.network.compile_flags.EXACT_COMPILE_ARGS` (the CPU
         backends' exact mode). Otherwise brian2cuda's fast-math defaults and
         the current gcc preference.
     gpu_id
@@ -681,12 +664,7 @@ def configure_cuda_standalone(
     from brian2 import prefs, set_device
     from brian2.devices.device import all_devices
 
-    if exact:
-        from mosaicnet.network.brian_backends import EXACT_COMPILE_ARGS
-
-        host_args = list(EXACT_COMPILE_ARGS)
-    else:
-        host_args = list(prefs["codegen.cpp.extra_compile_args_gcc"])
+    host_args = compile_args(exact)
     build_dir = Path(directory).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     link_dir = None
@@ -729,199 +707,3 @@ def _forget_brian2cuda_detection() -> None:
 
     gputools.reset_cuda_installation()
     gputools.reset_gpu_selection()
-
-
-# ---------------------------------------------------------------------------
-# genn
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GennInstallation:
-    """A brian2genn package and GeNN source tree that fit together.
-
-    Attributes
-    ----------
-    brian2genn_version
-        Installed brian2genn version.
-    genn_path
-        GeNN's top directory.
-    genn_version
-        GeNN version from ``version.txt``.
-    """
-
-    brian2genn_version: str
-    genn_path: Path
-    genn_version: tuple[int, ...]
-
-
-def _version_tuple(text: str) -> tuple[int, ...]:
-    """Leading numeric components of a version string: ``'4.9.0'`` -> ``(4, 9, 0)``."""
-    parts = []
-    for piece in text.strip().split("."):
-        match = re.match(r"\d+", piece)
-        if match is None:
-            break
-        parts.append(int(match.group()))
-    return tuple(parts)
-
-
-def brian2genn_brian2_conflict(requirements: list[str], brian2_version: str) -> str | None:
-    """Say why brian2genn's Brian2 requirement excludes the installed Brian2.
-
-    Parameters
-    ----------
-    requirements
-        brian2genn's ``Requires-Dist`` entries (``importlib.metadata.requires``).
-    brian2_version
-        The installed Brian2 version.
-
-    Returns
-    -------
-    str or None
-        The offending requirement, or ``None`` when Brian2 satisfies it.
-    """
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    for entry in requirements:
-        try:
-            requirement = Requirement(entry)
-        except InvalidRequirement:
-            continue
-        if requirement.name.lower() != "brian2" or requirement.marker is not None:
-            continue
-        if not requirement.specifier.contains(brian2_version, prereleases=True):
-            return str(requirement)
-    return None
-
-
-def find_genn_path(genn_path: str | os.PathLike[str] | None = None) -> Path:
-    """Locate the GeNN source tree the way brian2genn does.
-
-    Order: the argument, then ``$GENN_PATH``, then the directory above the
-    ``genn-buildmodel.sh`` found on ``PATH``.
-
-    Raises
-    ------
-    BackendUnavailableError
-        No GeNN tree, or one older than :data:`MIN_GENN_VERSION`.
-    """
-    if genn_path is not None:
-        path = Path(genn_path).expanduser()
-    elif os.environ.get("GENN_PATH"):
-        path = Path(os.environ["GENN_PATH"])
-    elif (buildmodel := shutil.which("genn-buildmodel.sh")) is not None:
-        path = Path(buildmodel).resolve().parent.parent
-    else:
-        raise BackendUnavailableError(
-            "backend 'genn' is not available: no GeNN source tree found (GENN_PATH is not "
-            f"set and genn-buildmodel.sh is not on PATH). {GENN_INSTALL_INSTRUCTIONS}"
-        )
-    if not (path / "bin" / "genn-buildmodel.sh").is_file():
-        raise BackendUnavailableError(
-            f"backend 'genn' is not available: {str(path)!r} is not a GeNN source tree (it "
-            f"has no bin/genn-buildmodel.sh). {GENN_INSTALL_INSTRUCTIONS}"
-        )
-    return path
-
-
-def genn_version(genn_path: Path) -> tuple[int, ...]:
-    """GeNN version from ``version.txt``, checked against :data:`MIN_GENN_VERSION`.
-
-    Raises
-    ------
-    BackendUnavailableError
-        The file is missing or unreadable, or the version is too old.
-    """
-    version_file = genn_path / "version.txt"
-    try:
-        version = _version_tuple(version_file.read_text(encoding="utf-8"))
-    except OSError:
-        version = ()
-    minimum = ".".join(map(str, MIN_GENN_VERSION))
-    if not version:
-        raise BackendUnavailableError(
-            f"backend 'genn' is not available: cannot read the GeNN version from "
-            f"{str(version_file)!r}; brian2genn needs GeNN >= {minimum}. "
-            f"{GENN_INSTALL_INSTRUCTIONS}"
-        )
-    if version < MIN_GENN_VERSION:
-        raise BackendUnavailableError(
-            f"backend 'genn' is not available: GeNN {'.'.join(map(str, version))} at "
-            f"{str(genn_path)!r} is older than {minimum}, the oldest brian2genn supports. "
-            f"{GENN_INSTALL_INSTRUCTIONS}"
-        )
-    return version
-
-
-def find_genn(genn_path: str | os.PathLike[str] | None = None) -> GennInstallation:
-    """Check everything the genn backend needs.
-
-    Parameters
-    ----------
-    genn_path
-        GeNN's top directory; ``$GENN_PATH`` when ``None``.
-
-    Raises
-    ------
-    BackendUnavailableError
-        brian2genn is missing, requires another Brian2 than the installed one,
-        cannot be imported, or GeNN is missing or too old. The message carries
-        :data:`GENN_INSTALL_INSTRUCTIONS`.
-    """
-    try:
-        version = importlib.metadata.version("brian2genn")
-    except importlib.metadata.PackageNotFoundError:
-        raise BackendUnavailableError(
-            "backend 'genn' is not available: the Python package brian2genn is not "
-            f"installed. {GENN_INSTALL_INSTRUCTIONS}"
-        ) from None
-    brian2_installed = importlib.metadata.version("brian2")
-    conflict = brian2genn_brian2_conflict(
-        importlib.metadata.requires("brian2genn") or [], brian2_installed
-    )
-    if conflict is not None:
-        raise BackendUnavailableError(
-            f"backend 'genn' is not available: brian2genn {version} requires {conflict} but "
-            f"Brian2 {brian2_installed} is installed. {GENN_INSTALL_INSTRUCTIONS}"
-        )
-    path = find_genn_path(genn_path)
-    release = genn_version(path)
-    try:
-        importlib.import_module("brian2genn")
-    except Exception as error:  # any import failure means the backend cannot be used
-        raise BackendUnavailableError(
-            f"backend 'genn' is not available: importing brian2genn {version} failed "
-            f"({type(error).__name__}: {error}). {GENN_INSTALL_INSTRUCTIONS}"
-        ) from error
-    return GennInstallation(brian2genn_version=version, genn_path=path, genn_version=release)
-
-
-def configure_genn(
-    directory: str | os.PathLike[str],
-    *,
-    genn_path: str | os.PathLike[str] | None = None,
-    use_gpu: bool = True,
-    cuda_path: str | os.PathLike[str] | None = None,
-) -> GennInstallation:
-    """Check brian2genn and GeNN, set their paths, select the ``genn`` device.
-
-    After this call, create the network and ``run`` it, then call
-    ``device.build(directory=...)``. brian2genn builds with GeNN's CUDA backend
-    when ``use_gpu`` and needs the CUDA toolkit for it.
-
-    Raises
-    ------
-    BackendUnavailableError
-        See :func:`find_genn`; also when ``use_gpu`` and no CUDA toolkit is found.
-    """
-    installation = find_genn(genn_path)
-    from brian2 import prefs, set_device
-
-    prefs["devices.genn.path"] = str(installation.genn_path)
-    if use_gpu:
-        prefs["devices.genn.cuda_backend.cuda_path"] = str(find_cuda_path(cuda_path))
-    build_dir = Path(directory).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    set_device("genn", directory=str(build_dir), use_GPU=use_gpu, build_on_run=False)
-    return installation

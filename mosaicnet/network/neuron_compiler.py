@@ -55,14 +55,13 @@ from mosaicnet.network.neuron_update import (
     Expression,
     affine_row,
     affine_update,
-    exact_linear_update,
     si_value,
     to_sympy,
     translate,
     update_statements,
 )
 
-__all__ = ["AffineForm", "CompiledNeuron", "NeuronState", "compile_neuron", "exact_linear_update"]
+__all__ = ["AffineForm", "CompiledNeuron", "NeuronState", "compile_neuron"]
 
 # ---------------------------------------------------------------------------
 # The compiled neuron

@@ -58,7 +58,7 @@ from mosaicnet.network.neuron_update import exact_linear_update
 from mosaicnet.network.spec import NetworkSpec, check_input_shape, input_spikes
 from mosaicnet.network.surrogate import PUBLISHED_SLOPE, spike_function
 
-__all__ = ["PARAM_NAMES", "TorchClone", "exact_linear_update"]
+__all__ = ["PARAM_NAMES", "TorchClone"]
 
 #: Names of the weight tensors in a parameter dict, in spec order.
 PARAM_NAMES: tuple[str, ...] = ("w_in", "w_rec", "w_out")

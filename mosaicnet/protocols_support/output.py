@@ -6,7 +6,7 @@ A protocol writes only these names in its ``--out`` directory::
     results.json    every number of the run (written last: its presence means done)
     results.md      the Markdown tables
     figures/        PNG figures
-    runs/           training runs (mosaicnet.meta.training run directories)
+    runs/           training runs (mosaicnet.meta.run_directory run directories)
 
 Rules (:func:`prepare_output_dir`):
 

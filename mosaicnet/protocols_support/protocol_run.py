@@ -111,7 +111,7 @@ def start_protocol(
     RunDirectoryError
         ``out_dir`` holds results, or an unfinished run with other settings.
     """
-    from mosaicnet.meta.training import resolve_data_dir
+    from mosaicnet.meta.run_setup import resolve_data_dir
     from mosaicnet.protocols_support.output import prepare_output_dir
     from mosaicnet.protocols_support.parameters import resolve_parameters
 

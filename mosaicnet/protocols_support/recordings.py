@@ -51,7 +51,7 @@ def split_inputs(data_dir: Path, config, n_samples: int, *, seed: int = 0):
     binned counts of the first spatial-sampling view (offset 0), as the network
     was trained on.
     """
-    from mosaicnet.meta.training import load_split
+    from mosaicnet.meta.run_setup import load_split
 
     dataset = load_split(Path(data_dir), "test")
     rng = np.random.default_rng(seed)
@@ -99,7 +99,7 @@ def record_test_samples(
         give the values of the evaluation the recording illustrates.
     """
     from mosaicnet.meta.chip_evaluation import chip_as_evaluated
-    from mosaicnet.meta.training import RunDirectory
+    from mosaicnet.meta.run_directory import RunDirectory
     from mosaicnet.network.brian_network import simulate
     from mosaicnet.network.chip_programming import brian_seed
 

@@ -42,7 +42,8 @@ def train_or_resume(
     RunDirectoryError
         ``run_dir`` holds a run of another configuration.
     """
-    from mosaicnet.meta.training import CONFIG_FILE, RunDirectory, train
+    from mosaicnet.meta.run_directory import CONFIG_FILE, RunDirectory
+    from mosaicnet.meta.training import train
 
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
@@ -114,7 +115,8 @@ def continue_training(
     """
     import shutil
 
-    from mosaicnet.meta.training import CONFIG_FILE, RUN_FILES, RunDirectory, train
+    from mosaicnet.meta.run_directory import CONFIG_FILE, RUN_FILES, RunDirectory
+    from mosaicnet.meta.training import train
 
     source = RunDirectory.open(source_dir)
     done = int(source.load_checkpoint()["iteration"])

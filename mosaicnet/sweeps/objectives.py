@@ -19,13 +19,10 @@ Targets
     its objective from the returned dict. If the script defines a mapping
     ``PARAMETERS`` (name -> default), swept and fixed parameters are checked
     against its keys.
-``synthetic-quadratic``
-    A diagnostic objective with a known optimum, for testing the sweep machinery
-    without training: ``loss = sum_k (p_k - optimum_k)^2`` over the parameters
-    named in the target's ``optimum`` table (default ``x = 1, y = -2``, so the
-    minimum 0 lies at ``x = 1, y = -2``). Knobs: ``sleep_s`` (idle wait),
-    ``busy_s`` (CPU seconds of pure-Python work, to measure parallel speed-up)
-    and ``raise_error`` (the trial raises, to exercise failure handling).
+
+More targets (a cheap diagnostic objective, a project's own experiment) are
+:class:`SweepTarget` subclasses made known with :func:`register_target` when
+their module is imported; the sweep imports that module on every worker.
 
 Isolation
 ---------
@@ -34,13 +31,15 @@ runs, a private temporary directory (``TMPDIR`` and :data:`tempfile.tempdir`,
 ``<trial>/tmp``) and a private build directory named by the environment
 variable ``MOSAICNET_BUILD_DIR`` (on the RAM disk ``/dev/shm`` when it has
 room, because standalone runs write their results there; else
-``<trial>/build``). Brian2's standalone devices build in a fresh
+``<trial>/build``). mosaicnet's network builder makes each standalone project
+in a fresh directory under ``MOSAICNET_BUILD_DIR``
+(:class:`mosaicnet.network.brian_backends.StandaloneProject`), which no other
+trial can share; Brian2's own standalone devices build in a fresh
 ``tempfile.mkdtemp`` directory when no directory is given, so default builds
-land in the trial's temporary directory; mosaicnet's network builder makes a
-fresh ``mkdtemp`` directory per network, which no other trial can share; code
-that chooses a build directory itself should put it under
-``MOSAICNET_BUILD_DIR`` (never a fixed relative path such as ``output``, which
-every trial of a worker would share). After the trial, standalone projects in
+land in the trial's temporary directory. Code that chooses a build directory
+itself should put it under ``MOSAICNET_BUILD_DIR`` too (never a fixed relative
+path such as ``output``, which every trial of a worker would share). After the
+trial, standalone projects in
 these directories are deleted, and Brian2's global device and preferences are
 reset, so one trial's ``set_device("cpp_standalone")`` cannot leak into the
 next trial on the same worker. Build directories of a worker that was killed
@@ -70,9 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from mosaicnet.errors import ConfigError
-
-#: Environment variable naming the trial's private Brian2 build directory.
-BUILD_DIR_ENV = "MOSAICNET_BUILD_DIR"
+from mosaicnet.network.brian_backends import BUILD_DIR_ENV
 
 #: RAM disk for build directories, used while it has this much room (bytes).
 RAM_DISK = Path("/dev/shm")
@@ -183,9 +180,10 @@ def private_environment(trial_dir: Path) -> Iterator[None]:
         # Standalone projects hold compiled binaries (megabytes per trial) and are of
         # no use once the trial returned. Other files in tmp/ stay: a library imported
         # during the trial may keep writing to a file it opened there (Brian2's log).
-        for pattern in ("brian_standalone_*", "mosaicnet_brian_*"):
-            for project in tmp.glob(pattern):
-                shutil.rmtree(project, ignore_errors=True)
+        for folder in (tmp, build):
+            for pattern in ("brian_standalone_*", "mosaicnet_brian_*"):
+                for project in folder.glob(pattern):
+                    shutil.rmtree(project, ignore_errors=True)
         if build.parent == RAM_DISK:
             shutil.rmtree(build, ignore_errors=True)
 
@@ -288,61 +286,6 @@ class SweepTarget(abc.ABC):
         """Run one trial in ``trial_dir`` and return its results (every target defines it)."""
 
 
-class SyntheticQuadratic(SweepTarget):
-    """``synthetic-quadratic``: known optimum, configurable cost (module docstring)."""
-
-    kind = "synthetic-quadratic"
-    default_objective = "loss"
-    worker_imports = ()
-    knobs = ("sleep_s", "busy_s", "raise_error")
-    default_optimum = {"x": 1.0, "y": -2.0}
-
-    def validate_options(self, options, *, base_dir, source):
-        unknown = sorted(set(options) - {"optimum"})
-        if unknown:
-            raise ConfigError(
-                f"{source}: target 'synthetic-quadratic' takes only `optimum`, got {unknown}"
-            )
-        optimum = options.get("optimum", self.default_optimum)
-        if not isinstance(optimum, dict) or not optimum:
-            raise ConfigError(f"{source}: [target] optimum must be a table like {{ x = 1.0 }}")
-        for name, value in optimum.items():
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            if not ok or not math.isfinite(value) or name in self.knobs:
-                raise ConfigError(f"{source}: [target] optimum.{name} must be a finite number")
-        return {"optimum": {k: float(v) for k, v in optimum.items()}}
-
-    def parameter_names(self, options):
-        return set(options["optimum"]) | set(self.knobs)
-
-    def check_parameters(self, fixed, space, options, *, source):
-        given = set(fixed) | {d.name for d in space}
-        missing = sorted(set(options["optimum"]) - given)
-        if missing:
-            raise ConfigError(
-                f"{source}: target 'synthetic-quadratic' needs parameter(s) {missing} in "
-                "[space] or [params]"
-            )
-
-    def run(self, options, params, trial_dir):
-        if params.get("raise_error"):
-            raise RuntimeError("synthetic-quadratic: raise_error was set for this trial")
-        _busy(float(params.get("busy_s", 0.0)))
-        time.sleep(float(params.get("sleep_s", 0.0)))
-        optimum = options["optimum"]
-        loss = sum((float(params[k]) - v) ** 2 for k, v in optimum.items())
-        return {"loss": loss, "distance": math.sqrt(loss)}
-
-
-def _busy(seconds: float) -> None:
-    """Spend ``seconds`` of this thread's CPU time on arithmetic (not waiting)."""
-    end = time.thread_time() + seconds
-    x = 0.0
-    while time.thread_time() < end:
-        for i in range(2000):
-            x = (x + i * 1e-3) % 7.0
-
-
 class TrainEvaluate(SweepTarget):
     """``train+evaluate``: meta-train, then meta-test in torch (module docstring)."""
 
@@ -432,7 +375,7 @@ class TrainEvaluate(SweepTarget):
     def prepare(self, options, *, progress):
         # Resolve (and, for the synthetic default, generate) the data once, in the
         # client: workers generating the same files at once would race.
-        from mosaicnet.meta.training import resolve_data_dir
+        from mosaicnet.meta.run_setup import resolve_data_dir
 
         data = resolve_data_dir(options.get("data"), progress=progress)
         return {**options, "data": str(Path(data).resolve())}
@@ -566,13 +509,37 @@ def load_protocol(path: Path):
     return module
 
 
-TARGETS: dict[str, SweepTarget] = {
-    t.kind: t for t in (TrainEvaluate(), Protocol(), SyntheticQuadratic())
-}
+TARGETS: dict[str, SweepTarget] = {t.kind: t for t in (TrainEvaluate(), Protocol())}
+
+
+def register_target(target: SweepTarget) -> SweepTarget:
+    """Make ``target`` known to sweep files under its ``kind``; returns it.
+
+    Call it when the module defining the target is imported: the sweep imports
+    that module on every worker (:mod:`mosaicnet.sweeps.worker_setup`), so the
+    module must be importable there (installed, or on the workers' ``sys.path``).
+    Registering a kind again replaces the earlier target (a re-run notebook cell).
+
+    Raises
+    ------
+    ConfigError
+        ``target`` is not a :class:`SweepTarget` or has no ``kind``.
+    """
+    if not isinstance(target, SweepTarget):
+        raise ConfigError(
+            f"register_target needs a SweepTarget instance, got {type(target).__name__}"
+        )
+    if not isinstance(target.kind, str) or not target.kind:
+        raise ConfigError(f"{type(target).__name__}.kind must be a non-empty string")
+    TARGETS[target.kind] = target
+    return target
 
 
 def get_target(kind: Any, *, source: str = "sweep file") -> SweepTarget:
     """The target named ``kind``; :class:`ConfigError` listing the known ones otherwise."""
     if kind not in TARGETS:
-        raise ConfigError(f"{source}: unknown target kind {kind!r}; choose one of {list(TARGETS)}")
+        raise ConfigError(
+            f"{source}: unknown target kind {kind!r}; choose one of {list(TARGETS)} (or "
+            "import the module that registers it with register_target)"
+        )
     return TARGETS[kind]

@@ -159,8 +159,38 @@ def make_sampler(spec: SweepSpec):
     return optuna.samplers.TPESampler(seed=spec.sampler_seed, constant_liar=True)
 
 
-def open_study(spec: SweepSpec, storage: str):
+def open_storage(url: str):
+    """The Optuna RDB storage at ``url`` (an SQLite file's directory is created).
+
+    Raises
+    ------
+    BackendUnavailableError
+        The storage cannot be opened.
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+        raise BackendUnavailableError(
+            f"cannot open the Optuna storage {url!r} ({type(error).__name__}: {error}); "
+            "check the URL, the database server and its Python driver"
+        ) from error
+
+
+def open_study(spec: SweepSpec, url: str):
     """Create the study, or load it and check that it belongs to this sweep.
+
+    Returns
+    -------
+    (optuna.Study, optuna.storages.RDBStorage)
+        The study and the storage it lives in (:func:`plan` writes through it).
 
     Raises
     ------
@@ -172,33 +202,21 @@ def open_study(spec: SweepSpec, storage: str):
         The storage cannot be opened.
     """
     import optuna
-    import sqlalchemy.exc
 
-    if storage.startswith("sqlite:///"):
-        Path(storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
-    else:
-        engine_kwargs = {"pool_pre_ping": True}
-    try:
-        rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
-        study = optuna.create_study(
-            study_name=spec.name,
-            storage=rdb,
-            sampler=make_sampler(spec),
-            direction=spec.direction,
-            load_if_exists=True,
-        )
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-        raise BackendUnavailableError(
-            f"cannot open the Optuna storage {storage!r} ({type(error).__name__}: {error}); "
-            "check the URL, the database server and its Python driver"
-        ) from error
+    storage = open_storage(url)
+    study = optuna.create_study(
+        study_name=spec.name,
+        storage=storage,
+        sampler=make_sampler(spec),
+        direction=spec.direction,
+        load_if_exists=True,
+    )
     identity = json.loads(json.dumps(spec.identity()))
     stored = study.user_attrs.get("sweep")
     if stored is None:
         if study.get_trials(deepcopy=False):
             raise ConfigError(
-                f"study {spec.name!r} in {storage} already has trials but was not created by "
+                f"study {spec.name!r} in {url} already has trials but was not created by "
                 "`mosaicnet sweep`; choose another study name"
             )
         study.set_user_attr("sweep", identity)
@@ -206,16 +224,16 @@ def open_study(spec: SweepSpec, storage: str):
     elif stored != identity:
         differing = sorted(k for k in identity if stored.get(k) != identity[k])
         raise ConfigError(
-            f"study {spec.name!r} in {storage} was created from a different sweep (differs "
+            f"study {spec.name!r} in {url} was created from a different sweep (differs "
             f"in: {', '.join(differing)}); resume it with its original sweep file, or give "
             "this one another [study] name or out_dir"
         )
     if study.direction.name.lower() != spec.direction:
         raise ConfigError(
-            f"study {spec.name!r} in {storage} is to {study.direction.name.lower()}, the sweep "
+            f"study {spec.name!r} in {url} is to {study.direction.name.lower()}, the sweep "
             f"file says {spec.direction}"
         )
-    return study
+    return study, storage
 
 
 def _claim_study(study) -> dict[str, Any]:
@@ -276,32 +294,40 @@ def _param_key(params: dict[str, Any]) -> str:
     return json.dumps(norm, sort_keys=True)
 
 
-def _finish_trial(study, trial_id: int, number: int, status: str, final: bool, **attrs) -> None:
-    """Mark a running trial failed with its status (attributes first: a finished
-    trial can no longer be changed)."""
+def _fail(study, trial, status: str, final: bool, **attrs) -> None:
+    """Mark an asked, still running trial failed with its status (attributes first:
+    a finished trial can no longer be changed)."""
     from optuna.trial import TrialState
 
-    storage = study._storage  # the public Trial wrapper needs a live Trial object
     for key, value in {"status": status, "final": final, **attrs}.items():
-        storage.set_trial_user_attr(trial_id, key, value)
-    study.tell(number, state=TrialState.FAIL)
+        trial.set_user_attr(key, value)
+    study.tell(trial, state=TrialState.FAIL)
 
 
-def plan(study, spec: SweepSpec, n_trials: int) -> tuple[deque[Work], int, int]:
+def plan(study, storage, spec: SweepSpec, n_trials: int) -> tuple[deque[Work], int, int]:
     """Work still to do for ``n_trials`` finished trials.
 
     Trials left RUNNING by a client that stopped are marked failed
-    (``orphaned``) first. Returns ``(queue, fresh, done)``: fixed-parameter work
-    (retries first, then unrun grid points), the number of trials to ask from
-    the sampler, and the number of trials already finished.
+    (``orphaned``) first; ``storage`` is the study's, through which their
+    attributes are written (Optuna gives no live trial object for them).
+    Returns ``(queue, fresh, done)``: fixed-parameter work (retries first, then
+    unrun grid points), the number of trials to ask from the sampler, and the
+    number of trials already finished.
     """
     from optuna.trial import TrialState
 
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        _finish_trial(
-            study, trial._trial_id, trial.number, ORPHANED, False,
-            error="the sweep client stopped before this trial finished; re-run",
-        )  # fmt: skip
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if orphans:
+        study_id = storage.get_study_id_from_name(study.study_name)
+    for orphan in orphans:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, orphan.number)
+        attrs = {
+            "status": ORPHANED, "final": False,
+            "error": "the sweep client stopped before this trial finished; re-run",
+        }  # fmt: skip
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+        study.tell(orphan.number, state=TrialState.FAIL)
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials} - {None}
     finished_keys = set()
@@ -353,7 +379,7 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
             yield client
         return
     if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
+        raise ConfigError(f"workers must be >= 1, got {workers}")
     settings = {
         # A worker death surfaces at once as KilledWorker; the runner retries the
         # trial itself and records the failure in the study (module docstring).
@@ -437,27 +463,28 @@ def run_sweep(
     url = storage_url(storage) if storage else (spec.storage or default_storage(out))
     total = spec.n_trials if n_trials is None else int(n_trials)
     if scheduler is None and workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
+        raise ConfigError(f"workers must be >= 1, got {workers}")
     if total < 1:
-        raise ConfigError(f"--n-trials must be >= 1, got {total}")
+        raise ConfigError(f"n_trials must be >= 1, got {total}")
     if spec.sampler == "grid" and total > len(spec.grid()):
         raise ConfigError(f"n_trials={total} exceeds the grid's {len(spec.grid())} points")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     target = get_target(spec.target.kind)
-    study = open_study(spec, url)
+    study, storage = open_study(spec, url)
     client_record = _claim_study(study)
     outcome = SweepOutcome(
         spec.name, url, out, total, 0, 0, 0, 0, None, None, 0.0, 0.0,
     )  # fmt: skip
     try:
-        queue, fresh, done = plan(study, spec, total)
+        queue, fresh, done = plan(study, storage, spec, total)
         if queue or fresh:
             options = target.prepare(spec.target.options, progress=progress)
             cluster_started = time.perf_counter()
             with dask_client(scheduler, workers) as client:
                 from mosaicnet.sweeps.worker_setup import WorkerSetup
 
-                plugin = WorkerSetup(target.worker_imports)
+                # The target's own module registers it on the workers (register_target).
+                plugin = WorkerSetup((*target.worker_imports, type(target).__module__))
                 client.register_plugin(plugin, name="mosaicnet-worker-setup")
                 outcome.cluster_start_s = time.perf_counter() - cluster_started
                 bar = tqdm(
@@ -494,6 +521,7 @@ def _drive(
     from concurrent.futures import CancelledError
 
     from distributed import wait
+    from optuna.trial import TrialState
 
     distributions = spec.distributions()
     inflight: dict[Any, tuple[Any, Work]] = {}  # future -> (optuna Trial, work)
@@ -568,15 +596,18 @@ def _drive(
         # and leave them failed-but-retryable, so the next run re-does them.
         pending = [(f, t) for f, (t, _w) in inflight.items()] + [(None, t) for t, _w in ready]
         pending += [(None, t) for _f, t, _w in finished]
-        for future, trial in pending:
+        for future, _trial in pending:
             if future is not None:
                 future.cancel()
-            if study._storage.get_trial(trial._trial_id).state.is_finished():
-                continue  # recorded before the stop (e.g. the trial that lacked the objective)
-            _finish_trial(
-                study, trial._trial_id, trial.number, INTERRUPTED, False,
-                error="the sweep stopped before this trial finished; re-run to resume",
-            )  # fmt: skip
+        # Trials recorded before the stop (e.g. the one that lacked the objective) stay.
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        still_running = {t.number for t in running}
+        for _future, trial in pending:
+            if trial.number in still_running:
+                _fail(
+                    study, trial, INTERRUPTED, False,
+                    error="the sweep stopped before this trial finished; re-run to resume",
+                )  # fmt: skip
         raise
 
 
@@ -595,8 +626,8 @@ def _record(study, spec, trial, work: Work, future, out: Path, outcome: SweepOut
         worker = {k: payload[k] for k in ("host", "pid", "seconds")}
         trial.set_user_attr("worker", worker)
         if spec.objective not in results:
-            _finish_trial(
-                study, trial._trial_id, trial.number, ERROR, True,
+            _fail(
+                study, trial, ERROR, True,
                 error=f"objective {spec.objective!r} missing from the results",
             )  # fmt: skip
             raise ConfigError(
@@ -609,8 +640,8 @@ def _record(study, spec, trial, work: Work, future, out: Path, outcome: SweepOut
             or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
-            _finish_trial(
-                study, trial._trial_id, trial.number, ERROR, True,
+            _fail(
+                study, trial, ERROR, True,
                 error=f"objective {spec.objective} is {value!r}, not a finite number",
             )  # fmt: skip
             return None
@@ -624,8 +655,8 @@ def _record(study, spec, trial, work: Work, future, out: Path, outcome: SweepOut
             if error is not None
             else "the trial was cancelled (scheduler or worker lost)"
         )
-        _finish_trial(
-            study, trial._trial_id, trial.number, LOST, final,
+        _fail(
+            study, trial, LOST, final,
             error=detail + ("; retries exhausted" if final else "; retried"),
         )  # fmt: skip
         if final:
@@ -635,8 +666,8 @@ def _record(study, spec, trial, work: Work, future, out: Path, outcome: SweepOut
     trial_dir = out / TRIALS_DIR / f"{trial.number:05d}"
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / "error.txt").write_text(text, encoding="utf-8")
-    _finish_trial(
-        study, trial._trial_id, trial.number, ERROR, True,
+    _fail(
+        study, trial, ERROR, True,
         error=f"{type(error).__name__}: {error}"[:2000],
     )  # fmt: skip
     return None
@@ -682,5 +713,5 @@ def show_report(
         raise RunDirectoryError(
             f"{url} holds no study named {spec.name!r}; run `mosaicnet sweep {spec.source}` first"
         )
-    study = open_study(spec, url)
+    study, _ = open_study(spec, url)
     return write_report(study, out, objective=spec.objective)

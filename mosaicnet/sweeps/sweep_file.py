@@ -14,7 +14,7 @@ own directory, so a sweep file and its base configuration can move together::
     # out_dir = "runs/inner-lr"               (default: <file stem>_sweep/ beside the file)
 
     [target]
-    kind = "train+evaluate"        # or "protocol", or "synthetic-quadratic"
+    kind = "train+evaluate"        # or "protocol", or a registered target's kind
     config = "base_config.json"    # optional TrainConfig JSON; fields not swept or fixed
     # data = "data/shd"            # directory with shd_train.h5 / shd_test.h5
 

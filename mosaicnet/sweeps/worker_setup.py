@@ -5,6 +5,8 @@
   that imports Brian2 first would fail with "signal only works in main thread".
   :class:`WorkerSetup` imports such modules in the worker's main thread (where
   Dask runs worker plugins).
+  The module defining the sweep's target is imported the same way: importing it
+  registers the target there (:func:`mosaicnet.sweeps.objectives.register_target`).
 * A worker killed mid-trial leaves its trial's build directory on the RAM disk;
   the set-up of the worker the nanny starts in its place removes the build
   directories of dead processes
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -33,5 +36,6 @@ class WorkerSetup(WorkerPlugin):
 
         remove_stale_builds()
         for name in self.modules:
-            if importlib.util.find_spec(name) is not None:
+            # In sys.modules: find_spec would fail on a __main__ without a spec.
+            if name in sys.modules or importlib.util.find_spec(name) is not None:
                 importlib.import_module(name)
