@@ -33,7 +33,8 @@ Run::
 ``data``, ``read_times_s``, ``networks`` -> ``standard`` / ``hardware_aware`` ->
 {``run``, ``curve`` (one summary per read time: ``accuracy_seen``,
 ``ci95_seen``, ``accuracy_unseen``, ``ci95_unseen``, ``*_20way``, ...)},
-``figures``, ``timing_s``.
+``figures``, ``timing_s``,
+``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from brian2 import second
@@ -95,7 +97,7 @@ QUESTION = (
 NETWORKS = ("standard", "hardware_aware")
 
 
-def train_config(p, hardware_aware: bool):
+def train_config(p: SimpleNamespace, hardware_aware: bool):
     """Training configuration; both carry the device model so the chip is the same.
 
     The standard network keeps the device model in its spec (it is programmed into
@@ -202,7 +204,7 @@ def _time_label(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def markdown_report(p, results: dict[str, Any]) -> str:
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
     """The Markdown table of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.reporting import markdown_table, seen_unseen_cells
 

@@ -45,7 +45,8 @@ Run::
 ``tasks_unseen``), ``torch`` (same keys), ``hardware`` (``memristors``,
 ``recurrent_synapses``, ``synapses_intra_tile`` / ``_one_hop`` / ``_multi_hop``,
 ``hops_per_spike``, ...), ``final_training``}, ``fc_on_mosaic`` (routing cost of
-the dense network placed on Mosaic tiles), ``figures``, ``timing_s``.
+the dense network placed on Mosaic tiles), ``figures``, ``timing_s``,
+``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from brian2 import second
@@ -119,7 +121,7 @@ QUESTION = (
 )
 
 
-def train_config(p, layout: str):
+def train_config(p: SimpleNamespace, layout: str):
     """The :class:`~mosaicnet.meta.config.TrainConfig` of one of the two networks."""
     from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
@@ -305,7 +307,7 @@ def _short_name(hardware: dict[str, Any]) -> str:
     return f"{kind} {hardware['neurons']}"
 
 
-def markdown_report(p, results: dict[str, Any]) -> str:
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
     """The Markdown tables of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.parameters import seconds
     from mosaicnet.protocols_support.reporting import (

@@ -35,7 +35,8 @@ Run::
 ``results.json`` keys: ``protocol``, ``question``, ``setting``, ``parameters``,
 ``data``, ``points`` (one per k: ``inner_steps``, ``inner_lr``, ``run``,
 ``evaluation`` with ``accuracy_seen``, ``ci95_seen``, ``accuracy_unseen``,
-``ci95_unseen``, ``*_20way``, ``train_seconds``), ``figures``, ``timing_s``.
+``ci95_unseen``, ``*_20way``, ``train_seconds``), ``figures``, ``timing_s``,
+``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from brian2 import second
@@ -85,6 +87,7 @@ QUICK = {
     "INNER_STEPS": [1, 3, 10], "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 40,
     "META_BATCH": 8, "EVAL_TASKS": 20,
 }  # fmt: skip
+#: --smoke: --quick made a pipeline check of seconds (not science).
 SMOKE = {
     **QUICK, "INNER_STEPS": [1, 3], "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2,
     "META_BATCH": 2, "EVAL_TASKS": 2,
@@ -96,7 +99,7 @@ QUESTION = (
 )
 
 
-def train_config(p, inner_steps: int):
+def train_config(p: SimpleNamespace, inner_steps: int):
     """The training configuration for ``inner_steps`` inner steps."""
     from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
@@ -185,7 +188,7 @@ def run(
     return results
 
 
-def markdown_report(p, results: dict[str, Any]) -> str:
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
     """The Markdown table of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.reporting import markdown_table, number, seen_unseen_cells
 

@@ -30,7 +30,8 @@ Run::
 with ``accuracy_seen``, ``ci95_seen``, ``accuracy_unseen``, ``ci95_unseen``,
 ..., ``hardware`` with ``memristors``, ``recurrent_synapses``,
 ``synapses_intra_tile``, ``synapses_one_hop``, ``synapses_multi_hop``,
-``mean_hops_per_synapse``), ``figures``, ``timing_s``.
+``mean_hops_per_synapse``), ``figures``, ``timing_s``,
+``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from brian2 import second
@@ -80,6 +82,7 @@ QUICK = {
     "LAMBDAS": [0.0, 1e-3, 1e-1], "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 40,
     "META_BATCH": 8, "EVAL_TASKS": 20,
 }  # fmt: skip
+#: --smoke: --quick made a pipeline check of seconds (not science).
 SMOKE = {
     **QUICK, "LAMBDAS": [0.0, 1e-1], "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2,
     "META_BATCH": 2, "EVAL_TASKS": 2,
@@ -91,7 +94,7 @@ QUESTION = (
 )
 
 
-def train_config(p, layout_lambda: float):
+def train_config(p: SimpleNamespace, layout_lambda: float):
     """The training configuration with layout weight ``layout_lambda``."""
     from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
@@ -180,7 +183,7 @@ def run(
     return results
 
 
-def markdown_report(p, results: dict[str, Any]) -> str:
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
     """The Markdown table of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.reporting import markdown_table, number, seen_unseen_cells
 

@@ -31,7 +31,8 @@ Run::
 ``results.json`` keys: ``protocol``, ``question``, ``setting``, ``parameters``,
 ``data``, ``studies`` -> "<k>" -> {``trials`` (``lr_in``, ``lr_out``, ``run``,
 ``accuracy_seen``, ``accuracy_unseen``, ``ci95_*``), ``best``, ``importance``
-(parameter -> fraction, or None), ``importance_note``}, ``figures``, ``timing_s``.
+(parameter -> fraction, or None), ``importance_note``}, ``figures``, ``timing_s``,
+``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from brian2 import second
@@ -79,6 +81,7 @@ QUICK = {
     "N_TRIALS": 6, "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 15, "META_BATCH": 4,
     "EVAL_TASKS": 10,
 }  # fmt: skip
+#: --smoke: --quick made a pipeline check of seconds (not science).
 SMOKE = {
     **QUICK, "INNER_STEPS": [1, 3], "N_TRIALS": 3, "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2,
     "ITERATIONS": 1, "META_BATCH": 2, "EVAL_TASKS": 2,
@@ -90,7 +93,7 @@ QUESTION = (
 )
 
 
-def train_config(p, inner_steps: int, lr_in: float, lr_out: float):
+def train_config(p: SimpleNamespace, inner_steps: int, lr_in: float, lr_out: float):
     """Training configuration of one trial."""
     from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
@@ -222,7 +225,7 @@ def plot_landscape(path: Path, studies: dict[str, Any]) -> Path:
     return path
 
 
-def markdown_report(p, results: dict[str, Any]) -> str:
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
     """The Markdown tables of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.reporting import markdown_table, number, percent_ci
 

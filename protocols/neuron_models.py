@@ -35,7 +35,8 @@ Run::
 ``results.json`` keys: ``protocol``, ``question``, ``setting``, ``parameters``,
 ``data``, ``models`` -> name -> {``code`` (the Brian2 code), ``run``, ``torch``,
 ``brian2`` (accuracy summaries), ``hardware`` (memristors, synapses by hop
-class, hops per spike), ``firing_rate_hz``}, ``figures``, ``timing_s``.
+class, hops per spike), ``firing_rate_hz``}, ``figures``, ``timing_s``,
+``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from brian2 import second
@@ -93,7 +95,7 @@ QUESTION = (
 )
 
 
-def train_config(p, model: str):
+def train_config(p: SimpleNamespace, model: str):
     """Training configuration of one model's run."""
     from mosaicnet.protocols_support.parameters import json_value, train_config_from_parameters
 
@@ -213,7 +215,7 @@ def run(
     return results
 
 
-def markdown_report(p, results: dict[str, Any]) -> str:
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
     """The Markdown table of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.parameters import seconds
     from mosaicnet.protocols_support.reporting import markdown_table, number, seen_unseen_cells

@@ -37,7 +37,7 @@ Run::
 -> {``run``, ``trained_steps`` (inner steps of its last training phase),
 ``outer_steps``, ``evaluations`` -> {"<k>": summary with ``accuracy_seen``,
 ``ci95_seen``, ``accuracy_unseen``, ``ci95_unseen``, ...}}, ``figures``,
-``timing_s``.
+``timing_s``, ``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from brian2 import second
@@ -85,6 +86,7 @@ QUICK = {
     "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 40, "RETRAIN_ITERATIONS": 15,
     "META_BATCH": 8, "EVAL_TASKS": 20,
 }  # fmt: skip
+#: --smoke: --quick made a pipeline check of seconds (not science).
 SMOKE = {
     **QUICK, "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2, "RETRAIN_ITERATIONS": 1,
     "META_BATCH": 2, "EVAL_TASKS": 2,
@@ -97,7 +99,7 @@ QUESTION = (
 NETWORKS = ("base", "retrained", "continued", "scratch")
 
 
-def train_config(p, inner_steps: int, iterations: int):
+def train_config(p: SimpleNamespace, inner_steps: int, iterations: int):
     """Training configuration with ``inner_steps`` inner steps and ``iterations`` outer steps."""
     from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
@@ -106,7 +108,7 @@ def train_config(p, inner_steps: int, iterations: int):
     )
 
 
-def check_base_and_target(p) -> None:
+def check_base_and_target(p: SimpleNamespace) -> None:
     """Refuse a comparison of a step count with itself (before anything is written)."""
     from mosaicnet.errors import ConfigError
 
@@ -216,7 +218,7 @@ def run(
     return results
 
 
-def markdown_report(p, results: dict[str, Any]) -> str:
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
     """The Markdown table of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.reporting import markdown_table, seen_unseen_cells
 

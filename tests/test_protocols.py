@@ -295,8 +295,10 @@ def test_resolve_parameters_layers_and_coerces(capsys):
         resolve_parameters(defaults, params={"A": "many"})
     with pytest.raises(ConfigError, match="unknown protocol parameter 'E'"):
         resolve_parameters(defaults, params={"E": 1})
-    with pytest.raises(ConfigError, match=r"unknown protocol parameter 'E' \(in the setting"):
-        resolve_parameters(defaults, changes={"E": 1})
+    with pytest.raises(
+        ConfigError, match=r"unknown protocol parameter 'E' \(in the script's QUICK"
+    ):
+        resolve_parameters(defaults, setting="quick", changes={"E": 1})
     with pytest.raises(ConfigError, match="T = 3 has no unit.*second"):
         resolve_parameters(defaults, params={"T": 3})
     with pytest.raises(ConfigError, match="not in the units"):
@@ -387,7 +389,10 @@ RESULT_KEYS = {
     "retraining": {"networks"},
     "neuron_models": {"models"},
 }
-COMMON_KEYS = {"protocol", "question", "setting", "parameters", "data", "figures", "timing_s"}
+COMMON_KEYS = {
+    "protocol", "question", "setting", "parameters", "replaced_by_setting", "data", "figures",
+    "timing_s",
+}  # fmt: skip
 
 
 def check_protocol_results(name: str, out: Path, results: dict) -> None:

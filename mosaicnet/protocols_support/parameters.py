@@ -98,15 +98,16 @@ def resolve_parameters(
     values = dict(defaults)
     params = dict(params or {})
     replaced = []
-    for source, given in (("setting", changes or {}), ("--set", params)):
+    sources = ((f"the script's {setting.upper()}", changes or {}), ("--set", params))
+    for source, given in sources:
         for name, value in given.items():
             if name not in defaults:
                 raise ConfigError(
-                    f"unknown protocol parameter {name!r} (in the {source}); valid parameters "
+                    f"unknown protocol parameter {name!r} (in {source}); valid parameters "
                     f"are {sorted(defaults)}"
                 )
             values[name] = _coerce(name, value, defaults[name])
-            if source == "setting" and name not in params:
+            if given is not params and name not in params:
                 if json_value(values[name]) != json_value(defaults[name]):
                     replaced.append({
                         "name": name, "script": json_value(defaults[name]),
