@@ -13,6 +13,7 @@ import importlib.util
 import io
 import json
 import math
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -489,6 +490,30 @@ def test_protocol_quick_run(name, tmp_path, data_dir):
     results = module.run({}, out, True, data=data_dir, progress=False)
     check_protocol_results(name, out, results)
     check_specific(name, results)
+
+
+@pytest.mark.parametrize("name", ["fewshot_mosaic_vs_fc", *OTHER_PROTOCOLS])
+def test_every_constant_is_a_parameter_a_sweep_can_change(name):
+    """The UPPERCASE constants above PARAMETERS are the parameters, with units as Brian2
+    quantities (no _S suffixes); QUICK and SMOKE change only those; sweeps see them all."""
+    from brian2 import Quantity, second
+
+    from mosaicnet.sweeps.objectives import Protocol
+
+    module = load_protocol(name)
+    source = (PROTOCOLS / f"{name}.py").read_text(encoding="utf-8")
+    block = source[: source.index("PARAMETERS = parameters_of(globals())")]
+    constants = re.findall(r"^([A-Z][A-Z0-9_]*)(?:: [^=]+)? = ", block, flags=re.MULTILINE)
+    assert list(module.PARAMETERS) == constants
+    assert not [n for n in constants if n.endswith("_S")]
+    assert "BACKEND" in constants  # the Brian2 backend of every protocol
+    for value in module.PARAMETERS.values():
+        if isinstance(value, Quantity):
+            assert value.has_same_dimensions(second)
+    # --smoke starts from --quick; both change only parameters.
+    assert set(module.QUICK) <= set(module.SMOKE) <= set(module.PARAMETERS)
+    path = PROTOCOLS / f"{name}.py"
+    assert Protocol().parameter_names({"protocol": str(path)}) == set(constants)
 
 
 def test_retraining_continues_from_the_base_run(tmp_path, data_dir):

@@ -163,7 +163,7 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         and all(isinstance(item, Quantity) for item in default)
     ):
         if isinstance(value, str):
-            value = [item for item in value.strip().strip("[]").split(",") if item.strip()]
+            value = [item.strip() for item in value.strip().strip("[]").split(",") if item.strip()]
         if not isinstance(value, list | tuple) or not value:
             raise ConfigError(
                 f"parameter {name} is a list of quantities like {json_value(default)}, "
@@ -205,14 +205,13 @@ def _quantity(name: str, value: Any, default: Any) -> Any:
     unit = repr(get_unit(default.dim))
     if isinstance(value, int | float) and not isinstance(value, bool):
         raise ConfigError(
-            f"parameter {name} = {value!r} has no unit; it is in {unit}, write e.g. "
-            f"{name}={value!r}*{unit}"
+            f"parameter {name} = {value!r} has no unit; write it with one, e.g. {value!r}*{unit}"
         )
     quantity = parse_quantity(value, name=name)
     if not isinstance(quantity, Quantity) or not have_same_dimensions(quantity, default):
         raise ConfigError(
             f"parameter {name} = {value!r} is not in the units of its default "
-            f"{json_value(default)} ({unit}); write e.g. {name}=3600*{unit}"
+            f"{json_value(default).replace(' ', '')}; write it in {unit}"
         )
     return quantity
 
