@@ -21,7 +21,7 @@ Two Mosaic networks meta-trained on the same tasks: "standard" (no device
 perturbation while training) and "hardware-aware" (device noise and drift at a
 log-uniformly drawn read time in every forward pass). Both are programmed into
 the same device model and evaluated chip in the loop on the Brian2 network,
-ONE programmed chip per network read at every time of ``READ_TIMES_S`` (the
+ONE programmed chip per network read at every time of ``READ_TIMES`` (the
 points differ only by drift and read noise). Optionally also with global drift
 compensation (``DRIFT_COMPENSATION``).
 
@@ -33,7 +33,8 @@ Run::
 ``data``, ``read_times_s``, ``networks`` -> ``standard`` / ``hardware_aware`` ->
 {``run``, ``curve`` (one summary per read time: ``accuracy_seen``,
 ``ci95_seen``, ``accuracy_unseen``, ``ci95_unseen``, ``*_20way``, ...)},
-``figures``, ``timing_s``.
+``figures``, ``timing_s``,
+``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
@@ -41,18 +42,27 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from brian2 import second
+
+from mosaicnet.protocols_support.parameters import parameters_of
+
+hour = 3600 * second  # Brian2 has no hour or day; --set reads both (READ_TIMES=[1*day])
+day = 24 * hour
 
 # ----------------------------------------------------------------------------- parameters
 SEED = 0
-READ_TIMES_S = [1.0, 3600.0, 86400.0, 2592000.0]  # 1 s, 1 h, 1 d, 30 d after programming
+READ_TIMES = [1 * second, 1 * hour, 1 * day, 30 * day]  # after programming
 DEVICE_MODEL = "rram_hfox"  # the chip's devices (mosaicnet.devices.list_presets())
 # Recurrent neurons: a preset or a .json/.py file of Brian2 code, and constants
-# to change as Brian2 text (mosaicnet.network.neuron_presets; docs/neuron_models.md).
+# to change as Brian2 quantities, e.g. {"tau_mem": 300 * ms} (the lif preset's:
+# tau_mem = 420*ms, thr = 2; mosaicnet.network.neuron_presets; docs/neuron_models.md).
 NEURON_MODEL = "lif"
-NEURON_CONSTANTS: dict[str, str] = {}
-READ_TIME_MIN_S = 1.0  # hardware-aware training draws read times in this range (s)
-READ_TIME_MAX_S = 2592000.0
+NEURON_CONSTANTS: dict[str, Any] = {}
+READ_TIME_MIN = 1 * second  # hardware-aware training draws read times in this range
+READ_TIME_MAX = 30 * day
 DRIFT_COMPENSATION = False  # global drift compensation of every pathway's gain
 MOSAIC_ROWS = 8
 MOSAIC_COLS = 8
@@ -65,26 +75,19 @@ ITERATIONS = 1000
 META_BATCH = 16
 OUTER_LR = 1e-3
 EVAL_TASKS = 100  # tasks per kind (seen, unseen) at each read time
-BRIAN_DEVICE = "cython"
+BACKEND = "cython"  # Brian2 backend: numpy, cython, cpp_standalone, cuda_standalone
 
-PARAMETERS: dict[str, Any] = {
-    "SEED": SEED, "READ_TIMES_S": READ_TIMES_S,
-    "DEVICE_MODEL": DEVICE_MODEL, "NEURON_MODEL": NEURON_MODEL,
-    "NEURON_CONSTANTS": NEURON_CONSTANTS,
-    "READ_TIME_MIN_S": READ_TIME_MIN_S, "READ_TIME_MAX_S": READ_TIME_MAX_S,
-    "DRIFT_COMPENSATION": DRIFT_COMPENSATION, "MOSAIC_ROWS": MOSAIC_ROWS,
-    "MOSAIC_COLS": MOSAIC_COLS, "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY,
-    "K_SHOT": K_SHOT, "N_QUERY": N_QUERY, "INNER_STEPS": INNER_STEPS,
-    "ITERATIONS": ITERATIONS, "META_BATCH": META_BATCH, "OUTER_LR": OUTER_LR,
-    "EVAL_TASKS": EVAL_TASKS, "BRIAN_DEVICE": BRIAN_DEVICE,
-}  # fmt: skip
+PARAMETERS = parameters_of(globals())  # the constants above: what --set and sweeps change
+
+# ----------------------------------------------------------------------------- --quick, --smoke
+# What each setting replaces; a run prints every replacement and records it in
+# results.json ("replaced_by_setting"), and --set NAME=VALUE wins over both.
 #: --quick: a 4 x 4 x 4 Mosaic (64 neurons), short training, 20 tasks per point.
-QUICK: dict[str, Any] = {
-    "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 40, "META_BATCH": 8, "EVAL_TASKS": 20,
-}  # fmt: skip
-SMOKE: dict[str, Any] = {
-    "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2, "META_BATCH": 2, "EVAL_TASKS": 2,
-    "READ_TIMES_S": [1.0, 2592000.0], "BRIAN_DEVICE": "numpy",
+QUICK = {"MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 40, "META_BATCH": 8, "EVAL_TASKS": 20}
+#: --smoke: --quick made a pipeline check of seconds (not science).
+SMOKE = {
+    **QUICK, "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2, "META_BATCH": 2,
+    "EVAL_TASKS": 2, "READ_TIMES": [1 * second, 30 * day], "BACKEND": "numpy",
 }  # fmt: skip
 
 QUESTION = (
@@ -94,19 +97,19 @@ QUESTION = (
 NETWORKS = ("standard", "hardware_aware")
 
 
-def train_config(p: dict[str, Any], hardware_aware: bool):
+def train_config(p: SimpleNamespace, hardware_aware: bool):
     """Training configuration; both carry the device model so the chip is the same.
 
     The standard network keeps the device model in its spec (it is programmed into
     the same devices) but never sees device noise while training: the
     perturbation starts after the last iteration (``noise_start``).
     """
-    from mosaicnet.protocols_support.parameters import train_config_from_parameters
+    from mosaicnet.protocols_support.parameters import seconds, train_config_from_parameters
 
     return train_config_from_parameters(
-        p, inner_steps=p["INNER_STEPS"], outer_lr=p["OUTER_LR"],
-        noise_start=0 if hardware_aware else p["ITERATIONS"],
-        read_time_min_s=p["READ_TIME_MIN_S"], read_time_max_s=p["READ_TIME_MAX_S"],
+        p, inner_steps=p.INNER_STEPS, outer_lr=p.OUTER_LR,
+        noise_start=0 if hardware_aware else p.ITERATIONS,
+        read_time_min_s=seconds(p.READ_TIME_MIN), read_time_max_s=seconds(p.READ_TIME_MAX),
     )  # fmt: skip
 
 
@@ -121,19 +124,31 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
+    from mosaicnet.meta.run_setup import resolve_data_dir
     from mosaicnet.protocols_support import figures
     from mosaicnet.protocols_support.evaluation import drift_curve_brian
-    from mosaicnet.protocols_support.output import FIGURES, RUNS
-    from mosaicnet.protocols_support.protocol_run import start_protocol
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir, protocol_name
+    from mosaicnet.protocols_support.parameters import (
+        check_parameters,
+        json_parameters,
+        resolve_parameters,
+        seconds,
+    )
+    from mosaicnet.protocols_support.reporting import relative_paths, write_report
     from mosaicnet.protocols_support.runs import train_or_resume
 
-    protocol = start_protocol(
-        "drift", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
-        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
-        data=data, overwrite=overwrite, progress=progress,
+    started = time.perf_counter()
+    setting, changes = ("smoke", SMOKE) if smoke else ("quick", QUICK) if quick else ("full", {})
+    p, replaced = resolve_parameters(PARAMETERS, setting=setting, changes=changes, params=params)
+    # Checked, and the data found, before the output folder is touched: a typo must
+    # not cost earlier results (--overwrite) or block the corrected rerun.
+    check_parameters(p)
+    data_dir = resolve_data_dir(data, progress=progress)
+    out = prepare_output_dir(
+        out_dir, protocol=protocol_name(__file__), overwrite=overwrite, data=data,
+        parameters={**json_parameters(p), "setting": setting},
     )  # fmt: skip
-    p, out, data_dir = protocol.parameters, protocol.out, protocol.data_dir
-    times = [float(t) for t in p["READ_TIMES_S"]]
+    times = [seconds(t) for t in p.READ_TIMES]
     networks: dict[str, Any] = {}
     timing: dict[str, float] = {}
     for name in NETWORKS:
@@ -145,9 +160,8 @@ def run(
         timing[f"train_{name}"] = time.perf_counter() - tic
         tic = time.perf_counter()
         curve = drift_curve_brian(
-            run_dir, data=data_dir, times_s=times, tasks=p["EVAL_TASKS"],
-            backend=p["BRIAN_DEVICE"], drift_compensation=p["DRIFT_COMPENSATION"],
-            seed=p["SEED"], progress=progress,
+            run_dir, data=data_dir, times_s=times, tasks=p.EVAL_TASKS, backend=p.BACKEND,
+            drift_compensation=p.DRIFT_COMPENSATION, seed=p.SEED, progress=progress,
         )  # fmt: skip
         timing[f"brian2_{name}"] = time.perf_counter() - tic
         networks[name] = {"run": str(Path(RUNS) / name), "curve": curve["summaries"]}
@@ -163,21 +177,23 @@ def run(
             out / FIGURES / "accuracy_vs_read_time.png",
             times,
             series,
-            title=f"chip in the loop on Brian2 ({p['DEVICE_MODEL']}), 95 % CI over "
-            f"{p['EVAL_TASKS']} tasks",
+            title=f"chip in the loop on Brian2 ({p.DEVICE_MODEL}), 95 % CI over "
+            f"{p.EVAL_TASKS} tasks",
             xlabel="read time after programming",
             logx=True,
             xticks=times,
             xticklabels=[_time_label(t) for t in times],
-            chance=1.0 / p["N_WAY"],
+            chance=1.0 / p.N_WAY,
             styles=styles,
         )  # fmt: skip
     }
-    results = protocol.finish(
-        {"read_times_s": times, "networks": networks}, figures=paths, report=markdown_report,
-        timing=timing,
-    )  # fmt: skip
-    protocol.print_locations(paths)
+    results = {
+        "protocol": protocol_name(__file__), "question": QUESTION, "setting": setting,
+        "parameters": json_parameters(p), "replaced_by_setting": replaced, "data": str(data_dir),
+        "read_times_s": times, "networks": networks, "figures": relative_paths(paths, out),
+        "timing_s": {**timing, "total": time.perf_counter() - started},
+    }  # fmt: skip
+    write_report(out, results, markdown_report(p, results))
     return results
 
 
@@ -188,11 +204,10 @@ def _time_label(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def markdown_report(results: dict[str, Any]) -> str:
-    """The Markdown table of a results dict."""
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
+    """The Markdown table of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.reporting import markdown_table, seen_unseen_cells
 
-    p = results["parameters"]
     rows = []
     for name in NETWORKS:
         for t, s in zip(results["read_times_s"], results["networks"][name]["curve"], strict=True):
@@ -200,11 +215,11 @@ def markdown_report(results: dict[str, Any]) -> str:
     table = markdown_table(["training", "read time", "seen (%)", "unseen (%)"], rows)
     return (
         f"# Accuracy vs read time on the drifting chip ({results['setting']} setting)\n\n"
-        f"Mosaic {p['MOSAIC_ROWS']} x {p['MOSAIC_COLS']} x {p['NEURONS_PER_TILE']}, "
-        f"{p['DEVICE_MODEL']} devices, {p['ITERATIONS']} outer steps of {p['META_BATCH']} "
-        f"tasks, chip in the loop on Brian2 ({p['BRIAN_DEVICE']})"
-        f"{', drift compensation' if p['DRIFT_COMPENSATION'] else ''}; mean ± 95 % CI over "
-        f"{p['EVAL_TASKS']} tasks per kind; chance {100 / p['N_WAY']:.0f} %.\n\n{table}"
+        f"Mosaic {p.MOSAIC_ROWS} x {p.MOSAIC_COLS} x {p.NEURONS_PER_TILE}, "
+        f"{p.DEVICE_MODEL} devices, {p.ITERATIONS} outer steps of {p.META_BATCH} "
+        f"tasks, chip in the loop on Brian2 ({p.BACKEND})"
+        f"{', drift compensation' if p.DRIFT_COMPENSATION else ''}; mean ± 95 % CI over "
+        f"{p.EVAL_TASKS} tasks per kind; chance {100 / p.N_WAY:.0f} %.\n\n{table}"
     )
 
 
@@ -212,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from mosaicnet.protocols_support.parameters import protocol_main
 
-    return protocol_main(argv, prog="drift.py", description=__doc__, run=run)
+    return protocol_main(argv, script=__file__, description=__doc__, run=run)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ Run::
 ``tasks_unseen``), ``torch`` (same keys), ``hardware`` (``memristors``,
 ``recurrent_synapses``, ``synapses_intra_tile`` / ``_one_hop`` / ``_multi_hop``,
 ``hops_per_spike``, ...), ``final_training``}, ``fc_on_mosaic`` (routing cost of
-the dense network placed on Mosaic tiles), ``figures``, ``timing_s``.
+the dense network placed on Mosaic tiles), ``figures``, ``timing_s``,
+``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
@@ -53,7 +54,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from brian2 import second
+
+from mosaicnet.protocols_support.parameters import parameters_of
 
 # ----------------------------------------------------------------------------- parameters
 SEED = 0
@@ -67,11 +73,12 @@ LAYOUT_LAMBDA = 1e-4  # weight of the layout loss mean(S * W_rec^2): TrainConfig
 # (1: own tile and the four neighbouring tiles); None lets the layout loss and pruning
 # alone sparsify a dense matrix, which leaves most synapses two or more hops apart.
 MAX_HOPS = 1
-# The recurrent neurons: a preset (lif: the published model; cuba_lif, alif, adlif,
-# lif_refractory) or a .json/.py file of Brian2 code, and constants to change as
-# Brian2 text, e.g. {"tau_mem": "300*ms"} (mosaicnet.network.neuron_presets).
+# The recurrent neurons: a preset (lif: the published model, tau_mem = 420*ms, thr = 2;
+# cuba_lif, alif, adlif, lif_refractory) or a .json/.py file of Brian2 code, and the
+# constants to change, as Brian2 quantities, e.g. {"tau_mem": 300 * ms}. The code and
+# constants of a preset: print(mosaicnet.network.neuron_presets.lif().code()).
 NEURON_MODEL = "lif"
-NEURON_CONSTANTS: dict[str, str] = {}
+NEURON_CONSTANTS: dict[str, Any] = {}
 # The fully-connected baseline (published: 64 neurons).
 FC_NEURONS = 64
 # Few-shot protocol (published: 5-way 5-shot, one inner step on the readout).
@@ -85,47 +92,26 @@ META_BATCH = 16
 OUTER_LR = 1e-3
 # Hardware: device preset of the memristors (mosaicnet.devices.list_presets()).
 DEVICE_MODEL = "rram_hfox"
-READ_TIME_S = 1.0  # seconds between programming and evaluation
+READ_TIME = 1 * second  # between programming and evaluation
 # Meta-test.
 EVAL_TASKS = 100  # tasks per kind (seen, unseen)
-BRIAN_DEVICE = "cython"  # Brian2 backend: numpy, cython, cpp_standalone
+BACKEND = "cython"  # Brian2 backend: numpy, cython, cpp_standalone, cuda_standalone
 RASTER_SAMPLES = 20  # test samples recorded in Brian2 for rasters and hops per spike
 # The layout picture draws the strongest recurrent synapses only (all of a dense
 # 256-neuron network would cover the grid): this fraction of the non-zero weights.
 LAYOUT_FIGURE_FRACTION = 0.1
 
-PARAMETERS: dict[str, Any] = {
-    "SEED": SEED,
-    "MOSAIC_ROWS": MOSAIC_ROWS,
-    "MOSAIC_COLS": MOSAIC_COLS,
-    "NEURONS_PER_TILE": NEURONS_PER_TILE,
-    "BETA": BETA,
-    "LAYOUT_LAMBDA": LAYOUT_LAMBDA,
-    "MAX_HOPS": MAX_HOPS,
-    "NEURON_MODEL": NEURON_MODEL,
-    "NEURON_CONSTANTS": NEURON_CONSTANTS,
-    "FC_NEURONS": FC_NEURONS,
-    "N_WAY": N_WAY,
-    "K_SHOT": K_SHOT,
-    "N_QUERY": N_QUERY,
-    "INNER_STEPS": INNER_STEPS,
-    "ITERATIONS": ITERATIONS,
-    "META_BATCH": META_BATCH,
-    "OUTER_LR": OUTER_LR,
-    "DEVICE_MODEL": DEVICE_MODEL,
-    "READ_TIME_S": READ_TIME_S,
-    "EVAL_TASKS": EVAL_TASKS,
-    "BRIAN_DEVICE": BRIAN_DEVICE,
-    "RASTER_SAMPLES": RASTER_SAMPLES,
-    "LAYOUT_FIGURE_FRACTION": LAYOUT_FIGURE_FRACTION,
-}
+PARAMETERS = parameters_of(globals())  # the constants above: what --set and sweeps change
+
+# ----------------------------------------------------------------------------- --quick, --smoke
+# What each setting replaces; a run prints every replacement and records it in
+# results.json ("replaced_by_setting"), and --set NAME=VALUE wins over both.
 #: --quick: the README main job (target ~5 minutes on 2 cores on the synthetic data).
-QUICK: dict[str, Any] = {"ITERATIONS": 60, "META_BATCH": 8, "EVAL_TASKS": 20, "RASTER_SAMPLES": 8}
-#: --smoke: a pipeline check in well under a minute (small networks, a few steps).
-SMOKE: dict[str, Any] = {
-    "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "NEURONS_PER_TILE": 4, "FC_NEURONS": 8,
-    "ITERATIONS": 2, "META_BATCH": 2, "EVAL_TASKS": 2, "RASTER_SAMPLES": 2,
-    "BRIAN_DEVICE": "numpy",
+QUICK = {"ITERATIONS": 60, "META_BATCH": 8, "EVAL_TASKS": 20, "RASTER_SAMPLES": 8}
+#: --smoke: --quick made a pipeline check in well under a minute (not science).
+SMOKE = {
+    **QUICK, "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "NEURONS_PER_TILE": 4, "FC_NEURONS": 8,
+    "ITERATIONS": 2, "META_BATCH": 2, "EVAL_TASKS": 2, "RASTER_SAMPLES": 2, "BACKEND": "numpy",
 }  # fmt: skip
 
 QUESTION = (
@@ -135,15 +121,13 @@ QUESTION = (
 )
 
 
-# ----------------------------------------------------------------------------- build
-def train_config(p: dict[str, Any], layout: str):
+def train_config(p: SimpleNamespace, layout: str):
     """The :class:`~mosaicnet.meta.config.TrainConfig` of one of the two networks."""
     from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
     return train_config_from_parameters(
-        p, layout=layout, beta=p["BETA"], fc_neurons=p["FC_NEURONS"],
-        layout_lambda=p["LAYOUT_LAMBDA"], inner_steps=p["INNER_STEPS"], outer_lr=p["OUTER_LR"],
-        max_hops=p["MAX_HOPS"],
+        p, layout=layout, beta=p.BETA, fc_neurons=p.FC_NEURONS, layout_lambda=p.LAYOUT_LAMBDA,
+        inner_steps=p.INNER_STEPS, outer_lr=p.OUTER_LR, max_hops=p.MAX_HOPS,
     )  # fmt: skip
 
 
@@ -163,8 +147,8 @@ def run(
     Parameters
     ----------
     params
-        Changes to :data:`PARAMETERS` (names as there), applied after the
-        quick/smoke changes.
+        Changes to :data:`PARAMETERS` (names as there; quantities as Brian2
+        quantities or text), applied after the quick/smoke changes.
     out_dir
         Output directory (refused if it holds results, unless ``overwrite``; an
         unfinished run with the same settings is resumed).
@@ -176,46 +160,58 @@ def run(
     """
     from mosaicnet.layout import Layout
     from mosaicnet.meta.run_directory import RunDirectory
+    from mosaicnet.meta.run_setup import resolve_data_dir
     from mosaicnet.network.figures import plot_sample
-    from mosaicnet.protocols_support import figures, hardware_costs, reporting
+    from mosaicnet.protocols_support import figures, hardware_costs
     from mosaicnet.protocols_support.evaluation import evaluate_brian, evaluate_torch
-    from mosaicnet.protocols_support.output import FIGURES, RUNS
-    from mosaicnet.protocols_support.protocol_run import start_protocol
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir, protocol_name
+    from mosaicnet.protocols_support.parameters import (
+        check_parameters,
+        json_parameters,
+        resolve_parameters,
+        seconds,
+    )  # fmt: skip
     from mosaicnet.protocols_support.recordings import record_test_samples
+    from mosaicnet.protocols_support.reporting import relative_paths, write_report
     from mosaicnet.protocols_support.runs import train_or_resume
 
-    protocol = start_protocol(
-        "fewshot_mosaic_vs_fc", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
-        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
-        data=data, overwrite=overwrite, progress=progress,
+    started = time.perf_counter()
+    setting, changes = ("smoke", SMOKE) if smoke else ("quick", QUICK) if quick else ("full", {})
+    p, replaced = resolve_parameters(PARAMETERS, setting=setting, changes=changes, params=params)
+    # Everything is checked, and the data found, before the output folder is touched:
+    # a typo must not cost earlier results (--overwrite) or block the corrected rerun.
+    check_parameters(p)
+    data_dir = resolve_data_dir(data, progress=progress)
+    out = prepare_output_dir(
+        out_dir, protocol=protocol_name(__file__), overwrite=overwrite, data=data,
+        parameters={**json_parameters(p), "setting": setting},
     )  # fmt: skip
-    p, out, data_dir = protocol.parameters, protocol.out, protocol.data_dir
+
     timing: dict[str, float] = {}
     networks: dict[str, dict[str, Any]] = {}
     recordings = {}
-    for name, layout in (("mosaic", "mosaic"), ("fc", "fc")):
-        config = train_config(p, layout)
+    for name in ("mosaic", "fc"):
         run_dir = out / RUNS / name
         tic = time.perf_counter()
-        train_or_resume(config, run_dir, data=data_dir, progress=progress)
+        train_or_resume(train_config(p, name), run_dir, data=data_dir, progress=progress)
         timing[f"train_{name}"] = time.perf_counter() - tic
 
         tic = time.perf_counter()
         chip = evaluate_brian(
-            run_dir, data=data_dir, tasks=p["EVAL_TASKS"], backend=p["BRIAN_DEVICE"],
-            read_time_s=p["READ_TIME_S"], seed=p["SEED"], progress=progress,
+            run_dir, data=data_dir, tasks=p.EVAL_TASKS, backend=p.BACKEND,
+            read_time_s=seconds(p.READ_TIME), seed=p.SEED, progress=progress,
         )  # fmt: skip
         timing[f"brian2_evaluation_{name}"] = time.perf_counter() - tic
         tic = time.perf_counter()
         reference = evaluate_torch(
-            run_dir, data=data_dir, tasks=p["EVAL_TASKS"], seed=p["SEED"], progress=progress
+            run_dir, data=data_dir, tasks=p.EVAL_TASKS, seed=p.SEED, progress=progress
         )
         timing[f"torch_evaluation_{name}"] = time.perf_counter() - tic
 
         tic = time.perf_counter()
         recording = record_test_samples(
-            run_dir, data_dir, n_samples=p["RASTER_SAMPLES"], backend=p["BRIAN_DEVICE"],
-            read_time_s=p["READ_TIME_S"], seed=p["SEED"],
+            run_dir, data_dir, n_samples=p.RASTER_SAMPLES, backend=p.BACKEND,
+            read_time_s=seconds(p.READ_TIME), seed=p.SEED,
         )  # fmt: skip
         timing[f"brian2_recording_{name}"] = time.perf_counter() - tic
         recordings[name] = recording
@@ -233,7 +229,7 @@ def run(
 
     # The dense baseline placed on Mosaic tiles: what routing it would need there.
     fc_layout = hardware_costs.mosaic_placement_of_dense(
-        recordings["fc"].spec.n_rec, p["NEURONS_PER_TILE"], p["BETA"]
+        recordings["fc"].spec.n_rec, p.NEURONS_PER_TILE, p.BETA
     )
     fc_on_mosaic = None
     if fc_layout is not None:
@@ -251,9 +247,9 @@ def run(
         fig_dir / "accuracy_seen_unseen.png",
         groups,
         figures.seen_unseen_series(evaluations),
-        title=f"{p['N_WAY']}-way {p['K_SHOT']}-shot, {p['INNER_STEPS']} inner step(s), "
-        f"95 % CI over {p['EVAL_TASKS']} tasks",
-        chance=1.0 / p["N_WAY"],
+        title=f"{p.N_WAY}-way {p.K_SHOT}-shot, {p.INNER_STEPS} inner step(s), "
+        f"95 % CI over {p.EVAL_TASKS} tasks",
+        chance=1.0 / p.N_WAY,
     )
     mosaic_spec = recordings["mosaic"].spec
     mosaic_layout = Layout.from_dict(dict(mosaic_spec.layout))
@@ -261,7 +257,7 @@ def run(
         mosaic_layout,
         mosaic_spec.w_rec,
         fig_dir / "layout_mosaic.png",
-        fraction=p["LAYOUT_FIGURE_FRACTION"],
+        fraction=p.LAYOUT_FIGURE_FRACTION,
         description=networks["mosaic"]["description"],
     )
     for name, recording in recordings.items():
@@ -271,25 +267,24 @@ def run(
             recording.result, fig_dir / f"raster_{name}.png", sample=sample, spec=recording.spec,
             predicted=int(recording.predicted[sample]),
             label=recording.label_names.get(label, label),
-            title=f"{labels[name]} on Brian2 ({p['BRIAN_DEVICE']}), test sample of class "
+            title=f"{labels[name]} on Brian2 ({p.BACKEND}), test sample of class "
             f"{recording.label_names.get(label, label)!r}",
         )  # fmt: skip
     paths["training"] = figures.plot_training_curves(
         fig_dir / "training_curves.png",
         {labels[n]: RunDirectory(out / RUNS / n).read_metrics() for n in networks},
-        title="meta-training (hardware-aware, " + p["DEVICE_MODEL"] + ")",
+        title="meta-training (hardware-aware, " + p.DEVICE_MODEL + ")",
     )
 
     # ------------------------------------------------------------------------- table
-    results = protocol.finish(
-        {"networks": networks, "fc_on_mosaic": fc_on_mosaic}, figures=paths,
-        report=markdown_report, timing=timing,
-    )  # fmt: skip
-    print(f"results: {out / reporting.RESULTS_JSON}, {out / reporting.RESULTS_MD}")
-    print("figures:")
-    for path in paths.values():
-        print(f"  {path}")
-    print(f"wall time {results['timing_s']['total']:.0f} s")
+    results = {
+        "protocol": protocol_name(__file__), "question": QUESTION, "setting": setting,
+        "parameters": json_parameters(p), "replaced_by_setting": replaced, "data": str(data_dir),
+        "networks": networks, "fc_on_mosaic": fc_on_mosaic,
+        "figures": relative_paths(paths, out),
+        "timing_s": {**timing, "total": time.perf_counter() - started},
+    }  # fmt: skip
+    write_report(out, results, markdown_report(p, results))
     return results
 
 
@@ -313,8 +308,9 @@ def _short_name(hardware: dict[str, Any]) -> str:
     return f"{kind} {hardware['neurons']}"
 
 
-def markdown_report(results: dict[str, Any]) -> str:
-    """The Markdown tables of a results dict."""
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
+    """The Markdown tables of a run's resolved parameters ``p`` and results."""
+    from mosaicnet.protocols_support.parameters import seconds
     from mosaicnet.protocols_support.reporting import (
         markdown_table,
         number,
@@ -322,11 +318,10 @@ def markdown_report(results: dict[str, Any]) -> str:
         seen_unseen_cells,
     )
 
-    p = results["parameters"]
     rows = []
     for net in results["networks"].values():
         hw = _short_name(net["hardware"])
-        for key, where in (("brian2", f"Brian2 ({p['BRIAN_DEVICE']}), chip in the loop"),
+        for key, where in (("brian2", f"Brian2 ({p.BACKEND}), chip in the loop"),
                            ("torch", "torch clone, ideal weights")):  # fmt: skip
             e = net[key]
             rows.append([
@@ -362,16 +357,16 @@ def markdown_report(results: dict[str, Any]) -> str:
          "hops / synapse", "hops / spike", "rate (Hz)"],
         cost_rows,
     )  # fmt: skip
-    tasks = p["EVAL_TASKS"]
+    tasks = p.EVAL_TASKS
     return (
         f"# Few-shot: Mosaic vs fully connected ({results['setting']} setting)\n\n"
-        f"{p['N_WAY']}-way {p['K_SHOT']}-shot, {p['INNER_STEPS']} inner step(s), "
-        f"{p['ITERATIONS']} outer steps of {p['META_BATCH']} tasks, hardware-aware "
-        f"({p['DEVICE_MODEL']}), read {p['READ_TIME_S']:g} s after programming. "
+        f"{p.N_WAY}-way {p.K_SHOT}-shot, {p.INNER_STEPS} inner step(s), "
+        f"{p.ITERATIONS} outer steps of {p.META_BATCH} tasks, hardware-aware "
+        f"({p.DEVICE_MODEL}), read {seconds(p.READ_TIME):g} s after programming. "
         f"Accuracy: mean ± 95 % CI over {tasks} tasks per kind; chance "
-        f"{100 / p['N_WAY']:.0f} %. Data: {results['data']}.\n\n"
+        f"{100 / p.N_WAY:.0f} %. Data: {results['data']}.\n\n"
         f"{accuracy}\nHardware cost (memristors: 2 per non-zero weight; hops per spike from "
-        f"Brian2 recordings of {p['RASTER_SAMPLES']} test samples):\n\n{costs}"
+        f"Brian2 recordings of {p.RASTER_SAMPLES} test samples):\n\n{costs}"
     )
 
 
@@ -379,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from mosaicnet.protocols_support.parameters import protocol_main
 
-    return protocol_main(argv, prog="fewshot_mosaic_vs_fc.py", description=__doc__, run=run)
+    return protocol_main(argv, script=__file__, description=__doc__, run=run)
 
 
 if __name__ == "__main__":

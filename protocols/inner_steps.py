@@ -35,7 +35,8 @@ Run::
 ``results.json`` keys: ``protocol``, ``question``, ``setting``, ``parameters``,
 ``data``, ``points`` (one per k: ``inner_steps``, ``inner_lr``, ``run``,
 ``evaluation`` with ``accuracy_seen``, ``ci95_seen``, ``accuracy_unseen``,
-``ci95_unseen``, ``*_20way``, ``train_seconds``), ``figures``, ``timing_s``.
+``ci95_unseen``, ``*_20way``, ``train_seconds``), ``figures``, ``timing_s``,
+``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from brian2 import second
+
+from mosaicnet.protocols_support.parameters import parameters_of
 
 # ----------------------------------------------------------------------------- parameters
 SEED = 0
@@ -62,31 +68,29 @@ INNER_LR = 1.0  # first (plain) inner step; None: the 1/k schedule of TrainConfi
 INNER_REFINE_LR = 1.0  # dimensionless rate of the refinement steps (stable below 2)
 DEVICE_MODEL = "rram_hfox"  # hardware-aware training and the chip's devices
 # Recurrent neurons: a preset or a .json/.py file of Brian2 code, and constants
-# to change as Brian2 text (mosaicnet.network.neuron_presets; docs/neuron_models.md).
+# to change as Brian2 quantities, e.g. {"tau_mem": 300 * ms} (the lif preset's:
+# tau_mem = 420*ms, thr = 2; mosaicnet.network.neuron_presets; docs/neuron_models.md).
 NEURON_MODEL = "lif"
-NEURON_CONSTANTS: dict[str, str] = {}
+NEURON_CONSTANTS: dict[str, Any] = {}
 EVAL_TASKS = 100  # tasks per kind (seen, unseen)
 EVALUATE_ON = "torch"  # "torch" (clone) or "brian2" (chip in the loop)
-BRIAN_DEVICE = "cython"
-READ_TIME_S = 1.0
+BACKEND = "cython"  # Brian2 backend: numpy, cython, cpp_standalone, cuda_standalone
+READ_TIME = 1 * second  # between programming and a Brian2 evaluation
 
-PARAMETERS: dict[str, Any] = {
-    "SEED": SEED, "INNER_STEPS": INNER_STEPS, "MOSAIC_ROWS": MOSAIC_ROWS,
-    "MOSAIC_COLS": MOSAIC_COLS, "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY,
-    "K_SHOT": K_SHOT, "N_QUERY": N_QUERY, "ITERATIONS": ITERATIONS, "META_BATCH": META_BATCH,
-    "OUTER_LR": OUTER_LR, "INNER_STEP_SCALE": INNER_STEP_SCALE, "INNER_LR": INNER_LR,
-    "INNER_REFINE_LR": INNER_REFINE_LR, "DEVICE_MODEL": DEVICE_MODEL, "NEURON_MODEL": NEURON_MODEL,
-    "NEURON_CONSTANTS": NEURON_CONSTANTS, "EVAL_TASKS": EVAL_TASKS,
-    "EVALUATE_ON": EVALUATE_ON, "BRIAN_DEVICE": BRIAN_DEVICE, "READ_TIME_S": READ_TIME_S,
-}  # fmt: skip
+PARAMETERS = parameters_of(globals())  # the constants above: what --set and sweeps change
+
+# ----------------------------------------------------------------------------- --quick, --smoke
+# What each setting replaces; a run prints every replacement and records it in
+# results.json ("replaced_by_setting"), and --set NAME=VALUE wins over both.
 #: --quick: three step counts on a 4 x 4 x 4 Mosaic (64 neurons), short training.
-QUICK: dict[str, Any] = {
+QUICK = {
     "INNER_STEPS": [1, 3, 10], "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 40,
     "META_BATCH": 8, "EVAL_TASKS": 20,
 }  # fmt: skip
-SMOKE: dict[str, Any] = {
-    "INNER_STEPS": [1, 3], "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2, "META_BATCH": 2,
-    "EVAL_TASKS": 2,
+#: --smoke: --quick made a pipeline check of seconds (not science).
+SMOKE = {
+    **QUICK, "INNER_STEPS": [1, 3], "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2,
+    "META_BATCH": 2, "EVAL_TASKS": 2,
 }  # fmt: skip
 
 QUESTION = (
@@ -95,13 +99,13 @@ QUESTION = (
 )
 
 
-def train_config(p: dict[str, Any], inner_steps: int):
+def train_config(p: SimpleNamespace, inner_steps: int):
     """The training configuration for ``inner_steps`` inner steps."""
     from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
     return train_config_from_parameters(
-        p, inner_steps=inner_steps, outer_lr=p["OUTER_LR"], inner_step_scale=p["INNER_STEP_SCALE"],
-        inner_lr=p["INNER_LR"], inner_refine_lr=p["INNER_REFINE_LR"],
+        p, inner_steps=inner_steps, outer_lr=p.OUTER_LR, inner_step_scale=p.INNER_STEP_SCALE,
+        inner_lr=p.INNER_LR, inner_refine_lr=p.INNER_REFINE_LR,
     )  # fmt: skip
 
 
@@ -119,26 +123,41 @@ def run(
 
     Arguments as :func:`protocols.fewshot_mosaic_vs_fc.run` (see the module docstring).
     """
+    from mosaicnet.meta.run_setup import resolve_data_dir
     from mosaicnet.protocols_support import figures
-    from mosaicnet.protocols_support.evaluation import evaluate_as_configured
-    from mosaicnet.protocols_support.output import FIGURES, RUNS
-    from mosaicnet.protocols_support.protocol_run import start_protocol
+    from mosaicnet.protocols_support.evaluation import evaluate
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir, protocol_name
+    from mosaicnet.protocols_support.parameters import (
+        check_parameters,
+        json_parameters,
+        resolve_parameters,
+        seconds,
+    )
+    from mosaicnet.protocols_support.reporting import relative_paths, write_report
     from mosaicnet.protocols_support.runs import train_or_resume
 
-    protocol = start_protocol(
-        "inner_steps", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
-        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
-        data=data, overwrite=overwrite, progress=progress,
+    started = time.perf_counter()
+    setting, changes = ("smoke", SMOKE) if smoke else ("quick", QUICK) if quick else ("full", {})
+    p, replaced = resolve_parameters(PARAMETERS, setting=setting, changes=changes, params=params)
+    # Checked, and the data found, before the output folder is touched: a typo must
+    # not cost earlier results (--overwrite) or block the corrected rerun.
+    check_parameters(p)
+    data_dir = resolve_data_dir(data, progress=progress)
+    out = prepare_output_dir(
+        out_dir, protocol=protocol_name(__file__), overwrite=overwrite, data=data,
+        parameters={**json_parameters(p), "setting": setting},
     )  # fmt: skip
-    p, out, data_dir = protocol.parameters, protocol.out, protocol.data_dir
     points = []
-    for k in p["INNER_STEPS"]:
+    for k in p.INNER_STEPS:
         config = train_config(p, int(k))
         run_dir = out / RUNS / f"steps_{k}"
         tic = time.perf_counter()
         train_or_resume(config, run_dir, data=data_dir, progress=progress)
         train_s = time.perf_counter() - tic
-        result = evaluate_as_configured(run_dir, p, data=data_dir, progress=progress)
+        result = evaluate(
+            run_dir, on=p.EVALUATE_ON, data=data_dir, tasks=p.EVAL_TASKS, backend=p.BACKEND,
+            read_time_s=seconds(p.READ_TIME), seed=p.SEED, progress=progress,
+        )  # fmt: skip
         points.append({
             "inner_steps": int(k), "inner_lr": config.resolved_inner_lr,
             "run": str(Path(RUNS) / f"steps_{k}"), "evaluation": result,
@@ -151,24 +170,28 @@ def run(
             out / FIGURES / "accuracy_vs_inner_steps.png",
             steps,
             figures.seen_unseen_series([pt["evaluation"] for pt in points]),
-            title=f"trained and tested with k inner steps ({p['EVALUATE_ON']}), "
-            f"95 % CI over {p['EVAL_TASKS']} tasks",
+            title=f"trained and tested with k inner steps ({p.EVALUATE_ON}), "
+            f"95 % CI over {p.EVAL_TASKS} tasks",
             xlabel="inner steps k",
             xticks=steps,
             xticklabels=[str(s) for s in steps],
-            chance=1.0 / p["N_WAY"],
+            chance=1.0 / p.N_WAY,
         )
     }
-    results = protocol.finish({"points": points}, figures=paths, report=markdown_report)
-    protocol.print_locations(paths)
+    results = {
+        "protocol": protocol_name(__file__), "question": QUESTION, "setting": setting,
+        "parameters": json_parameters(p), "replaced_by_setting": replaced, "data": str(data_dir),
+        "points": points, "figures": relative_paths(paths, out),
+        "timing_s": {"total": time.perf_counter() - started},
+    }  # fmt: skip
+    write_report(out, results, markdown_report(p, results))
     return results
 
 
-def markdown_report(results: dict[str, Any]) -> str:
-    """The Markdown table of a results dict."""
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
+    """The Markdown table of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.reporting import markdown_table, number, seen_unseen_cells
 
-    p = results["parameters"]
     rows = [
         [pt["inner_steps"], number(pt["inner_lr"]), *seen_unseen_cells(pt["evaluation"]),
          f"{pt['train_seconds']:.0f}"]
@@ -179,11 +202,11 @@ def markdown_report(results: dict[str, Any]) -> str:
     )
     return (
         f"# Accuracy vs inner steps ({results['setting']} setting)\n\n"
-        f"Mosaic {p['MOSAIC_ROWS']} x {p['MOSAIC_COLS']} x {p['NEURONS_PER_TILE']}, "
-        f"{p['N_WAY']}-way {p['K_SHOT']}-shot, {p['ITERATIONS']} outer steps of "
-        f"{p['META_BATCH']} tasks ({p['DEVICE_MODEL']}-aware), evaluated on "
-        f"{p['EVALUATE_ON']}; mean ± 95 % CI over {p['EVAL_TASKS']} tasks per kind; chance "
-        f"{100 / p['N_WAY']:.0f} %. Train time includes resuming/reusing runs.\n\n{table}"
+        f"Mosaic {p.MOSAIC_ROWS} x {p.MOSAIC_COLS} x {p.NEURONS_PER_TILE}, "
+        f"{p.N_WAY}-way {p.K_SHOT}-shot, {p.ITERATIONS} outer steps of "
+        f"{p.META_BATCH} tasks ({p.DEVICE_MODEL}-aware), evaluated on "
+        f"{p.EVALUATE_ON}; mean ± 95 % CI over {p.EVAL_TASKS} tasks per kind; chance "
+        f"{100 / p.N_WAY:.0f} %. Train time includes resuming/reusing runs.\n\n{table}"
     )
 
 
@@ -191,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from mosaicnet.protocols_support.parameters import protocol_main
 
-    return protocol_main(argv, prog="inner_steps.py", description=__doc__, run=run)
+    return protocol_main(argv, script=__file__, description=__doc__, run=run)
 
 
 if __name__ == "__main__":

@@ -30,14 +30,21 @@ Run::
 with ``accuracy_seen``, ``ci95_seen``, ``accuracy_unseen``, ``ci95_unseen``,
 ..., ``hardware`` with ``memristors``, ``recurrent_synapses``,
 ``synapses_intra_tile``, ``synapses_one_hop``, ``synapses_multi_hop``,
-``mean_hops_per_synapse``), ``figures``, ``timing_s``.
+``mean_hops_per_synapse``), ``figures``, ``timing_s``,
+``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from brian2 import second
+
+from mosaicnet.protocols_support.parameters import parameters_of
 
 # ----------------------------------------------------------------------------- parameters
 SEED = 0
@@ -56,32 +63,28 @@ META_BATCH = 16
 OUTER_LR = 1e-3
 DEVICE_MODEL = "rram_hfox"
 # Recurrent neurons: a preset or a .json/.py file of Brian2 code, and constants
-# to change as Brian2 text (mosaicnet.network.neuron_presets; docs/neuron_models.md).
+# to change as Brian2 quantities, e.g. {"tau_mem": 300 * ms} (the lif preset's:
+# tau_mem = 420*ms, thr = 2; mosaicnet.network.neuron_presets; docs/neuron_models.md).
 NEURON_MODEL = "lif"
-NEURON_CONSTANTS: dict[str, str] = {}
+NEURON_CONSTANTS: dict[str, Any] = {}
 EVAL_TASKS = 100
 EVALUATE_ON = "torch"  # "torch" or "brian2"
-BRIAN_DEVICE = "cython"
-READ_TIME_S = 1.0
+BACKEND = "cython"  # Brian2 backend: numpy, cython, cpp_standalone, cuda_standalone
+READ_TIME = 1 * second  # between programming and a Brian2 evaluation
 
-PARAMETERS: dict[str, Any] = {
-    "SEED": SEED, "LAMBDAS": LAMBDAS, "BETA": BETA, "PRUNE_THRESHOLD": PRUNE_THRESHOLD,
-    "MOSAIC_ROWS": MOSAIC_ROWS, "MOSAIC_COLS": MOSAIC_COLS,
-    "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY, "K_SHOT": K_SHOT,
-    "N_QUERY": N_QUERY, "INNER_STEPS": INNER_STEPS, "ITERATIONS": ITERATIONS,
-    "META_BATCH": META_BATCH, "OUTER_LR": OUTER_LR,
-    "DEVICE_MODEL": DEVICE_MODEL, "NEURON_MODEL": NEURON_MODEL,
-    "NEURON_CONSTANTS": NEURON_CONSTANTS,
-    "EVAL_TASKS": EVAL_TASKS, "EVALUATE_ON": EVALUATE_ON, "BRIAN_DEVICE": BRIAN_DEVICE,
-    "READ_TIME_S": READ_TIME_S,
-}  # fmt: skip
+PARAMETERS = parameters_of(globals())  # the constants above: what --set and sweeps change
+
+# ----------------------------------------------------------------------------- --quick, --smoke
+# What each setting replaces; a run prints every replacement and records it in
+# results.json ("replaced_by_setting"), and --set NAME=VALUE wins over both.
 #: --quick: three weights on a 4 x 4 x 4 Mosaic (64 neurons), short training.
-QUICK: dict[str, Any] = {
+QUICK = {
     "LAMBDAS": [0.0, 1e-3, 1e-1], "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 40,
     "META_BATCH": 8, "EVAL_TASKS": 20,
 }  # fmt: skip
-SMOKE: dict[str, Any] = {
-    "LAMBDAS": [0.0, 1e-1], "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2,
+#: --smoke: --quick made a pipeline check of seconds (not science).
+SMOKE = {
+    **QUICK, "LAMBDAS": [0.0, 1e-1], "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2,
     "META_BATCH": 2, "EVAL_TASKS": 2,
 }  # fmt: skip
 
@@ -91,14 +94,14 @@ QUESTION = (
 )
 
 
-def train_config(p: dict[str, Any], layout_lambda: float):
+def train_config(p: SimpleNamespace, layout_lambda: float):
     """The training configuration with layout weight ``layout_lambda``."""
     from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
     return train_config_from_parameters(
-        p, beta=p["BETA"], layout_lambda=float(layout_lambda),
-        prune_threshold=p["PRUNE_THRESHOLD"], inner_steps=p["INNER_STEPS"],
-        outer_lr=p["OUTER_LR"],
+        p, beta=p.BETA, layout_lambda=float(layout_lambda),
+        prune_threshold=p.PRUNE_THRESHOLD, inner_steps=p.INNER_STEPS,
+        outer_lr=p.OUTER_LR,
     )  # fmt: skip
 
 
@@ -114,25 +117,40 @@ def run(
 ) -> dict[str, Any]:
     """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
     from mosaicnet.meta.run_directory import RunDirectory
+    from mosaicnet.meta.run_setup import resolve_data_dir
     from mosaicnet.protocols_support import figures
-    from mosaicnet.protocols_support.evaluation import evaluate_as_configured
+    from mosaicnet.protocols_support.evaluation import evaluate
     from mosaicnet.protocols_support.hardware_costs import hardware_costs
-    from mosaicnet.protocols_support.output import FIGURES, RUNS
-    from mosaicnet.protocols_support.protocol_run import start_protocol
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir, protocol_name
+    from mosaicnet.protocols_support.parameters import (
+        check_parameters,
+        json_parameters,
+        resolve_parameters,
+        seconds,
+    )
+    from mosaicnet.protocols_support.reporting import relative_paths, write_report
     from mosaicnet.protocols_support.runs import train_or_resume
 
-    protocol = start_protocol(
-        "layout_lambda", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
-        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
-        data=data, overwrite=overwrite, progress=progress,
+    started = time.perf_counter()
+    setting, changes = ("smoke", SMOKE) if smoke else ("quick", QUICK) if quick else ("full", {})
+    p, replaced = resolve_parameters(PARAMETERS, setting=setting, changes=changes, params=params)
+    # Checked, and the data found, before the output folder is touched: a typo must
+    # not cost earlier results (--overwrite) or block the corrected rerun.
+    check_parameters(p)
+    data_dir = resolve_data_dir(data, progress=progress)
+    out = prepare_output_dir(
+        out_dir, protocol=protocol_name(__file__), overwrite=overwrite, data=data,
+        parameters={**json_parameters(p), "setting": setting},
     )  # fmt: skip
-    p, out, data_dir = protocol.parameters, protocol.out, protocol.data_dir
     points = []
-    for index, value in enumerate(p["LAMBDAS"]):
+    for index, value in enumerate(p.LAMBDAS):
         name = f"lambda_{index}"
         run_dir = out / RUNS / name
         train_or_resume(train_config(p, value), run_dir, data=data_dir, progress=progress)
-        result = evaluate_as_configured(run_dir, p, data=data_dir, progress=progress)
+        result = evaluate(
+            run_dir, on=p.EVALUATE_ON, data=data_dir, tasks=p.EVAL_TASKS, backend=p.BACKEND,
+            read_time_s=seconds(p.READ_TIME), seed=p.SEED, progress=progress,
+        )  # fmt: skip
         spec = RunDirectory(run_dir).load_spec()
         points.append({
             "layout_lambda": float(value), "run": str(Path(RUNS) / name),
@@ -141,31 +159,35 @@ def run(
 
     labels = [f"λ={pt['layout_lambda']:g}" for pt in points]
     series = figures.seen_unseen_series([pt["evaluation"] for pt in points])
-    title = f"layout-loss sweep ({p['EVALUATE_ON']}), 95 % CI over {p['EVAL_TASKS']} tasks"
+    title = f"layout-loss sweep ({p.EVALUATE_ON}), 95 % CI over {p.EVAL_TASKS} tasks"
     paths = {
         "accuracy_vs_memristors": figures.plot_tradeoff(
             out / FIGURES / "accuracy_vs_memristors.png",
             [pt["hardware"]["memristors"] for pt in points], series, labels,
             title=title, xlabel="memristors used (2 per non-zero weight)",
-            chance=1.0 / p["N_WAY"],
+            chance=1.0 / p.N_WAY,
         ),
         "accuracy_vs_long_range": figures.plot_tradeoff(
             out / FIGURES / "accuracy_vs_long_range.png",
             [pt["hardware"]["synapses_multi_hop"] for pt in points], series, labels,
             title=title, xlabel="recurrent synapses spanning >= 2 hops",
-            chance=1.0 / p["N_WAY"],
+            chance=1.0 / p.N_WAY,
         ),
     }  # fmt: skip
-    results = protocol.finish({"points": points}, figures=paths, report=markdown_report)
-    protocol.print_locations(paths)
+    results = {
+        "protocol": protocol_name(__file__), "question": QUESTION, "setting": setting,
+        "parameters": json_parameters(p), "replaced_by_setting": replaced, "data": str(data_dir),
+        "points": points, "figures": relative_paths(paths, out),
+        "timing_s": {"total": time.perf_counter() - started},
+    }  # fmt: skip
+    write_report(out, results, markdown_report(p, results))
     return results
 
 
-def markdown_report(results: dict[str, Any]) -> str:
-    """The Markdown table of a results dict."""
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
+    """The Markdown table of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.reporting import markdown_table, number, seen_unseen_cells
 
-    p = results["parameters"]
     rows = []
     for pt in results["points"]:
         hw = pt["hardware"]
@@ -181,10 +203,10 @@ def markdown_report(results: dict[str, Any]) -> str:
     )  # fmt: skip
     return (
         f"# Layout-loss weight sweep ({results['setting']} setting)\n\n"
-        f"Mosaic {p['MOSAIC_ROWS']} x {p['MOSAIC_COLS']} x {p['NEURONS_PER_TILE']} (beta "
-        f"{p['BETA']:g}, pruning below {p['PRUNE_THRESHOLD']:g}), {p['ITERATIONS']} outer "
-        f"steps of {p['META_BATCH']} tasks, evaluated on {p['EVALUATE_ON']}; mean ± 95 % CI "
-        f"over {p['EVAL_TASKS']} tasks per kind; chance {100 / p['N_WAY']:.0f} %.\n\n{table}"
+        f"Mosaic {p.MOSAIC_ROWS} x {p.MOSAIC_COLS} x {p.NEURONS_PER_TILE} (beta "
+        f"{p.BETA:g}, pruning below {p.PRUNE_THRESHOLD:g}), {p.ITERATIONS} outer "
+        f"steps of {p.META_BATCH} tasks, evaluated on {p.EVALUATE_ON}; mean ± 95 % CI "
+        f"over {p.EVAL_TASKS} tasks per kind; chance {100 / p.N_WAY:.0f} %.\n\n{table}"
     )
 
 
@@ -192,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from mosaicnet.protocols_support.parameters import protocol_main
 
-    return protocol_main(argv, prog="layout_lambda.py", description=__doc__, run=run)
+    return protocol_main(argv, script=__file__, description=__doc__, run=run)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,21 @@ Run::
 ``results.json`` keys: ``protocol``, ``question``, ``setting``, ``parameters``,
 ``data``, ``studies`` -> "<k>" -> {``trials`` (``lr_in``, ``lr_out``, ``run``,
 ``accuracy_seen``, ``accuracy_unseen``, ``ci95_*``), ``best``, ``importance``
-(parameter -> fraction, or None), ``importance_note``}, ``figures``, ``timing_s``.
+(parameter -> fraction, or None), ``importance_note``}, ``figures``, ``timing_s``,
+``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from brian2 import second
+
+from mosaicnet.protocols_support.parameters import parameters_of
 
 # ----------------------------------------------------------------------------- parameters
 SEED = 0
@@ -56,30 +63,28 @@ ITERATIONS = 300  # outer steps per trial
 META_BATCH = 16
 DEVICE_MODEL = "rram_hfox"
 # Recurrent neurons: a preset or a .json/.py file of Brian2 code, and constants
-# to change as Brian2 text (mosaicnet.network.neuron_presets; docs/neuron_models.md).
+# to change as Brian2 quantities, e.g. {"tau_mem": 300 * ms} (the lif preset's:
+# tau_mem = 420*ms, thr = 2; mosaicnet.network.neuron_presets; docs/neuron_models.md).
 NEURON_MODEL = "lif"
-NEURON_CONSTANTS: dict[str, str] = {}
+NEURON_CONSTANTS: dict[str, Any] = {}
 EVAL_TASKS = 50  # tasks per kind per trial
 EVALUATE_ON = "torch"  # "torch" or "brian2"
-BRIAN_DEVICE = "cython"
-READ_TIME_S = 1.0
+BACKEND = "cython"  # Brian2 backend: numpy, cython, cpp_standalone, cuda_standalone
+READ_TIME = 1 * second  # between programming and a Brian2 evaluation
 
-PARAMETERS: dict[str, Any] = {
-    "SEED": SEED, "INNER_STEPS": INNER_STEPS, "LR_IN_RANGE": LR_IN_RANGE,
-    "LR_OUT_RANGE": LR_OUT_RANGE, "N_TRIALS": N_TRIALS, "MOSAIC_ROWS": MOSAIC_ROWS,
-    "MOSAIC_COLS": MOSAIC_COLS, "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY,
-    "K_SHOT": K_SHOT, "N_QUERY": N_QUERY, "ITERATIONS": ITERATIONS, "META_BATCH": META_BATCH,
-    "DEVICE_MODEL": DEVICE_MODEL, "NEURON_MODEL": NEURON_MODEL,
-    "NEURON_CONSTANTS": NEURON_CONSTANTS, "EVAL_TASKS": EVAL_TASKS, "EVALUATE_ON": EVALUATE_ON,
-    "BRIAN_DEVICE": BRIAN_DEVICE, "READ_TIME_S": READ_TIME_S,
-}  # fmt: skip
-QUICK: dict[str, Any] = {
+PARAMETERS = parameters_of(globals())  # the constants above: what --set and sweeps change
+
+# ----------------------------------------------------------------------------- --quick, --smoke
+# What each setting replaces; a run prints every replacement and records it in
+# results.json ("replaced_by_setting"), and --set NAME=VALUE wins over both.
+QUICK = {
     "N_TRIALS": 6, "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 15, "META_BATCH": 4,
     "EVAL_TASKS": 10,
 }  # fmt: skip
-SMOKE: dict[str, Any] = {
-    "INNER_STEPS": [1, 3], "N_TRIALS": 3, "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 1,
-    "META_BATCH": 2, "EVAL_TASKS": 2,
+#: --smoke: --quick made a pipeline check of seconds (not science).
+SMOKE = {
+    **QUICK, "INNER_STEPS": [1, 3], "N_TRIALS": 3, "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2,
+    "ITERATIONS": 1, "META_BATCH": 2, "EVAL_TASKS": 2,
 }  # fmt: skip
 
 QUESTION = (
@@ -88,7 +93,7 @@ QUESTION = (
 )
 
 
-def train_config(p: dict[str, Any], inner_steps: int, lr_in: float, lr_out: float):
+def train_config(p: SimpleNamespace, inner_steps: int, lr_in: float, lr_out: float):
     """Training configuration of one trial."""
     from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
@@ -117,34 +122,49 @@ def run(
             "`pip install -e '.[dist]'`"
         ) from error
 
+    from mosaicnet.meta.run_setup import resolve_data_dir
     from mosaicnet.protocols_support import figures
-    from mosaicnet.protocols_support.evaluation import evaluate_as_configured
-    from mosaicnet.protocols_support.output import FIGURES, RUNS
-    from mosaicnet.protocols_support.protocol_run import start_protocol
+    from mosaicnet.protocols_support.evaluation import evaluate
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir, protocol_name
+    from mosaicnet.protocols_support.parameters import (
+        check_parameters,
+        json_parameters,
+        resolve_parameters,
+        seconds,
+    )
+    from mosaicnet.protocols_support.reporting import relative_paths, write_report
     from mosaicnet.protocols_support.runs import train_or_resume
     from mosaicnet.sweeps.importance import parameter_importances
 
-    protocol = start_protocol(
-        "learning_rates", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
-        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
-        data=data, overwrite=overwrite, progress=progress,
+    started = time.perf_counter()
+    setting, changes = ("smoke", SMOKE) if smoke else ("quick", QUICK) if quick else ("full", {})
+    p, replaced = resolve_parameters(PARAMETERS, setting=setting, changes=changes, params=params)
+    # Checked, and the data found, before the output folder is touched: a typo must
+    # not cost earlier results (--overwrite) or block the corrected rerun.
+    check_parameters(p)
+    data_dir = resolve_data_dir(data, progress=progress)
+    out = prepare_output_dir(
+        out_dir, protocol=protocol_name(__file__), overwrite=overwrite, data=data,
+        parameters={**json_parameters(p), "setting": setting},
     )  # fmt: skip
-    p, out, data_dir = protocol.parameters, protocol.out, protocol.data_dir
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     studies: dict[str, Any] = {}
-    for k in p["INNER_STEPS"]:
+    for k in p.INNER_STEPS:
         # Seeded sampler: the same parameters on a re-run, so finished trials are reused.
-        sampler = optuna.samplers.RandomSampler(seed=p["SEED"] + int(k))
+        sampler = optuna.samplers.RandomSampler(seed=p.SEED + int(k))
         study = optuna.create_study(direction="maximize", sampler=sampler)
         trials = []
-        for number in range(p["N_TRIALS"]):
+        for number in range(p.N_TRIALS):
             trial = study.ask()
-            lr_in = trial.suggest_float("lr_in", *p["LR_IN_RANGE"], log=True)
-            lr_out = trial.suggest_float("lr_out", *p["LR_OUT_RANGE"], log=True)
+            lr_in = trial.suggest_float("lr_in", *p.LR_IN_RANGE, log=True)
+            lr_out = trial.suggest_float("lr_out", *p.LR_OUT_RANGE, log=True)
             run_dir = out / RUNS / f"steps_{k}" / f"trial_{number:03d}"
             train_or_resume(train_config(p, int(k), lr_in, lr_out), run_dir, data=data_dir,
                             progress=progress)  # fmt: skip
-            result = evaluate_as_configured(run_dir, p, data=data_dir, progress=False)
+            result = evaluate(
+                run_dir, on=p.EVALUATE_ON, data=data_dir, tasks=p.EVAL_TASKS, backend=p.BACKEND,
+                read_time_s=seconds(p.READ_TIME), seed=p.SEED, progress=False,
+            )  # fmt: skip
             # An undefined accuracy (no unseen task) is a failed trial for Optuna (NaN).
             value = result["accuracy_unseen"]
             study.tell(trial, float("nan") if value is None else value)
@@ -153,7 +173,7 @@ def run(
                 **{key: result[key] for key in
                    ("accuracy_seen", "ci95_seen", "accuracy_unseen", "ci95_unseen")},
             })  # fmt: skip
-        importance, note = parameter_importances(study, seed=p["SEED"])
+        importance, note = parameter_importances(study, seed=p.SEED)
         best = max(trials, key=lambda t: t["accuracy_unseen"] or 0.0)
         studies[str(k)] = {"trials": trials, "best": best, "importance": importance,
                            "importance_note": note}  # fmt: skip
@@ -169,8 +189,13 @@ def run(
         ),  # fmt: skip
         "landscape": plot_landscape(out / FIGURES / "learning_rate_landscape.png", studies),
     }
-    results = protocol.finish({"studies": studies}, figures=paths, report=markdown_report)
-    protocol.print_locations(paths)
+    results = {
+        "protocol": protocol_name(__file__), "question": QUESTION, "setting": setting,
+        "parameters": json_parameters(p), "replaced_by_setting": replaced, "data": str(data_dir),
+        "studies": studies, "figures": relative_paths(paths, out),
+        "timing_s": {"total": time.perf_counter() - started},
+    }  # fmt: skip
+    write_report(out, results, markdown_report(p, results))
     return results
 
 
@@ -200,11 +225,10 @@ def plot_landscape(path: Path, studies: dict[str, Any]) -> Path:
     return path
 
 
-def markdown_report(results: dict[str, Any]) -> str:
-    """The Markdown tables of a results dict."""
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
+    """The Markdown tables of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.reporting import markdown_table, number, percent_ci
 
-    p = results["parameters"]
     rows = []
     for k, study in results["studies"].items():
         imp = study["importance"] or {}
@@ -226,10 +250,10 @@ def markdown_report(results: dict[str, Any]) -> str:
     )
     return (
         f"# Learning rates and inner steps ({results['setting']} setting)\n\n"
-        f"Mosaic {p['MOSAIC_ROWS']} x {p['MOSAIC_COLS']} x {p['NEURONS_PER_TILE']}, "
-        f"{p['ITERATIONS']} outer steps of {p['META_BATCH']} tasks per trial, random search "
-        f"lr_in in {p['LR_IN_RANGE']}, lr_out in {p['LR_OUT_RANGE']} (log), objective: "
-        f"unseen-class accuracy on {p['EVALUATE_ON']} over {p['EVAL_TASKS']} tasks; importance "
+        f"Mosaic {p.MOSAIC_ROWS} x {p.MOSAIC_COLS} x {p.NEURONS_PER_TILE}, "
+        f"{p.ITERATIONS} outer steps of {p.META_BATCH} tasks per trial, random search "
+        f"lr_in in {p.LR_IN_RANGE}, lr_out in {p.LR_OUT_RANGE} (log), objective: "
+        f"unseen-class accuracy on {p.EVALUATE_ON} over {p.EVAL_TASKS} tasks; importance "
         f"by fANOVA (fractions summing to 1).\n\n{table}{notes}\n"
     )
 
@@ -238,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from mosaicnet.protocols_support.parameters import protocol_main
 
-    return protocol_main(argv, prog="learning_rates.py", description=__doc__, run=run)
+    return protocol_main(argv, script=__file__, description=__doc__, run=run)
 
 
 if __name__ == "__main__":

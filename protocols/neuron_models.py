@@ -16,7 +16,7 @@ Zenke & Vogels, Neural Computation 2021), ``alif`` (Bellec et al., NeurIPS
 2018), ``adlif`` (Bittar & Garner, Front. Neurosci. 2022). Any preset name or a
 ``.json``/``.py`` file of the user's own model can be listed in
 ``NEURON_MODELS``; ``NEURON_CONSTANTS`` changes constants per model, as Brian2
-text (``{"alif": {"tau_a": "1400*ms"}}``).
+quantities (``{"alif": {"tau_a": 1400 * ms}}``) or Brian2 text.
 
 What runs
 ---------
@@ -35,7 +35,8 @@ Run::
 ``results.json`` keys: ``protocol``, ``question``, ``setting``, ``parameters``,
 ``data``, ``models`` -> name -> {``code`` (the Brian2 code), ``run``, ``torch``,
 ``brian2`` (accuracy summaries), ``hardware`` (memristors, synapses by hop
-class, hops per spike), ``firing_rate_hz``}, ``figures``, ``timing_s``.
+class, hops per spike), ``firing_rate_hz``}, ``figures``, ``timing_s``,
+``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
@@ -43,12 +44,19 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from brian2 import second
+
+from mosaicnet.protocols_support.parameters import parameters_of
 
 # ----------------------------------------------------------------------------- parameters
 SEED = 0
 NEURON_MODELS = ["lif", "cuba_lif", "alif", "adlif"]
-NEURON_CONSTANTS: dict[str, dict[str, str]] = {}  # model -> {constant: Brian2 text}
+# Constants to change per model, as Brian2 quantities, e.g. {"alif": {"tau_a": 1400 * ms}};
+# print(mosaicnet.network.neuron_presets.alif().code()) shows a preset's code and constants.
+NEURON_CONSTANTS: dict[str, dict[str, Any]] = {}
 MOSAIC_ROWS = 8
 MOSAIC_COLS = 8
 NEURONS_PER_TILE = 4
@@ -60,27 +68,25 @@ INNER_STEPS = 1
 ITERATIONS = 300
 META_BATCH = 8
 DEVICE_MODEL = "rram_hfox"
-READ_TIME_S = 1.0
+READ_TIME = 1 * second  # between programming and evaluation
 EVAL_TASKS = 100  # tasks per kind (seen, unseen)
-BRIAN_DEVICE = "cython"
+BACKEND = "cython"  # Brian2 backend: numpy, cython, cpp_standalone, cuda_standalone
 RASTER_SAMPLES = 20
 
-PARAMETERS: dict[str, Any] = {
-    "SEED": SEED, "NEURON_MODELS": NEURON_MODELS, "NEURON_CONSTANTS": NEURON_CONSTANTS,
-    "MOSAIC_ROWS": MOSAIC_ROWS, "MOSAIC_COLS": MOSAIC_COLS, "NEURONS_PER_TILE": NEURONS_PER_TILE,
-    "MAX_HOPS": MAX_HOPS, "N_WAY": N_WAY, "K_SHOT": K_SHOT, "N_QUERY": N_QUERY,
-    "INNER_STEPS": INNER_STEPS, "ITERATIONS": ITERATIONS, "META_BATCH": META_BATCH,
-    "DEVICE_MODEL": DEVICE_MODEL, "READ_TIME_S": READ_TIME_S, "EVAL_TASKS": EVAL_TASKS,
-    "BRIAN_DEVICE": BRIAN_DEVICE, "RASTER_SAMPLES": RASTER_SAMPLES,
-}  # fmt: skip
+PARAMETERS = parameters_of(globals())  # the constants above: what --set and sweeps change
+
+# ----------------------------------------------------------------------------- --quick, --smoke
+# What each setting replaces; a run prints every replacement and records it in
+# results.json ("replaced_by_setting"), and --set NAME=VALUE wins over both.
 #: --quick: minutes on 2 cores on the synthetic default (a 4 x 4 Mosaic).
-QUICK: dict[str, Any] = {
+QUICK = {
     "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 120, "META_BATCH": 8, "EVAL_TASKS": 20,
     "RASTER_SAMPLES": 6, "MAX_HOPS": None,
 }  # fmt: skip
-SMOKE: dict[str, Any] = {
-    "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2, "META_BATCH": 2, "EVAL_TASKS": 2,
-    "RASTER_SAMPLES": 2, "BRIAN_DEVICE": "numpy",
+#: --smoke: --quick made a pipeline check of seconds (not science).
+SMOKE = {
+    **QUICK, "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2, "META_BATCH": 2,
+    "EVAL_TASKS": 2, "RASTER_SAMPLES": 2, "BACKEND": "numpy",
 }  # fmt: skip
 
 QUESTION = (
@@ -89,13 +95,13 @@ QUESTION = (
 )
 
 
-def train_config(p: dict[str, Any], model: str):
+def train_config(p: SimpleNamespace, model: str):
     """Training configuration of one model's run."""
-    from mosaicnet.protocols_support.parameters import train_config_from_parameters
+    from mosaicnet.protocols_support.parameters import json_value, train_config_from_parameters
 
     return train_config_from_parameters(
-        p, inner_steps=p["INNER_STEPS"], max_hops=p["MAX_HOPS"], neuron_model=model,
-        neuron_constants=dict(p["NEURON_CONSTANTS"].get(model, {})),
+        p, inner_steps=p.INNER_STEPS, max_hops=p.MAX_HOPS, neuron_model=model,
+        neuron_constants=json_value(dict(p.NEURON_CONSTANTS.get(model, {}))),
     )  # fmt: skip
 
 
@@ -111,34 +117,42 @@ def run(
 ) -> dict[str, Any]:
     """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
     from mosaicnet.errors import ConfigError
+    from mosaicnet.meta.run_setup import resolve_data_dir
     from mosaicnet.network.figures import plot_sample
     from mosaicnet.protocols_support import figures, hardware_costs
     from mosaicnet.protocols_support.evaluation import evaluate_brian, evaluate_torch
-    from mosaicnet.protocols_support.output import FIGURES, RUNS
-    from mosaicnet.protocols_support.parameters import resolve_parameters
-    from mosaicnet.protocols_support.protocol_run import start_protocol
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir, protocol_name
+    from mosaicnet.protocols_support.parameters import (
+        check_parameters,
+        json_parameters,
+        resolve_parameters,
+        seconds,
+    )
     from mosaicnet.protocols_support.recordings import record_test_samples
+    from mosaicnet.protocols_support.reporting import relative_paths, write_report
     from mosaicnet.protocols_support.runs import train_or_resume
 
-    # Every model and constant is checked before anything is written or trained.
-    p = resolve_parameters(PARAMETERS, params=params, quick=quick, smoke=smoke,
-                           quick_changes=QUICK, smoke_changes=SMOKE)  # fmt: skip
-    if not p["NEURON_MODELS"]:
+    started = time.perf_counter()
+    setting, changes = ("smoke", SMOKE) if smoke else ("quick", QUICK) if quick else ("full", {})
+    p, replaced = resolve_parameters(PARAMETERS, setting=setting, changes=changes, params=params)
+    # Every model and constant is checked, and the data found, before the output folder
+    # is touched: a typo must not cost earlier results or block the corrected rerun.
+    check_parameters(p)
+    if not p.NEURON_MODELS:
         raise ConfigError("NEURON_MODELS is empty; list presets or model files to compare")
-    unknown = sorted(set(p["NEURON_CONSTANTS"]) - set(p["NEURON_MODELS"]))
+    unknown = sorted(set(p.NEURON_CONSTANTS) - set(p.NEURON_MODELS))
     if unknown:
         raise ConfigError(
             f"NEURON_CONSTANTS names models {unknown} that are not in NEURON_MODELS "
-            f"{p['NEURON_MODELS']}"
+            f"{p.NEURON_MODELS}"
         )
-    configs = {name: train_config(p, name) for name in p["NEURON_MODELS"]}
-
-    protocol = start_protocol(
-        "neuron_models", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
-        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
-        data=data, overwrite=overwrite, progress=progress,
+    configs = {name: train_config(p, name) for name in p.NEURON_MODELS}
+    data_dir = resolve_data_dir(data, progress=progress)
+    out = prepare_output_dir(
+        out_dir, protocol=protocol_name(__file__), overwrite=overwrite, data=data,
+        parameters={**json_parameters(p), "setting": setting},
     )  # fmt: skip
-    out, data_dir = protocol.out, protocol.data_dir
+
     timing: dict[str, float] = {}
     models: dict[str, dict[str, Any]] = {}
     recordings = {}
@@ -150,16 +164,16 @@ def run(
         timing[f"train_{label}"] = time.perf_counter() - tic
         tic = time.perf_counter()
         reference = evaluate_torch(
-            run_dir, data=data_dir, tasks=p["EVAL_TASKS"], seed=p["SEED"], progress=progress
+            run_dir, data=data_dir, tasks=p.EVAL_TASKS, seed=p.SEED, progress=progress
         )
         chip = evaluate_brian(
-            run_dir, data=data_dir, tasks=p["EVAL_TASKS"], backend=p["BRIAN_DEVICE"],
-            read_time_s=p["READ_TIME_S"], seed=p["SEED"], progress=progress,
+            run_dir, data=data_dir, tasks=p.EVAL_TASKS, backend=p.BACKEND,
+            read_time_s=seconds(p.READ_TIME), seed=p.SEED, progress=progress,
         )  # fmt: skip
         timing[f"evaluation_{label}"] = time.perf_counter() - tic
         recording = record_test_samples(
-            run_dir, data_dir, n_samples=p["RASTER_SAMPLES"], backend=p["BRIAN_DEVICE"],
-            read_time_s=p["READ_TIME_S"], seed=p["SEED"],
+            run_dir, data_dir, n_samples=p.RASTER_SAMPLES, backend=p.BACKEND,
+            read_time_s=seconds(p.READ_TIME), seed=p.SEED,
         )  # fmt: skip
         recordings[label] = recording
         model = recording.spec.neuron.model
@@ -179,9 +193,9 @@ def run(
     paths["accuracy"] = figures.plot_accuracy_bars(
         fig_dir / "accuracy_by_neuron_model.png", groups,
         figures.seen_unseen_series(evaluations),
-        title=f"{p['N_WAY']}-way {p['K_SHOT']}-shot on the Mosaic, 95 % CI over "
-        f"{p['EVAL_TASKS']} tasks",
-        chance=1.0 / p["N_WAY"],
+        title=f"{p.N_WAY}-way {p.K_SHOT}-shot on the Mosaic, 95 % CI over "
+        f"{p.EVAL_TASKS} tasks",
+        chance=1.0 / p.N_WAY,
     )  # fmt: skip
     for label, recording in recordings.items():
         sample_label = int(recording.labels[0])
@@ -189,19 +203,23 @@ def run(
             recording.result, fig_dir / f"raster_{label}.png", sample=0, spec=recording.spec,
             predicted=int(recording.predicted[0]),
             label=recording.label_names.get(sample_label, sample_label),
-            title=f"{label} on Brian2 ({p['BRIAN_DEVICE']})",
+            title=f"{label} on Brian2 ({p.BACKEND})",
         )  # fmt: skip
-    results = protocol.finish({"models": models}, figures=paths, report=markdown_report,
-                              timing=timing)  # fmt: skip
-    protocol.print_locations(paths)
+    results = {
+        "protocol": protocol_name(__file__), "question": QUESTION, "setting": setting,
+        "parameters": json_parameters(p), "replaced_by_setting": replaced, "data": str(data_dir),
+        "models": models, "figures": relative_paths(paths, out),
+        "timing_s": {**timing, "total": time.perf_counter() - started},
+    }  # fmt: skip
+    write_report(out, results, markdown_report(p, results))
     return results
 
 
-def markdown_report(results: dict[str, Any]) -> str:
-    """The Markdown table of a results dict."""
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
+    """The Markdown table of a run's resolved parameters ``p`` and results."""
+    from mosaicnet.protocols_support.parameters import seconds
     from mosaicnet.protocols_support.reporting import markdown_table, number, seen_unseen_cells
 
-    p = results["parameters"]
     rows = []
     for name, entry in results["models"].items():
         hw = entry["hardware"]
@@ -221,11 +239,11 @@ def markdown_report(results: dict[str, Any]) -> str:
     )
     return (
         f"# Neuron models on the Mosaic ({results['setting']} setting)\n\n"
-        f"{p['N_WAY']}-way {p['K_SHOT']}-shot, {p['INNER_STEPS']} inner step(s), "
-        f"{p['ITERATIONS']} outer steps of {p['META_BATCH']} tasks, hardware-aware "
-        f"({p['DEVICE_MODEL']}), chip read {p['READ_TIME_S']:g} s after programming on "
-        f"Brian2 ({p['BRIAN_DEVICE']}). Seen and unseen classes in separate tasks; mean ± 95 % "
-        f"CI over {p['EVAL_TASKS']} tasks each; chance {100 / p['N_WAY']:.0f} %. "
+        f"{p.N_WAY}-way {p.K_SHOT}-shot, {p.INNER_STEPS} inner step(s), "
+        f"{p.ITERATIONS} outer steps of {p.META_BATCH} tasks, hardware-aware "
+        f"({p.DEVICE_MODEL}), chip read {seconds(p.READ_TIME):g} s after programming on "
+        f"Brian2 ({p.BACKEND}). Seen and unseen classes in separate tasks; mean ± 95 % "
+        f"CI over {p.EVAL_TASKS} tasks each; chance {100 / p.N_WAY:.0f} %. "
         f"Data: {results['data']}.\n\n{table}\nThe Brian2 code of each model:\n\n{codes}"
     )
 
@@ -234,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from mosaicnet.protocols_support.parameters import protocol_main
 
-    return protocol_main(argv, prog="neuron_models.py", description=__doc__, run=run)
+    return protocol_main(argv, script=__file__, description=__doc__, run=run)
 
 
 if __name__ == "__main__":

@@ -37,14 +37,20 @@ Run::
 -> {``run``, ``trained_steps`` (inner steps of its last training phase),
 ``outer_steps``, ``evaluations`` -> {"<k>": summary with ``accuracy_seen``,
 ``ci95_seen``, ``accuracy_unseen``, ``ci95_unseen``, ...}}, ``figures``,
-``timing_s``.
+``timing_s``, ``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from brian2 import second
+
+from mosaicnet.protocols_support.parameters import parameters_of
 
 # ----------------------------------------------------------------------------- parameters
 SEED = 0
@@ -62,30 +68,27 @@ META_BATCH = 16
 OUTER_LR = 1e-3
 DEVICE_MODEL = "rram_hfox"
 # Recurrent neurons: a preset or a .json/.py file of Brian2 code, and constants
-# to change as Brian2 text (mosaicnet.network.neuron_presets; docs/neuron_models.md).
+# to change as Brian2 quantities, e.g. {"tau_mem": 300 * ms} (the lif preset's:
+# tau_mem = 420*ms, thr = 2; mosaicnet.network.neuron_presets; docs/neuron_models.md).
 NEURON_MODEL = "lif"
-NEURON_CONSTANTS: dict[str, str] = {}
+NEURON_CONSTANTS: dict[str, Any] = {}
 EVAL_TASKS = 100
 EVALUATE_ON = "torch"  # "torch" or "brian2"
-BRIAN_DEVICE = "cython"
-READ_TIME_S = 1.0
+BACKEND = "cython"  # Brian2 backend: numpy, cython, cpp_standalone, cuda_standalone
+READ_TIME = 1 * second  # between programming and a Brian2 evaluation
 
-PARAMETERS: dict[str, Any] = {
-    "SEED": SEED, "BASE_STEPS": BASE_STEPS, "TARGET_STEPS": TARGET_STEPS,
-    "ITERATIONS": ITERATIONS, "RETRAIN_ITERATIONS": RETRAIN_ITERATIONS,
-    "MOSAIC_ROWS": MOSAIC_ROWS, "MOSAIC_COLS": MOSAIC_COLS,
-    "NEURONS_PER_TILE": NEURONS_PER_TILE, "N_WAY": N_WAY, "K_SHOT": K_SHOT,
-    "N_QUERY": N_QUERY, "META_BATCH": META_BATCH, "OUTER_LR": OUTER_LR,
-    "DEVICE_MODEL": DEVICE_MODEL, "NEURON_MODEL": NEURON_MODEL,
-    "NEURON_CONSTANTS": NEURON_CONSTANTS, "EVAL_TASKS": EVAL_TASKS, "EVALUATE_ON": EVALUATE_ON,
-    "BRIAN_DEVICE": BRIAN_DEVICE, "READ_TIME_S": READ_TIME_S,
-}  # fmt: skip
-QUICK: dict[str, Any] = {
+PARAMETERS = parameters_of(globals())  # the constants above: what --set and sweeps change
+
+# ----------------------------------------------------------------------------- --quick, --smoke
+# What each setting replaces; a run prints every replacement and records it in
+# results.json ("replaced_by_setting"), and --set NAME=VALUE wins over both.
+QUICK = {
     "MOSAIC_ROWS": 4, "MOSAIC_COLS": 4, "ITERATIONS": 40, "RETRAIN_ITERATIONS": 15,
     "META_BATCH": 8, "EVAL_TASKS": 20,
 }  # fmt: skip
-SMOKE: dict[str, Any] = {
-    "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2, "RETRAIN_ITERATIONS": 1,
+#: --smoke: --quick made a pipeline check of seconds (not science).
+SMOKE = {
+    **QUICK, "MOSAIC_ROWS": 2, "MOSAIC_COLS": 2, "ITERATIONS": 2, "RETRAIN_ITERATIONS": 1,
     "META_BATCH": 2, "EVAL_TASKS": 2,
 }  # fmt: skip
 
@@ -96,20 +99,20 @@ QUESTION = (
 NETWORKS = ("base", "retrained", "continued", "scratch")
 
 
-def train_config(p: dict[str, Any], inner_steps: int, iterations: int):
+def train_config(p: SimpleNamespace, inner_steps: int, iterations: int):
     """Training configuration with ``inner_steps`` inner steps and ``iterations`` outer steps."""
     from mosaicnet.protocols_support.parameters import train_config_from_parameters
 
     return train_config_from_parameters(
-        p, iterations=iterations, inner_steps=inner_steps, outer_lr=p["OUTER_LR"]
+        p, iterations=iterations, inner_steps=inner_steps, outer_lr=p.OUTER_LR
     )
 
 
-def check_parameters(p: dict[str, Any]) -> None:
+def check_base_and_target(p: SimpleNamespace) -> None:
     """Refuse a comparison of a step count with itself (before anything is written)."""
     from mosaicnet.errors import ConfigError
 
-    if p["BASE_STEPS"] == p["TARGET_STEPS"]:
+    if p.BASE_STEPS == p.TARGET_STEPS:
         raise ConfigError("BASE_STEPS and TARGET_STEPS are equal: nothing to compare")
 
 
@@ -124,22 +127,35 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
+    from mosaicnet.meta.run_setup import resolve_data_dir
     from mosaicnet.protocols_support import figures
-    from mosaicnet.protocols_support.evaluation import evaluate_as_configured
-    from mosaicnet.protocols_support.output import FIGURES, RUNS
-    from mosaicnet.protocols_support.protocol_run import start_protocol
+    from mosaicnet.protocols_support.evaluation import evaluate
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir, protocol_name
+    from mosaicnet.protocols_support.parameters import (
+        check_parameters,
+        json_parameters,
+        resolve_parameters,
+        seconds,
+    )
+    from mosaicnet.protocols_support.reporting import relative_paths, write_report
     from mosaicnet.protocols_support.runs import continue_training, train_or_resume
 
-    protocol = start_protocol(
-        "retraining", question=QUESTION, defaults=PARAMETERS, quick_changes=QUICK,
-        smoke_changes=SMOKE, params=params, out_dir=out_dir, quick=quick, smoke=smoke,
-        data=data, overwrite=overwrite, progress=progress, check=check_parameters,
+    started = time.perf_counter()
+    setting, changes = ("smoke", SMOKE) if smoke else ("quick", QUICK) if quick else ("full", {})
+    p, replaced = resolve_parameters(PARAMETERS, setting=setting, changes=changes, params=params)
+    # Checked, and the data found, before the output folder is touched: a typo must
+    # not cost earlier results (--overwrite) or block the corrected rerun.
+    check_parameters(p)
+    check_base_and_target(p)
+    data_dir = resolve_data_dir(data, progress=progress)
+    out = prepare_output_dir(
+        out_dir, protocol=protocol_name(__file__), overwrite=overwrite, data=data,
+        parameters={**json_parameters(p), "setting": setting},
     )  # fmt: skip
-    p, out, data_dir = protocol.parameters, protocol.out, protocol.data_dir
-    base, target = int(p["BASE_STEPS"]), int(p["TARGET_STEPS"])
-    total = p["ITERATIONS"] + p["RETRAIN_ITERATIONS"]
+    base, target = int(p.BASE_STEPS), int(p.TARGET_STEPS)
+    total = p.ITERATIONS + p.RETRAIN_ITERATIONS
     plan = {
-        "base": (base, p["ITERATIONS"]),
+        "base": (base, p.ITERATIONS),
         "retrained": (target, total),
         "continued": (base, total),
         "scratch": (target, total),
@@ -158,9 +174,17 @@ def run(
     for name in NETWORKS:
         run_dir = out / RUNS / name
         evaluations = {
-            str(k): evaluate_as_configured(
-                run_dir, p, data=data_dir, inner_steps=k, progress=progress
-            )
+            str(k): evaluate(
+                run_dir,
+                on=p.EVALUATE_ON,
+                data=data_dir,
+                tasks=p.EVAL_TASKS,
+                inner_steps=k,
+                backend=p.BACKEND,
+                read_time_s=seconds(p.READ_TIME),
+                seed=p.SEED,
+                progress=progress,
+            )  # fmt: skip
             for k in (base, target)
         }
         networks[name] = {
@@ -179,21 +203,25 @@ def run(
             out / FIGURES / "retraining_accuracy.png",
             groups,
             series,
-            title=f"re-training with {target} inner steps ({p['EVALUATE_ON']}), 95 % CI over "
-            f"{p['EVAL_TASKS']} tasks",
-            chance=1.0 / p["N_WAY"],
+            title=f"re-training with {target} inner steps ({p.EVALUATE_ON}), 95 % CI over "
+            f"{p.EVAL_TASKS} tasks",
+            chance=1.0 / p.N_WAY,
         )  # fmt: skip
     }
-    results = protocol.finish({"networks": networks}, figures=paths, report=markdown_report)
-    protocol.print_locations(paths)
+    results = {
+        "protocol": protocol_name(__file__), "question": QUESTION, "setting": setting,
+        "parameters": json_parameters(p), "replaced_by_setting": replaced, "data": str(data_dir),
+        "networks": networks, "figures": relative_paths(paths, out),
+        "timing_s": {"total": time.perf_counter() - started},
+    }  # fmt: skip
+    write_report(out, results, markdown_report(p, results))
     return results
 
 
-def markdown_report(results: dict[str, Any]) -> str:
-    """The Markdown table of a results dict."""
+def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
+    """The Markdown table of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.reporting import markdown_table, seen_unseen_cells
 
-    p = results["parameters"]
     rows = []
     for name in NETWORKS:
         net = results["networks"][name]
@@ -207,10 +235,10 @@ def markdown_report(results: dict[str, Any]) -> str:
     )
     return (
         f"# Re-training for more inner steps ({results['setting']} setting)\n\n"
-        f"Mosaic {p['MOSAIC_ROWS']} x {p['MOSAIC_COLS']} x {p['NEURONS_PER_TILE']}, "
-        f"{p['META_BATCH']} tasks per outer step, {p['DEVICE_MODEL']}-aware, evaluated on "
-        f"{p['EVALUATE_ON']}; mean ± 95 % CI over {p['EVAL_TASKS']} tasks per kind; chance "
-        f"{100 / p['N_WAY']:.0f} %.\n\n{table}"
+        f"Mosaic {p.MOSAIC_ROWS} x {p.MOSAIC_COLS} x {p.NEURONS_PER_TILE}, "
+        f"{p.META_BATCH} tasks per outer step, {p.DEVICE_MODEL}-aware, evaluated on "
+        f"{p.EVALUATE_ON}; mean ± 95 % CI over {p.EVAL_TASKS} tasks per kind; chance "
+        f"{100 / p.N_WAY:.0f} %.\n\n{table}"
     )
 
 
@@ -218,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from mosaicnet.protocols_support.parameters import protocol_main
 
-    return protocol_main(argv, prog="retraining.py", description=__doc__, run=run)
+    return protocol_main(argv, script=__file__, description=__doc__, run=run)
 
 
 if __name__ == "__main__":

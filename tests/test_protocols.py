@@ -8,9 +8,13 @@ slow (minutes each).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import math
+import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -48,11 +52,15 @@ def default_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def flagship_smoke(tmp_path_factory, default_data):
-    """One smoke run of the flagship through its command line; (out dir, exit code)."""
+    """One smoke run of the flagship through its command line; (out dir, exit code, stdout)."""
     out = tmp_path_factory.mktemp("flagship") / "out"
     module = load_protocol("fewshot_mosaic_vs_fc")
-    code = module.main(["--smoke", "--data", str(default_data), "--out", str(out), "--no-progress"])
-    return out, code
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = module.main(
+            ["--smoke", "--data", str(default_data), "--out", str(out), "--no-progress"]
+        )
+    return out, code, printed.getvalue()
 
 
 def check_accuracy_summary(summary: dict, tasks: int) -> None:
@@ -68,7 +76,7 @@ def check_accuracy_summary(summary: dict, tasks: int) -> None:
 
 
 def test_flagship_smoke_writes_documented_results(flagship_smoke, default_data):
-    out, code = flagship_smoke
+    out, code, _ = flagship_smoke
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     for key in ("protocol", "question", "setting", "parameters", "data", "networks",
@@ -88,10 +96,59 @@ def test_flagship_smoke_writes_documented_results(flagship_smoke, default_data):
     assert results["networks"]["fc"]["hardware"]["neurons"] == 8
 
 
+def test_flagship_smoke_ran_with_the_parameters_it_records(flagship_smoke):
+    """results.json's parameters are what the runs were trained and evaluated with."""
+    from mosaicnet.protocols_support.parameters import json_value
+
+    out, _, _ = flagship_smoke
+    module = load_protocol("fewshot_mosaic_vs_fc")
+    results = json.loads((out / "results.json").read_text())
+    p = results["parameters"]
+    # The script's constants with exactly the smoke changes, quantities as Brian2 text.
+    assert p == {
+        name: json_value(module.SMOKE.get(name, v)) for name, v in module.PARAMETERS.items()
+    }
+    assert p["READ_TIME"] == "1.0 * second" and p["BACKEND"] == "numpy"
+    for name in ("mosaic", "fc"):
+        net = results["networks"][name]
+        config = json.loads((out / net["run"] / "config.json").read_text())
+        assert config["layout"] == name
+        assert (config["iterations"], config["meta_batch"]) == (p["ITERATIONS"], p["META_BATCH"])
+        assert (config["n_way"], config["k_shot"]) == (p["N_WAY"], p["K_SHOT"])
+        assert config["neuron_model"] == p["NEURON_MODEL"]
+        assert net["final_training"]["iteration"] == p["ITERATIONS"]  # trained to the end
+        assert net["brian2"]["backend"] == "brian2-numpy"
+        assert net["brian2"]["read_time_s"] == 1.0
+        assert net["torch"]["tasks_seen"] == net["brian2"]["tasks_seen"] == p["EVAL_TASKS"]
+    # The manifest names the protocol by its file name and records the setting.
+    manifest = json.loads((out / "protocol.json").read_text())
+    assert manifest["protocol"] == results["protocol"] == "fewshot_mosaic_vs_fc"
+    assert manifest["parameters"] == {**p, "setting": "smoke"}
+
+
+def test_flagship_smoke_shows_and_records_what_the_setting_replaced(flagship_smoke):
+    out, _, printed = flagship_smoke
+    module = load_protocol("fewshot_mosaic_vs_fc")
+    results = json.loads((out / "results.json").read_text())
+    replaced = {change["name"]: change for change in results["replaced_by_setting"]}
+    changed = {n for n, v in module.SMOKE.items() if v != module.PARAMETERS[n]}
+    assert set(replaced) == changed and "ITERATIONS" in changed
+    assert replaced["ITERATIONS"] == {
+        "name": "ITERATIONS",
+        "script": module.ITERATIONS,
+        "smoke": module.SMOKE["ITERATIONS"],
+    }
+    assert replaced["BACKEND"] == {"name": "BACKEND", "script": "cython", "smoke": "numpy"}
+    assert "--smoke replaces ITERATIONS = 1000 of the script with 2" in printed
+    # The table and where the results are are printed too.
+    assert (out / "results.md").read_text().strip() in printed
+    assert str(out / "results.json") in printed
+
+
 def test_flagship_hardware_costs_match_the_trained_weights(flagship_smoke):
     from mosaicnet.network.spec import NetworkSpec
 
-    out, _ = flagship_smoke
+    out, _, _ = flagship_smoke
     results = json.loads((out / "results.json").read_text())
     for name in ("mosaic", "fc"):
         hardware = results["networks"][name]["hardware"]
@@ -111,7 +168,7 @@ def test_flagship_hardware_costs_match_the_trained_weights(flagship_smoke):
 
 
 def test_flagship_figures_and_table_are_written(flagship_smoke):
-    out, _ = flagship_smoke
+    out, _, _ = flagship_smoke
     results = json.loads((out / "results.json").read_text())
     expected = {"accuracy", "layout", "raster_mosaic", "raster_fc", "training"}
     assert set(results["figures"]) == expected
@@ -128,7 +185,7 @@ def test_flagship_figures_and_table_are_written(flagship_smoke):
 
 
 def test_flagship_refuses_existing_results_and_resumes_runs(flagship_smoke, default_data, capsys):
-    out, _ = flagship_smoke
+    out, _, _ = flagship_smoke
     module = load_protocol("fewshot_mosaic_vs_fc")
     argv = ["--smoke", "--data", str(default_data), "--out", str(out), "--no-progress"]
     before = (out / "results.json").read_text()
@@ -154,6 +211,31 @@ def test_flagship_refuses_existing_results_and_resumes_runs(flagship_smoke, defa
     assert "ITERATIONS: 2 -> 3" in capsys.readouterr().err
 
 
+def test_a_copied_script_gets_its_own_results_folder(
+    flagship_smoke, default_data, tmp_path, monkeypatch
+):
+    """A copy of the flagship saved under another name writes results/<its name>: it neither
+    resumes nor refuses because of the original's results in the same working directory."""
+    monkeypatch.chdir(tmp_path)
+    original = tmp_path / "results" / "fewshot_mosaic_vs_fc"
+    shutil.copytree(flagship_smoke[0], original)  # a finished run of the original
+    before = {path: path.read_bytes() for path in original.rglob("*") if path.is_file()}
+    copy = tmp_path / "my_fewshot.py"
+    shutil.copy(PROTOCOLS / "fewshot_mosaic_vs_fc.py", copy)
+    spec = importlib.util.spec_from_file_location("copied_protocol_under_test", copy)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    assert module.main(["--smoke", "--data", str(default_data), "--no-progress"]) == 0
+    out = tmp_path / "results" / "my_fewshot"
+    results = json.loads((out / "results.json").read_text())
+    assert results["protocol"] == "my_fewshot"
+    assert json.loads((out / "protocol.json").read_text())["protocol"] == "my_fewshot"
+    assert (out / "runs" / "mosaic" / "config.json").is_file()
+    after = {path: path.read_bytes() for path in original.rglob("*") if path.is_file()}
+    assert after == before
+
+
 def test_flagship_rejects_unknown_parameter(tmp_path, capsys):
     module = load_protocol("fewshot_mosaic_vs_fc")
     code = module.main(["--smoke", "--out", str(tmp_path / "o"), "--set", "ITERATONS=3"])
@@ -167,9 +249,11 @@ def test_flagship_rejects_unknown_parameter(tmp_path, capsys):
     "assignment, match",
     [
         ("ITERATIONS=-1", "iterations must be an integer >= 1"),
-        ("READ_TIME_S=-1", "negative"),
+        ("READ_TIME=-1*second", "negative"),
+        ("READ_TIME=2", "READ_TIME = 2 has no unit"),
+        ("READ_TIME=2*mV", "not in the units of its default"),
         ("EVAL_TASKS=0", "EVAL_TASKS must be an integer >= 1"),
-        ("BRIAN_DEVICE=nest", "unknown backend 'nest'"),
+        ("BACKEND=nest", "unknown backend 'nest'"),
         ("DEVICE_MODEL=flash", "unknown device preset 'flash'"),
         ("NEURON_MODEL=lfi", "unknown neuron model 'lfi'"),
     ],
@@ -193,21 +277,57 @@ def test_rejected_settings_never_cost_earlier_results(tmp_path, capsys, assignme
 
 
 # ----------------------------------------------------------------------------- helpers
-def test_resolve_parameters_layers_and_coerces():
+def test_resolve_parameters_layers_and_coerces(capsys):
+    from brian2 import ms, second
+
     from mosaicnet.protocols_support.parameters import resolve_parameters
 
-    defaults = {"A": 1, "B": 0.5, "C": "x", "D": (1, 2)}
-    p = resolve_parameters(
-        defaults, params={"B": 2, "D": [3]}, quick=True, smoke=True,
-        quick_changes={"A": 5, "C": "q"}, smoke_changes={"A": 7},
+    defaults = {"A": 1, "B": 0.5, "C": "x", "D": (1, 2), "T": 1 * second}
+    p, replaced = resolve_parameters(
+        defaults, setting="quick", changes={"A": 5, "C": "x", "B": 0.25},
+        params={"B": 2, "D": [3], "T": "1*hour"},
     )  # fmt: skip
-    assert p == {"A": 7, "B": 2.0, "C": "q", "D": (3,)}
-    assert isinstance(p["B"], float)
-    assert resolve_parameters(defaults, quick_changes={"A": 5}) == defaults
+    assert vars(p) == {"A": 5, "B": 2.0, "C": "x", "D": (3,), "T": 3600 * second}
+    assert isinstance(p.B, float)
+    # Only what the setting changed and --set did not override is a replacement.
+    assert replaced == [{"name": "A", "script": 1, "quick": 5}]
+    assert capsys.readouterr().out == "--quick replaces A = 1 of the script with 5\n"
+    assert vars(resolve_parameters(defaults)[0]) == defaults
+    assert resolve_parameters(defaults, params={"T": 20 * ms})[0].T == 20 * ms
     with pytest.raises(ConfigError, match="must be like its default"):
         resolve_parameters(defaults, params={"A": "many"})
     with pytest.raises(ConfigError, match="unknown protocol parameter 'E'"):
         resolve_parameters(defaults, params={"E": 1})
+    with pytest.raises(
+        ConfigError, match=r"unknown protocol parameter 'E' \(in the script's QUICK"
+    ):
+        resolve_parameters(defaults, setting="quick", changes={"E": 1})
+    with pytest.raises(ConfigError, match="T = 3 has no unit.*second"):
+        resolve_parameters(defaults, params={"T": 3})
+    with pytest.raises(ConfigError, match="not in the units"):
+        resolve_parameters(defaults, params={"T": "3*mV"})
+
+
+def test_lists_of_quantities_take_brian2_text():
+    from brian2 import second
+
+    from mosaicnet.protocols_support.parameters import json_value, resolve_parameters
+
+    defaults = {"TIMES": [1 * second, 60 * second]}
+    p, _ = resolve_parameters(defaults, params={"TIMES": "[1*second, 1*hour, 30*day]"})
+    assert p.TIMES == [1 * second, 3600 * second, 2592000 * second]
+    assert json_value(p.TIMES) == ["1.0 * second", "3600.0 * second", "2592000.0 * second"]
+    with pytest.raises(ConfigError, match=r"TIMES\[1\] = 3 has no unit"):
+        resolve_parameters(defaults, params={"TIMES": ["1*second", 3]})
+
+
+def test_parameters_of_collects_the_uppercase_constants_in_order():
+    from mosaicnet.protocols_support.parameters import parameters_of
+
+    namespace = {"json": json, "SEED": 0, "lower": 1, "Path": Path, "_HIDDEN": 2, "RATES": [1]}
+    namespace["LOAD"] = load_protocol
+    assert parameters_of(namespace) == {"SEED": 0, "RATES": [1]}
+    assert list(parameters_of(namespace)) == ["SEED", "RATES"]
 
 
 def test_parse_assignment_reads_json_then_text():
@@ -272,7 +392,10 @@ RESULT_KEYS = {
     "retraining": {"networks"},
     "neuron_models": {"models"},
 }
-COMMON_KEYS = {"protocol", "question", "setting", "parameters", "data", "figures", "timing_s"}
+COMMON_KEYS = {
+    "protocol", "question", "setting", "parameters", "replaced_by_setting", "data", "figures",
+    "timing_s",
+}  # fmt: skip
 
 
 def check_protocol_results(name: str, out: Path, results: dict) -> None:
@@ -371,6 +494,30 @@ def test_protocol_quick_run(name, tmp_path, default_data):
     check_specific(name, results)
 
 
+@pytest.mark.parametrize("name", ["fewshot_mosaic_vs_fc", *OTHER_PROTOCOLS])
+def test_every_constant_is_a_parameter_a_sweep_can_change(name):
+    """The UPPERCASE constants above PARAMETERS are the parameters, with units as Brian2
+    quantities (no _S suffixes); QUICK and SMOKE change only those; sweeps see them all."""
+    from brian2 import Quantity, second
+
+    from mosaicnet.sweeps.objectives import Protocol
+
+    module = load_protocol(name)
+    source = (PROTOCOLS / f"{name}.py").read_text(encoding="utf-8")
+    block = source[: source.index("PARAMETERS = parameters_of(globals())")]
+    constants = re.findall(r"^([A-Z][A-Z0-9_]*)(?:: [^=]+)? = ", block, flags=re.MULTILINE)
+    assert list(module.PARAMETERS) == constants
+    assert not [n for n in constants if n.endswith("_S")]
+    assert "BACKEND" in constants  # the Brian2 backend of every protocol
+    for value in module.PARAMETERS.values():
+        if isinstance(value, Quantity):
+            assert value.has_same_dimensions(second)
+    # --smoke starts from --quick; both change only parameters.
+    assert set(module.QUICK) <= set(module.SMOKE) <= set(module.PARAMETERS)
+    path = PROTOCOLS / f"{name}.py"
+    assert Protocol().parameter_names({"protocol": str(path)}) == set(constants)
+
+
 def test_retraining_continues_from_the_base_run(tmp_path, default_data):
     """continue_training starts from the base run's weights and counts its steps."""
     import torch
@@ -405,7 +552,7 @@ def test_protocols_take_the_neuron_model_and_its_constants(name):
 
     module = load_protocol(name)
     assert module.PARAMETERS["NEURON_MODEL"] == "lif"  # the published model by default
-    p = resolve_parameters(
+    p, _ = resolve_parameters(
         module.PARAMETERS,
         params={"NEURON_MODEL": "alif", "NEURON_CONSTANTS": {"tau_a": "1400*ms"}},
     )
@@ -418,14 +565,16 @@ def test_neuron_constants_may_be_written_as_brian2_quantities():
     from brian2 import ms
 
     from mosaicnet.protocols_support.parameters import (
+        json_parameters,
         resolve_parameters,
         train_config_from_parameters,
     )
 
     module = load_protocol("fewshot_mosaic_vs_fc")
     defaults = {**module.PARAMETERS, "NEURON_CONSTANTS": {"tau_mem": 300 * ms}}
-    p = resolve_parameters(defaults)
-    json.dumps(p)  # stored as JSON in protocol.json and results.json
-    assert p["NEURON_CONSTANTS"] == {"tau_mem": "0.3 * second"}
+    p, _ = resolve_parameters(defaults)
+    stored = json_parameters(p)  # stored as JSON in protocol.json and results.json
+    json.dumps(stored)
+    assert stored["NEURON_CONSTANTS"] == {"tau_mem": "0.3 * second"}
     model = train_config_from_parameters(p).neuron_parameters().model
     assert model.constants["tau_mem"] == 300 * ms

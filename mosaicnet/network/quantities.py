@@ -39,13 +39,28 @@ def brian_units() -> dict[str, Any]:
     return names
 
 
+@functools.cache
+def _readable_units() -> dict[str, Any]:
+    """The names :func:`parse_quantity` reads: Brian2's units, and ``minute``, ``hour``, ``day``.
+
+    Brian2 has no units longer than a second; memristor drift is read hours to
+    months after programming (``--set READ_TIME=30*day`` in a protocol).
+    """
+    units = dict(brian_units())
+    units["minute"] = 60 * units["second"]
+    units["hour"] = 60 * units["minute"]
+    units["day"] = 24 * units["hour"]
+    return units
+
+
 def parse_quantity(text: str | float | int, *, name: str = "value") -> Any:
     """A Brian2 quantity (or a float) from text such as ``"700*ms"`` or ``"0.5"``.
 
     Parameters
     ----------
     text
-        Brian2 notation: numbers, unit names (``ms``, ``mV``, ``second``, ...)
+        Brian2 notation: numbers, unit names (``ms``, ``mV``, ``second``, ...;
+        also ``minute``, ``hour``, ``day``)
         and ``* / ** + -``; quantities pass through, numbers (and
         dimensionless quantities) become floats.
     name
@@ -82,7 +97,7 @@ def _evaluate(node: ast.AST, text: str, name: str) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         return node.value
     if isinstance(node, ast.Name):
-        units = brian_units()
+        units = _readable_units()
         if node.id not in units:
             raise ConfigError(
                 f"{name} = {text!r}: {node.id!r} is not a Brian2 unit (e.g. ms, mV, nA, second)"

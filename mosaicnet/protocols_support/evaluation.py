@@ -164,36 +164,3 @@ def evaluate(
     from mosaicnet.errors import ConfigError
 
     raise ConfigError(f"EVALUATE_ON must be 'torch' or 'brian2', got {on!r}")
-
-
-def evaluate_as_configured(
-    run_dir: Path,
-    p: Mapping[str, Any],
-    *,
-    data: Path,
-    inner_steps: int | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Meta-test ``run_dir`` as a protocol's parameters say (:func:`evaluate`).
-
-    Parameters
-    ----------
-    run_dir
-        A finished training run.
-    p
-        Resolved protocol parameters naming where and how to evaluate:
-        ``EVALUATE_ON`` (``"torch"`` or ``"brian2"``), ``EVAL_TASKS``,
-        ``BACKEND`` (the Brian2 backend; ``BRIAN_DEVICE``, its former name,
-        is read when ``BACKEND`` is absent), ``READ_TIME_S`` and ``SEED``.
-    data
-        The dataset directory.
-    inner_steps
-        Inner steps at test time; ``None``: as trained.
-    progress
-        Show progress bars.
-    """
-    backend = p["BACKEND"] if "BACKEND" in p else p["BRIAN_DEVICE"]
-    return evaluate(
-        run_dir, on=p["EVALUATE_ON"], data=data, tasks=p["EVAL_TASKS"], inner_steps=inner_steps,
-        backend=backend, read_time_s=p["READ_TIME_S"], seed=p["SEED"], progress=progress,
-    )  # fmt: skip

@@ -1,5 +1,10 @@
 """The output directory of a protocol: never overwrite results silently, resume the rest.
 
+A protocol is named by its script's file name (:func:`protocol_name`): a copy of
+``drift.py`` saved as ``drift_pcm.py`` writes to ``results/drift_pcm``
+(:func:`default_output_dir`) and records ``drift_pcm`` in its manifest, so it
+never resumes, or refuses to run because of, the original's results.
+
 A protocol writes only these names in its ``--out`` directory::
 
     protocol.json   which protocol, with which parameters and data (written first)
@@ -38,15 +43,29 @@ RUNS = "runs"
 OWNED = (MANIFEST, RESULTS_JSON, RESULTS_MD, FIGURES, RUNS)
 
 
+def protocol_name(script: str | Path) -> str:
+    """A protocol's name: its script's file name without ``.py`` (pass ``__file__``)."""
+    return Path(script).stem
+
+
+def default_output_dir(script: str | Path) -> Path:
+    """``results/<protocol name>``, relative to the working directory."""
+    return Path("results") / protocol_name(script)
+
+
 def prepare_output_dir(
     out_dir: str | Path,
     *,
     protocol: str,
     parameters: dict[str, Any],
-    data: str | None,
+    data: str | Path | None,
     overwrite: bool = False,
 ) -> Path:
     """Create or check ``out_dir`` for a run of ``protocol``; return it as a Path.
+
+    ``parameters`` (JSON values) and ``data`` (as the user gave it, ``None`` for
+    the synthetic default) are recorded in ``protocol.json``; an unfinished run
+    resumes only with the same protocol, parameters and data.
 
     Raises
     ------
@@ -61,7 +80,11 @@ def prepare_output_dir(
     if out.exists() and not out.is_dir():
         raise RunDirectoryError(f"--out {out} is a file; choose a directory")
     check_writable_dir(out, what="protocol output folder")
-    manifest = {"protocol": protocol, "parameters": json_ready(parameters), "data": data}
+    manifest = {
+        "protocol": protocol,
+        "parameters": json_ready(parameters),
+        "data": None if data is None else str(data),
+    }
     if out.is_dir():
         present = [name for name in OWNED if (out / name).exists()]
         if present and overwrite:

@@ -121,3 +121,21 @@ def relative_paths(paths: Mapping[str, Path], base: Path) -> dict[str, str]:
         except ValueError:
             out[name] = str(path)
     return out
+
+
+def write_report(out_dir: Path, results: Mapping[str, Any], markdown: str) -> None:
+    """Write ``results.json`` and ``results.md``, print the tables and where the files are.
+
+    ``results.json`` is written last: its presence marks the run as finished
+    (see :mod:`mosaicnet.protocols_support.output`). Figure paths in
+    ``results["figures"]`` are relative to ``out_dir``.
+    """
+    write_markdown(out_dir, markdown)
+    write_results(out_dir, results)
+    print(markdown)
+    print(f"results: {Path(out_dir) / RESULTS_JSON}, {Path(out_dir) / RESULTS_MD}")
+    figures = results.get("figures") or {}
+    if figures:
+        print("figures:")
+        for relative in figures.values():
+            print(f"  {Path(out_dir) / relative}")
