@@ -19,7 +19,6 @@ reproducible from the seed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
