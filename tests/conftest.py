@@ -28,6 +28,6 @@ def data_dir(tmp_path_factory):
     Tests pass it where a user passes ``--data`` / ``data_dir=``; a test that changes
     the files copies them first (the folder is shared by the whole session).
     """
-    out = tmp_path_factory.mktemp("small_shd")
+    out = tmp_path_factory.mktemp("data_dir")
     write_synthetic_shd(out, seed=3, n_train=300, n_test=200)
     return out

@@ -216,7 +216,7 @@ def test_models_the_fused_layer_cannot_take_use_the_reference():
 
 
 def test_seeded_training_gives_the_same_parameters_fused_and_reference(
-    tmp_path, small_shd, monkeypatch
+    tmp_path, data_dir, monkeypatch
 ):
     config = TrainConfig(
         rows=2, cols=2, neurons_per_tile=4, n_bins=30, spatial_stride=10, meta_batch=2,
@@ -232,10 +232,10 @@ def test_seeded_training_gives_the_same_parameters_fused_and_reference(
         return clone
 
     monkeypatch.setattr(training, "make_clone", counting_clone)
-    fused = training.train(config, tmp_path / "fused", data_dir=small_shd, progress=False)
+    fused = training.train(config, tmp_path / "fused", data_dir=data_dir, progress=False)
     assert backward_calls and all(backward_calls)  # the default training ran on the fused layer
     monkeypatch.setattr(training, "make_clone", lambda spec, c: make_clone(spec, c).reference())
-    reference = training.train(config, tmp_path / "reference", data_dir=small_shd,
+    reference = training.train(config, tmp_path / "reference", data_dir=data_dir,
                                progress=False)  # fmt: skip
     params_f = fused.run.load_checkpoint()["params"]
     params_r = reference.run.load_checkpoint()["params"]

@@ -10,8 +10,12 @@ compute the same function and give the same predictions task by task.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the chip side imports this module and must not load torch
+    import torch
 
 #: Readout weight scale over ``max |w_out|``: room for the few-shot updates. With one
 #: inner step at the published rate (1.0) the adapted readouts of a trained tiny run
