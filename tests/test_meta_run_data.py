@@ -78,7 +78,9 @@ def test_changed_or_missing_run_data_is_named(trained, tmp_path):
     record = json.loads((moved / DATA_RECORD).read_text())
     record["directory"] = str(tmp_path / "gone")
     (moved / DATA_RECORD).write_text(json.dumps(record))
-    with pytest.raises(RunDirectoryError, match="which no longer exists; pass --data"):
+    with pytest.raises(
+        RunDirectoryError, match=r"which no longer exists; pass data_dir \(--data\)"
+    ):
         data_for_run(moved, None)
     changed = tmp_path / "changed"
     shutil.copytree(data, changed)

@@ -5,7 +5,8 @@ content fingerprint (size and BLAKE2b digest) of ``shd_train.h5`` and
 ``shd_test.h5``. :func:`data_for_run` is how everything after training finds
 its data: without a folder it takes the run's own (and checks that its files
 are still the ones trained on); a folder with other files is refused unless
-the caller allows it explicitly (``--other-data`` on the command line), and
+the caller allows it explicitly (``allow_other``; ``--other-data`` on the command
+line), and
 evaluations record the folder they used. Runs written before this record
 existed keep the old default (the synthetic data).
 """
@@ -97,20 +98,21 @@ def data_for_run(
         path = Path(record["directory"])
         if not path.is_dir():
             raise RunDirectoryError(
-                f"run {run_path} was trained on {path}, which no longer exists; pass --data "
-                "with the folder that holds that data now"
+                f"run {run_path} was trained on {path}, which no longer exists; pass data_dir "
+                "(--data) with the folder that holds that data now"
             )
         if not same_data(record, path):
             raise DataFormatError(
                 f"the files in {path} changed since run {run_path} was trained on them; pass "
-                f"--data {path} --other-data to use them anyway"
+                f"data_dir={str(path)!r} and allow_other=True (--data {path} --other-data) "
+                "to use them anyway"
             )
         return path
     path = resolve_data_dir(data_dir, progress=progress)
     if record is not None and not allow_other and not same_data(record, path):
         raise ConfigError(
             f"run {run_path} was trained on {record['directory']}, and {path} holds other "
-            f"files; omit --data to use the run's own data, or pass --other-data to use "
-            f"{path} anyway"
+            f"files; omit data_dir (--data) to use the run's own data, or pass "
+            f"allow_other=True (--other-data) to use {path} anyway"
         )
     return path

@@ -81,9 +81,9 @@ class RunDirectory:
         if run.path.is_dir() and any(p.name != LOCK_FILE for p in run.path.iterdir()):
             if not overwrite:
                 raise RunDirectoryError(
-                    f"run directory {run.path} already exists and is not empty; pass --resume "
-                    "to continue that run, --overwrite to start it again, or choose another "
-                    "directory"
+                    f"run directory {run.path} already exists and is not empty; pass "
+                    "resume=True (--resume) to continue that run, overwrite=True (--overwrite) "
+                    "to start it again, or choose another directory"
                 )
             for name in RUN_FILES:
                 run.file(name).unlink(missing_ok=True)
@@ -123,7 +123,7 @@ class RunDirectory:
         if not self.file(name).is_file():
             raise RunDirectoryError(
                 f"{self.file(name)} is missing: the run has not written a checkpoint yet; "
-                "resume it with `mosaicnet train --resume`"
+                "resume it with resume=True (`mosaicnet train --resume`)"
             )
         return NetworkSpec.load(self.file(name))
 
@@ -176,21 +176,22 @@ class RunDirectory:
         if not path.is_file():
             raise RunDirectoryError(
                 f"{path} does not exist: the run has no checkpoint to resume from; start it "
-                "again with --overwrite"
+                "again with overwrite=True (--overwrite)"
             )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises many types for damaged archives
             raise RunDirectoryError(
                 f"checkpoint {path} is corrupt or truncated ({type(error).__name__}: "
-                f"{error}); restore a copy, or start the run again with --overwrite"
+                f"{error}); restore a copy, or start the run again with "
+                "overwrite=True (--overwrite)"
             ) from error
         required = {"format", "iteration", "params", "optimizer", "rng", "next_task_id"}
         if not isinstance(state, dict) or not required <= set(state):
             raise RunDirectoryError(
                 f"checkpoint {path} is not a mosaicnet training checkpoint (missing "
                 f"{sorted(required - set(state) if isinstance(state, dict) else required)}); "
-                "start the run again with --overwrite"
+                "start the run again with overwrite=True (--overwrite)"
             )
         if state["format"] != CHECKPOINT_FORMAT:
             raise RunDirectoryError(

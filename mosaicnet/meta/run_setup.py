@@ -124,7 +124,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, *, progress: bool = Fal
         if not path.is_dir():
             raise DataFormatError(
                 f"data directory {path} does not exist; pass a directory holding "
-                "shd_train.h5 and shd_test.h5, or omit --data to use the synthetic default"
+                "shd_train.h5 and shd_test.h5, or omit data_dir (--data) for the synthetic default"
             )
         return path
     from mosaicnet.data import ensure_synthetic_shd

@@ -175,7 +175,9 @@ def train(
         step and what the run directory kept.
     """
     if resume and overwrite:
-        raise ConfigError("--resume and --overwrite contradict each other; pass one of them")
+        raise ConfigError(
+            "resume and overwrite (--resume, --overwrite) contradict each other; pass one"
+        )
     # A model from a file is recorded as its code: the run must not depend on the file.
     config = config.with_recorded_neuron_model()
     if config.device_model is not None:  # fail before touching the run directory
@@ -230,7 +232,7 @@ def _train(
             raise ConfigError(
                 f"cannot resume {run.path} on {data_path}: the run was trained on "
                 f"{record['directory']}, which holds other files; resume it on its own data "
-                "(that --data, or none)"
+                "(that data_dir / --data, or none)"
             )
         checkpoint = run.load_checkpoint()
         spec = run.load_spec(initial=True)
@@ -404,7 +406,7 @@ def _write_checkpoint(run: RunDirectory, state: TrainState, spec, clone, config)
         raise RunDirectoryError(
             f"writing the checkpoint of step {state.iteration} into {run.path} failed "
             f"({error.strerror or error}); the last checkpoint written before it is kept. Free "
-            "space (or fix the folder), then continue with `mosaicnet train --resume`"
+            "space (or fix the folder), then continue with resume=True (`mosaicnet train --resume`)"
         ) from None
 
 
@@ -423,15 +425,15 @@ def _restore(state: TrainState, checkpoint: dict[str, Any], run: RunDirectory) -
     except (KeyError, RuntimeError, ValueError, TypeError) as error:
         raise RunDirectoryError(
             f"checkpoint {run.file(CHECKPOINT_FILE)} does not match the run's network "
-            f"({error}); start the run again with --overwrite"
+            f"({error}); start the run again with overwrite=True (--overwrite)"
         ) from error
     broken = sorted(name for name, value in state.params.items() if not torch.isfinite(value).all())
     if broken:
         raise RunDirectoryError(
             f"checkpoint {run.file(CHECKPOINT_FILE)} holds NaN or infinite weights in "
             f"{', '.join(broken)} (written at step {int(checkpoint['iteration'])}); resuming "
-            "would continue from them. Start the run again with --overwrite (the best "
-            "validated network, if any, stays in spec_best.npz)"
+            "would continue from them. Start the run again with overwrite=True (--overwrite; "
+            "the best validated network, if any, stays in spec_best.npz)"
         )
     state.iteration = int(checkpoint["iteration"])
     state.next_task_id = int(checkpoint["next_task_id"])
@@ -444,5 +446,5 @@ def _check_resume_config(stored: TrainConfig, given: TrainConfig, run: RunDirect
         detail = ", ".join(f"{k}: {a[k]!r} -> {b.get(k)!r}" for k in differing)
         raise ConfigError(
             f"cannot resume {run.path} with a different configuration ({detail}); only "
-            "--iterations may change on resume. Start a new run for other settings"
+            "the number of iterations may change on resume. Start a new run for other settings"
         )
