@@ -244,3 +244,21 @@ def test_seeded_training_gives_the_same_parameters_fused_and_reference(
     for name in params_f:
         assert params_f[name].dtype == torch.float64
         _assert_relative(params_f[name], params_r[name])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_readout_trace_is_bit_identical_with_equal_gradients(dtype):
+    """The readout trace of the fused path: the reference's values to the bit (Brian2's
+    readout recursion), its gradient, and a second derivative (gradgradcheck)."""
+    fused = _clone("lif", dtype=dtype)
+    reference = fused.reference()
+    generator = torch.Generator().manual_seed(4)
+    z = (torch.rand(BATCH, T, N_REC, generator=generator) < 0.2).to(dtype).requires_grad_()
+    weights = torch.randn(BATCH, T, N_REC, generator=generator, dtype=dtype)
+    trace_f, trace_r = fused.readout_trace(z), reference.readout_trace(z)
+    assert torch.equal(trace_f, trace_r)
+    grad_f, grad_r = (torch.autograd.grad((t * weights).sum(), z)[0] for t in (trace_f, trace_r))
+    _assert_relative(grad_f, grad_r, 1e-10 if dtype == torch.float64 else 1e-5)
+    if dtype == torch.float64:
+        z_small = torch.rand(2, 5, 3, dtype=dtype, generator=generator).requires_grad_()
+        assert torch.autograd.gradgradcheck(fused.readout_trace, (z_small,))

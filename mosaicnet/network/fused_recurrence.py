@@ -13,13 +13,15 @@ Forward
     the synapses), without gradient tracking: the spikes are bit-identical to the
     reference's, and so is every state value.
 What is stored for the backward pass
-    The spikes as ``bool`` (one byte per neuron and step) and the threshold
-    distance ``d = lhs - rhs`` (one float per neuron and step), the argument of
-    the surrogate derivative. Storing ``d`` instead of the state it is computed
-    from is the smallest choice: the state has one float per variable (two for
-    ``cuba_lif``, ``alif``, ``adlif``) and the backward needs nothing else from it,
-    except for models whose reset has a state-dependent spike derivative (a reset
-    to a value, ``v = 0``): only those also keep the pre-reset state.
+    The spikes as ``bool`` (one byte per neuron and step) and the surrogate
+    derivative at the threshold distance ``d = lhs - rhs`` (one float per neuron
+    and step), evaluated in the forward loop while ``d`` is in cache: over all
+    steps at once in the backward it cost five passes over a ``(B, T, N)`` array.
+    The state has one float per variable (two for ``cuba_lif``, ``alif``,
+    ``adlif``) and the backward needs nothing else from it, except for models
+    whose reset has a state-dependent spike derivative (a reset to a value,
+    ``v = 0``): only those also keep the pre-reset state. Records are time-major
+    ``(T, B, N)``, so that each step reads and writes one contiguous block.
 Backward (BPTT)
     With ``lambda`` the gradient of the loss with respect to the state after the
     reset of step ``t``, step ``t`` backwards is: through the reset (its state
@@ -46,15 +48,14 @@ Order of derivatives
     by itself under ``torch.func.vmap`` and nested ``torch.func.grad``).
 
 Sparse inputs and spikes
-    The products stay dense for now. ``x @ W_in`` for all steps and its weight
-    gradient ``x^T @ G`` run outside this operation, differentiated by autograd;
-    the inputs are 0/1 and about 4 % non-zero, so an event-driven product (rows
-    of ``W_in`` gathered per input spike) may pay off at the published size. The
-    forward ``z @ W_rec`` must stay the reference's ``addmm``: a gather over the
-    spikes sums in another order, and the spikes would no longer be
-    bit-identical. The gradients carry no such constraint: ``Z^T G`` could use the
-    spikes' sparsity. None of this is measured yet (``benchmarks/bench_fused.py``
-    is where to compare).
+    The recurrent weight gradient ``Z^T G`` gathers the rows of ``G`` at the
+    spikes when they are rare (:data:`SPARSE_SPIKE_RATIO`). The input product
+    ``x @ W_in`` for all steps and its weight gradient stay dense, outside this
+    operation: on CPU, torch's sparse (CSR) and ``embedding_bag`` products over
+    the 0/1 inputs (about 4 % non-zero) were slower than the dense ones at the
+    published size (``benchmarks/bench_fused.py``). The forward ``z @ W_rec``
+    stays the reference's ``addmm``: a gather over the spikes sums in another
+    order, and the spikes would no longer be bit-identical.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ from mosaicnet.network.neuron_compiler import CompiledNeuron
 from mosaicnet.network.surrogate import SURROGATES
 
 __all__ = ["FusedRecurrence", "fused_unsupported_reason", "transform_levels"]
+
+#: The recurrent weight gradient gathers the spiking rows when fewer than one in
+#: this many entries of the spike record are spikes, else it is a dense product.
+SPARSE_SPIKE_RATIO = 50
 
 
 def fused_unsupported_reason(neuron: CompiledNeuron) -> str | None:
@@ -168,16 +173,21 @@ class FusedRecurrence:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
         """The reference's time loop without autograd.
 
-        Returns spikes (float), spikes (bool), threshold distances and, when
-        :attr:`keeps_state`, the pre-reset state per variable (else None).
+        Returns spikes (float, ``(B, T, N)``, a view of time-major storage),
+        spikes (bool), the surrogate derivative at every step and, when
+        :attr:`keeps_state`, the pre-reset state per variable (else None); the
+        last three time-major ``(T, B, N)``.
         """
         neuron = self.neuron
         input_target = neuron.model.input_target
         recurrent_target = neuron.model.recurrent_target
         weight_unit = neuron.weight_unit
-        spikes = torch.empty_like(drive)
-        distances = torch.empty_like(drive)
-        pre_reset = [torch.empty_like(drive) for _ in neuron.states] if self.keeps_state else None
+        # Time-major storage: each step writes one contiguous (B, N) block. Writing
+        # into (B, T, N) slices instead costs more than the step's arithmetic.
+        n_batch, n_steps, n_rec = drive.shape
+        spikes = drive.new_empty((n_steps, n_batch, n_rec))
+        surrogate = drive.new_empty((n_steps, n_batch, n_rec))
+        pre_reset = [torch.empty_like(spikes) for _ in neuron.states] if self.keeps_state else None
         state = neuron.initial_state(drive[:, 0])
 
         def deliver(target: str, delivered: torch.Tensor) -> None:
@@ -189,9 +199,13 @@ class FusedRecurrence:
         for step, drive_t in enumerate(drive.unbind(dim=1)):
             neuron.integrate(state, None, step * neuron.dt_s)
             distance, equal = neuron.threshold_distance(state)
-            z = (distance > 0).to(drive.dtype)
+            z = spikes[step]
+            torch.gt(distance, 0, out=z)
             if equal is not None:
-                z = z + equal.to(z.dtype)
+                z.add_(equal.to(z.dtype))
+            # The backward's only use of the distance: evaluated here, on data in cache,
+            # rather than over all steps at once in the backward.
+            surrogate[step] = self.derivative(distance, self.slope)
             if input_target == recurrent_target:
                 deliver(input_target, torch.addmm(drive_t, z, w_rec))
             else:
@@ -199,34 +213,35 @@ class FusedRecurrence:
                 deliver(recurrent_target, z @ w_rec)
             if pre_reset is not None:
                 for stored, name in zip(pre_reset, neuron.states, strict=True):
-                    stored[:, step] = state.values[name]
+                    stored[step] = state.values[name]
             neuron.reset(state, z, step)
-            spikes[:, step] = z
-            distances[:, step] = distance
-        return spikes, spikes.bool(), distances, pre_reset
+        return spikes.transpose(0, 1), spikes.bool(), surrogate, pre_reset
 
     # ----------------------------------------------------------------- backward
     def backward(
         self,
         grad_spikes: torch.Tensor,
         spiked: torch.Tensor,
-        distances: torch.Tensor,
+        surrogate: torch.Tensor,
         pre_reset: list[torch.Tensor] | None,
         w_rec: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """BPTT: gradients of the input drive ``(B, T, N)`` and of ``W_rec`` ``(N, N)``."""
+        """BPTT: gradients of the input drive ``(B, T, N)`` and of ``W_rec`` ``(N, N)``.
+
+        ``grad_spikes`` is ``(B, T, N)``; ``spiked``, ``surrogate`` and
+        ``pre_reset`` are the forward's time-major records.
+        """
         n_states = len(self.neuron.states)
         weight_unit = self.neuron.weight_unit
         same_target = self.input_index == self.recurrent_index
-        grad_drive = torch.empty_like(grad_spikes)
-        grad_delivered = grad_drive if same_target else torch.empty_like(grad_spikes)
+        grad_spikes = grad_spikes.transpose(0, 1)
+        grad_drive = torch.empty_like(surrogate)
+        grad_delivered = grad_drive if same_target else torch.empty_like(surrogate)
         w_rec_t = w_rec.t()
-        # The surrogate derivative of every step at once: one operation, not T.
-        surrogate = self.derivative(distances, self.slope)
         # Gradient of the loss with respect to the state after this step's reset.
-        after = [torch.zeros_like(grad_spikes[:, 0]) for _ in range(n_states)]
-        for step in reversed(range(grad_spikes.shape[1])):
-            z = spiked[:, step]
+        after = [torch.zeros_like(surrogate[0]) for _ in range(n_states)]
+        for step in reversed(range(surrogate.shape[0])):
+            z = spiked[step]
             # Through the reset: its state Jacobian is the reset matrix where z = 1.
             if self.reset_is_identity:
                 before = after
@@ -239,13 +254,13 @@ class FusedRecurrence:
             to_input, to_recurrent = before[self.input_index], before[self.recurrent_index]
             if weight_unit != 1.0:
                 to_input, to_recurrent = to_input * weight_unit, to_recurrent * weight_unit
-            grad_drive[:, step] = to_input
+            grad_drive[step] = to_input
             if not same_target:
-                grad_delivered[:, step] = to_recurrent
-            grad_z = torch.addmm(grad_spikes[:, step], to_recurrent, w_rec_t)
+                grad_delivered[step] = to_recurrent
+            grad_z = torch.addmm(grad_spikes[step], to_recurrent, w_rec_t)
             self._add_reset_spike_gradient(grad_z, after, z, pre_reset, step)
             # In place: grad_z is this step's own tensor.
-            grad_distance = grad_z.mul_(surrogate[:, step])
+            grad_distance = grad_z.mul_(surrogate[step])
             integrated = [
                 torch.add(before[k], grad_distance, alpha=self.threshold[k])
                 if self.threshold[k]
@@ -254,9 +269,8 @@ class FusedRecurrence:
             ]
             # Through the update: the transpose of its matrix.
             after = [_transposed_product(self.update, integrated, k) for k in range(n_states)]
-        rows = spiked.flatten(0, 1).to(grad_spikes.dtype)
-        grad_w_rec = rows.t() @ grad_delivered.flatten(0, 1)
-        return grad_drive, grad_w_rec
+        grad_w_rec = _spike_weighted_sum(spiked.flatten(0, 1), grad_delivered.flatten(0, 1))
+        return grad_drive.transpose(0, 1), grad_w_rec
 
     def _add_reset_spike_gradient(
         self,
@@ -274,7 +288,7 @@ class FusedRecurrence:
                 if pre_reset is not None:
                     for j, stored in enumerate(pre_reset):
                         if self.spike_matrix[spike][k][j]:
-                            value = value + self.spike_matrix[spike][k][j] * stored[:, step]
+                            value = value + self.spike_matrix[spike][k][j] * stored[step]
                 per_z.append(value)
             if not any(isinstance(value, torch.Tensor) for value in per_z) and (
                 per_z[0] == per_z[1]
@@ -288,6 +302,22 @@ class FusedRecurrence:
                 z, torch.as_tensor(per_z[1], **like), torch.as_tensor(per_z[0], **like)
             )
             grad_z.addcmul_(derivative, after[k])
+
+
+def _spike_weighted_sum(spiked: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """``Z^T G`` for 0/1 spikes ``Z`` ``(R, N)`` and gradients ``G`` ``(R, N)``.
+
+    Row ``i`` of the result sums the rows of ``G`` at the steps neuron ``i``
+    spiked. Below a few per cent of spikes gathering those rows beats the dense
+    product (``benchmarks/bench_fused.py``); recurrent spikes are usually far
+    sparser than that.
+    """
+    n_spikes = int(spiked.count_nonzero())
+    if n_spikes * SPARSE_SPIKE_RATIO > spiked.numel():
+        return spiked.to(grad.dtype).t() @ grad
+    rows, neurons = spiked.nonzero(as_tuple=True)
+    total = grad.new_zeros((spiked.shape[1], grad.shape[1]))
+    return total.index_add_(0, neurons, grad.index_select(0, rows))
 
 
 def _transposed_product(
@@ -313,15 +343,17 @@ class _FusedFunction(torch.autograd.Function):
     def forward(
         drive: torch.Tensor, w_rec: torch.Tensor, layer: FusedRecurrence, transformed: bool
     ) -> tuple[torch.Tensor, ...]:
-        spikes, spiked, distances, pre_reset = layer.forward(drive, w_rec)
-        return spikes, spiked, distances, *(pre_reset or ())
+        spikes, spiked, surrogate, pre_reset = layer.forward(drive, w_rec)
+        return spikes, spiked, surrogate, *(pre_reset or ())
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
         _, w_rec, layer, transformed = inputs
-        _, spiked, distances, *pre_reset = output
-        ctx.mark_non_differentiable(spiked, distances, *pre_reset)
-        ctx.save_for_backward(spiked, distances, w_rec, *pre_reset)
+        _, spiked, surrogate, *pre_reset = output
+        ctx.mark_non_differentiable(spiked, surrogate, *pre_reset)
+        # The records are not differentiable: no zero gradients of their size.
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(spiked, surrogate, w_rec, *pre_reset)
         ctx.layer = layer
         ctx.transformed = transformed
 
@@ -335,9 +367,11 @@ class _FusedFunction(torch.autograd.Function):
                 "the fused recurrent layer has a first-order backward only; for second "
                 "derivatives through the recurrent layer use TorchClone(..., fused=False)"
             )
-        spiked, distances, w_rec, *pre_reset = ctx.saved_tensors
+        spiked, surrogate, w_rec, *pre_reset = ctx.saved_tensors
+        if grad_spikes is None:  # the spikes reached the loss only through the records
+            return None, None, None, None
         with torch.no_grad():
             grad_drive, grad_w_rec = ctx.layer.backward(
-                grad_spikes, spiked, distances, pre_reset or None, w_rec
+                grad_spikes, spiked, surrogate, pre_reset or None, w_rec
             )
         return grad_drive, grad_w_rec, None, None

@@ -53,6 +53,7 @@ from mosaicnet.network.fused_recurrence import (
     fused_unsupported_reason,
     transform_levels,
 )
+from mosaicnet.network.fused_trace import leaky_trace
 from mosaicnet.network.neuron_compiler import CompiledNeuron, NeuronState, compile_neuron
 from mosaicnet.network.neuron_update import exact_linear_update
 from mosaicnet.network.spec import NetworkSpec, check_input_shape, input_spikes
@@ -283,6 +284,8 @@ class TorchClone:
         ``(B, T, n_rec)`` in, ``(B, T, n_rec)`` out; the same recursion (and the
         same float operations) as Brian2's readout state update.
         """
+        if self.fused is not False and z.dim() == 3 and not transform_levels(z)[1]:
+            return leaky_trace(z, self.kappa)
         trace = torch.zeros_like(z[..., 0, :])
         traces = []
         for z_t in z.unbind(dim=-2):
