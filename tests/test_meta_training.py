@@ -331,3 +331,46 @@ def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint(
     err = capsys.readouterr().err
     assert "No space left on device" in err and "last checkpoint written before it is kept" in err
     assert (run / CHECKPOINT_FILE).read_bytes() == before
+
+
+def test_a_device_that_is_not_there_fails_before_the_run_directory(tmp_path, data_dir, capsys):
+    """--device cuda without a usable GPU, or a device name torch does not run on, says what
+    to do and writes nothing."""
+    with pytest.raises(ConfigError, match="torch_device must be 'cpu', 'cuda' or 'cuda:N'"):
+        TrainConfig(torch_device="gpu")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the missing-GPU message cannot be shown")
+    run = tmp_path / "run"
+    assert main(_train_args(run, tiny_config(tmp_path), data_dir, "--device", "cuda")) == 2
+    assert "sees no CUDA GPU" in capsys.readouterr().err
+    assert not run.exists()
+
+
+def test_a_run_trained_on_a_gpu_resumes_on_the_cpu(tmp_path, data_dir):
+    """The compute device is the one setting besides the step count a resume may change,
+    and checkpoints hold CPU tensors: a run written on a GPU continues on any machine.
+    (Here the run's record is made to say it was trained on 'cuda'.)"""
+    config = TrainConfig(**TINY, iterations=3)
+    run = tmp_path / "run"
+    train(config, run, data_dir=data_dir, progress=False)
+    checkpoint = RunDirectory.open(run).load_checkpoint()
+    assert {v.device.type for v in checkpoint["params"].values()} == {"cpu"}
+    record = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**record, "torch_device": "cuda"}))
+    resumed = train(config.with_changes(iterations=5), run, data_dir=data_dir, resume=True,
+                    progress=False)  # fmt: skip
+    assert resumed.iterations == 5 and resumed.run.load_config().torch_device == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_float64_training_on_cuda_matches_the_cpu(tmp_path, data_dir):
+    """Five float64 steps on the GPU end where the CPU run ends, to rounding (the seeded
+    draws are made on the CPU for both)."""
+    config = TrainConfig(**TINY, iterations=5, dtype="float64", device_model="rram_hfox")
+    cpu = train(config, tmp_path / "cpu", data_dir=data_dir, progress=False)
+    gpu = train(config.with_changes(torch_device="cuda"), tmp_path / "gpu", data_dir=data_dir,
+                progress=False)  # fmt: skip
+    a = cpu.run.load_checkpoint()["params"]
+    b = gpu.run.load_checkpoint()["params"]
+    for name in a:
+        assert torch.allclose(a[name], b[name], rtol=1e-8, atol=1e-10), name

@@ -72,6 +72,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--inner-steps", type=int, help="inner steps (default: as trained)")
     parser.add_argument(
+        "--device",
+        dest="torch_device",
+        metavar="DEVICE",
+        help="where the torch clone runs (--backend torch): cpu (default) or cuda[:N]",
+    )
+    parser.add_argument(
         "--seed", type=int, help=f"seed of the meta-test tasks (default {defaults.seed})"
     )
     parser.add_argument(
@@ -120,7 +126,7 @@ def evaluation_options(args: argparse.Namespace) -> tuple[bool, Any]:
         raise ConfigError(f"{flags} apply to the chip only; add --backend brian2 (or numpy, ...)")
     fields: dict[str, Any] = {
         key: getattr(args, key)
-        for key in ("tasks", "inner_steps", "seed", "protocol")
+        for key in ("tasks", "inner_steps", "seed", "protocol", "torch_device")
         if getattr(args, key) is not None
     }
     if on_chip:

@@ -18,6 +18,7 @@ _FLAG_FIELDS = {
     "layout": "layout",
     "seed": "seed",
     "neuron_model": "neuron_model",
+    "torch_device": "torch_device",
 }
 
 
@@ -73,6 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         help="set any TrainConfig field or neuron-model constant (repeatable; VALUE is "
         "JSON, else a string), e.g. --set max_hops=1 --set grad_clip=1.0 --set tau_mem=300*ms",
+    )
+    parser.add_argument(
+        "--device",
+        dest="torch_device",
+        metavar="DEVICE",
+        help="where torch trains: cpu (default) or cuda[:N] (a CUDA build of torch); a run "
+        "may be resumed on another device",
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     group = parser.add_mutually_exclusive_group()

@@ -57,6 +57,14 @@ class AdamState:
             {k: v.clone() for k, v in state["exp_avg_sq"].items()},
         )
 
+    def to(self, device) -> AdamState:
+        """The same state with its moments on ``device``."""
+        return AdamState(
+            self.step,
+            {k: v.to(device) for k, v in self.exp_avg.items()},
+            {k: v.to(device) for k, v in self.exp_avg_sq.items()},
+        )
+
 
 def adam_step(
     params: Mapping[str, torch.Tensor],

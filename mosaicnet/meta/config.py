@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -32,6 +33,20 @@ CONFIG_FORMAT_VERSION = 1
 _LAYOUTS = ("mosaic", "fc")
 _INNER_PARAMS = ("readout", "all")
 _DTYPES = ("float32", "float64")
+_TORCH_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+
+
+def check_torch_device(name: Any) -> str:
+    """``name`` if it names a torch compute device this package runs on, else :class:`ConfigError`.
+
+    Whether the device exists is checked where it is used
+    (:func:`mosaicnet.meta.run_setup.compute_device`).
+    """
+    if not isinstance(name, str) or not _TORCH_DEVICE.fullmatch(name):
+        raise ConfigError(f"torch_device must be 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+    return name
+
+
 _LR_SCHEDULES = ("per_step", "fixed")
 _INNER_STEP_SCALES = ("none", "curvature", "refine")
 _READOUT_JACOBIANS = ("full", "identity")
@@ -86,6 +101,12 @@ class TrainConfig:
         (published 10).
     dtype
         ``"float32"`` for training, ``"float64"`` for exactness checks.
+    torch_device
+        Where training runs: ``"cpu"`` (default), ``"cuda"`` or ``"cuda:N"``.
+        Device noise, task sampling and initial weights are drawn on the CPU
+        whatever the device, so a seed names the same run everywhere; results
+        differ between devices only by rounding. A run may be resumed on
+        another device.
     inner_steps
         SGD steps of the inner loop (published: 1).
     inner_lr
@@ -235,6 +256,7 @@ class TrainConfig:
     weight_gain: float = 0.5
     surrogate_slope: float = 10.0
     dtype: str = "float32"
+    torch_device: str = "cpu"
     inner_steps: int = 1
     inner_lr: float | None = None
     inner_lr_schedule: str = "per_step"
@@ -405,6 +427,7 @@ class TrainConfig:
         _choice(self, "layout", _LAYOUTS)
         _choice(self, "inner_params", _INNER_PARAMS)
         _choice(self, "dtype", _DTYPES)
+        check_torch_device(self.torch_device)
         _choice(self, "inner_lr_schedule", _LR_SCHEDULES)
         _choice(self, "inner_step_scale", _INNER_STEP_SCALES)
         _choice(self, "inner_readout_jacobian", _READOUT_JACOBIANS)

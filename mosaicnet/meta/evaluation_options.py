@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mosaicnet.errors import ConfigError
+from mosaicnet.meta.config import check_torch_device
 from mosaicnet.meta.read_time import parse_read_time
 from mosaicnet.meta.readout_range import DEFAULT_READOUT_HEADROOM
 
@@ -73,6 +74,9 @@ class EvaluationOptions:
         Programming, write and read noise of the device model (drift stays).
     drift_compensation
         Global drift compensation of every pathway's gain.
+    torch_device
+        Where the torch clone runs (torch evaluation only): ``"cpu"`` or
+        ``"cuda[:N]"``, whatever device the run was trained on.
     """
 
     tasks: int = 100
@@ -86,6 +90,7 @@ class EvaluationOptions:
     read_time_s: float = 1.0
     noise: bool = True
     drift_compensation: bool = False
+    torch_device: str = "cpu"
 
     def __post_init__(self) -> None:
         from mosaicnet.network.brian_backends import BACKENDS
@@ -116,6 +121,7 @@ class EvaluationOptions:
             )
         set_(self, "backend", backend)
         set_(self, "read_time_s", parse_read_time(self.read_time_s))
+        check_torch_device(self.torch_device)
         for name in ("progress", "noise", "drift_compensation"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -67,9 +67,11 @@ class DeviceNoise:
         t_read = self.draw_read_time()
         result = {}
         for name in NETWORK_KEYS:
-            w = weights[name].detach()
+            # Drawn on the CPU generator whatever the weights' device: one seed, one
+            # sequence of offsets on every device.
+            w = weights[name].detach().cpu()
             read = perturb_weights(w, self.model, t_read_s=t_read, generator=self.generator)
-            result[name] = (read - w).detach()
+            result[name] = (read - w).to(weights[name].device)
         return result
 
     def state_dict(self) -> dict[str, torch.Tensor]:

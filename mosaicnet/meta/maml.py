@@ -116,7 +116,7 @@ def init_meta_params(network_params: Mapping[str, torch.Tensor], config: TrainCo
         dtype = params["w_out"].dtype
         for name in adapted_names(config):
             params[LOG_LR_PREFIX + name] = torch.tensor(
-                math.log(config.resolved_inner_lr), dtype=dtype
+                math.log(config.resolved_inner_lr), dtype=dtype, device=params["w_out"].device
             )
     return params
 
@@ -503,7 +503,7 @@ def meta_loss(
         ce, l2_task, rate, q_logits, s_logits = _general_path(weights, rates, batch, clone, config)
     rate_term = config.lambda_fr * (config.target_rate - rate) ** 2
     loss = (ce + rate_term + l2_task).mean()
-    layout_term = torch.zeros((), dtype=ce.dtype)
+    layout_term = torch.zeros((), dtype=ce.dtype, device=ce.device)
     if layout_cost is not None and config.layout_lambda > 0:
         layout_term = config.layout_lambda * (layout_cost * weights["w_rec"] ** 2).mean()
         loss = loss + layout_term

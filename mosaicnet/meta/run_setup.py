@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mosaicnet.errors import DataFormatError
+from mosaicnet.errors import ConfigError, DataFormatError
 from mosaicnet.meta.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -88,8 +88,38 @@ def build_spec(config: TrainConfig, n_in: int):
     )
 
 
-def make_clone(spec, config: TrainConfig):
-    """The torch clone of ``spec`` with the configuration's dtype and surrogate."""
+def compute_device(name: str):
+    """The :class:`torch.device` named ``name`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``).
+
+    Raises
+    ------
+    ConfigError
+        A CUDA device this torch cannot use (a CPU-only build, no GPU, or no GPU
+        of that index).
+    """
+    import torch
+
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"torch_device={name!r} (--device), but torch {torch.__version__} sees no "
+                "CUDA GPU (a CPU-only build, or no driver); install a CUDA build of torch "
+                "on a machine with a GPU, or use 'cpu'"
+            )
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise ConfigError(
+                f"torch_device={name!r}: this machine has {torch.cuda.device_count()} "
+                "CUDA GPU(s); use 'cuda' or an index below that"
+            )
+    return device
+
+
+def make_clone(spec, config: TrainConfig, *, device: str | None = None):
+    """The torch clone of ``spec`` with the configuration's dtype and surrogate.
+
+    It runs on ``device`` (default: the configuration's ``torch_device``).
+    """
     from mosaicnet.network.torch_clone import TorchClone
 
     return TorchClone(
@@ -97,6 +127,7 @@ def make_clone(spec, config: TrainConfig):
         dtype=torch_dtype(config),
         surrogate="fast_sigmoid",
         surrogate_slope=config.surrogate_slope,
+        device=compute_device(config.torch_device if device is None else device),
     )
 
 
@@ -155,14 +186,14 @@ def load_split(data_dir: Path, split: str):
     return load_shd(Path(data_dir) / f"shd_{split}.h5")
 
 
-def to_meta_batch(tasks, dtype: torch.dtype) -> MetaBatch:
-    """The :class:`MetaBatch` of a sampler's ``TaskBatch`` (inputs made binary)."""
+def to_meta_batch(tasks, dtype: torch.dtype, device=None) -> MetaBatch:
+    """The :class:`MetaBatch` of a sampler's ``TaskBatch`` (inputs made binary), on ``device``."""
     from mosaicnet.meta.maml import MetaBatch
 
     return MetaBatch(
-        support_x=encode_input(tasks.support_x, dtype),
-        support_y=tasks.support_y,
-        query_x=encode_input(tasks.query_x, dtype),
-        query_y=tasks.query_y,
-        classes=tasks.classes,
+        support_x=encode_input(tasks.support_x, dtype).to(device),
+        support_y=tasks.support_y.to(device),
+        query_x=encode_input(tasks.query_x, dtype).to(device),
+        query_y=tasks.query_y.to(device),
+        classes=tasks.classes.to(device),
     )

@@ -165,7 +165,8 @@ def torch_readout_traces(clone, weights: dict[str, torch.Tensor], dtype: torch.d
 
     def traces(x: torch.Tensor) -> torch.Tensor:
         z = clone.recurrent_spikes(weights, encode_input(x, dtype))
-        return clone.readout_trace(z)
+        # The readout adaptation runs on the CPU: only the recurrent layer is costly.
+        return clone.readout_trace(z).cpu()
 
     return traces
 
@@ -242,8 +243,9 @@ def evaluate_on_torch(
         config = config.with_changes(inner_steps=options.inner_steps)
     spec = run.load_spec()
     dtype = torch_dtype(config)
-    clone = make_clone(spec, config)
+    clone = make_clone(spec, config, device=options.torch_device)
     weights = {k: v.to(dtype) for k, v in clone.init_params().items()}
+    w_out = weights["w_out"].cpu()  # the readout is adapted on the CPU (torch_readout_traces)
     learned = {}
     if config.learn_inner_lr:
         learned = run.load_checkpoint()["params"]
@@ -262,7 +264,7 @@ def evaluate_on_torch(
     write = None
     if readout_headroom is not None:
         limit = readout_range(spec.w_out, readout_headroom)
-        w_before = weights["w_out"]
+        w_before = w_out
 
         def write(adapted: torch.Tensor) -> torch.Tensor:
             clipped, n_clipped = clip_readout(adapted, limit)
@@ -279,7 +281,7 @@ def evaluate_on_torch(
             )
             for batch in batches:
                 outcomes += evaluate_tasks(
-                    [batch], traces, weights["w_out"], config, inner_lr=inner_lr, split=split,
+                    [batch], traces, w_out, config, inner_lr=inner_lr, split=split,
                     write_readout=write,
                 )  # fmt: skip
                 bar.update(batch.n_tasks)

@@ -50,6 +50,7 @@ from mosaicnet.meta.run_setup import (
     STREAM_WEIGHTS,
     build_layout,
     build_spec,
+    compute_device,
     few_shot_config,
     load_split,
     make_clone,
@@ -106,8 +107,9 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 def _checkpoint_state(state: TrainState, config: TrainConfig) -> dict[str, Any]:
     return {
         "iteration": state.iteration,
-        "params": {k: v.detach().clone() for k, v in state.params.items()},
-        "optimizer": state.adam.state_dict(),
+        # On the CPU: a checkpoint written on a GPU loads anywhere.
+        "params": {k: v.detach().to("cpu", copy=True) for k, v in state.params.items()},
+        "optimizer": state.adam.to("cpu").state_dict(),
         "rng": _rng_state(),
         "noise": state.noise.state_dict() if state.noise is not None else None,
         "next_task_id": state.next_task_id,
@@ -184,6 +186,7 @@ def train(
         from mosaicnet.devices import get_device_model
 
         get_device_model(config.device_model)
+    compute_device(config.torch_device)  # a GPU that is not there fails here too
     # One training per run directory at a time (mosaicnet.meta.run_lock).
     with run_lock(run_dir):
         return _train(
@@ -270,7 +273,7 @@ def _train(
 
     layout_cost = None
     if config.layout == "mosaic" and config.layout_lambda > 0:
-        layout_cost = build_layout(config).cost_tensor(dtype=dtype)
+        layout_cost = build_layout(config).cost_tensor(dtype=dtype, device=clone.device)
     validation = None
     if config.validation_every:
         validation = make_validation(dataset, config, validation_recordings, validation_seed, dtype)
@@ -289,7 +292,7 @@ def _train(
         while state.iteration < config.iterations:
             started = time.perf_counter()
             tasks = sampler.tasks(range(state.next_task_id, state.next_task_id + config.meta_batch))
-            batch = to_meta_batch(tasks, dtype)
+            batch = to_meta_batch(tasks, dtype, clone.device)
             last = _step(state, batch, clone, config, layout_cost)
             if monitor.update(last["loss"]) or not math.isfinite(last["grad_norm"]):
                 # The diverged step is neither logged nor checkpointed: the run keeps
@@ -417,8 +420,10 @@ def _restore(state: TrainState, checkpoint: dict[str, Any], run: RunDirectory) -
         for name, value in checkpoint["params"].items():
             if value.shape != state.params[name].shape or value.dtype != state.params[name].dtype:
                 raise ValueError(f"{name} is {tuple(value.shape)} {value.dtype}")
-        state.params = {name: value.clone() for name, value in checkpoint["params"].items()}
-        state.adam = AdamState.from_state_dict(checkpoint["optimizer"])
+        # Checkpoints are read onto the CPU; the run continues on its configured device.
+        device = next(iter(state.params.values())).device
+        state.params = {name: value.to(device) for name, value in checkpoint["params"].items()}
+        state.adam = AdamState.from_state_dict(checkpoint["optimizer"]).to(device)
         _set_rng_state(checkpoint["rng"])
         if state.noise is not None:
             state.noise.load_state_dict(checkpoint["noise"])
@@ -441,10 +446,12 @@ def _restore(state: TrainState, checkpoint: dict[str, Any], run: RunDirectory) -
 
 def _check_resume_config(stored: TrainConfig, given: TrainConfig, run: RunDirectory) -> None:
     a, b = stored.to_dict(), given.to_dict()
-    differing = sorted(k for k in a if k != "iterations" and a[k] != b.get(k))
+    # The number of steps and the compute device may change; nothing else.
+    differing = sorted(k for k in a if k not in ("iterations", "torch_device") and a[k] != b.get(k))
     if differing:
         detail = ", ".join(f"{k}: {a[k]!r} -> {b.get(k)!r}" for k in differing)
         raise ConfigError(
             f"cannot resume {run.path} with a different configuration ({detail}); only "
-            "the number of iterations may change on resume. Start a new run for other settings"
+            "the number of iterations and the compute device may change on resume. Start a "
+            "new run for other settings"
         )

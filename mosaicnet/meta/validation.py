@@ -38,7 +38,7 @@ class Validation:
         with torch.no_grad():
             for start in range(0, self.n_tasks, CHUNK):
                 ids = range(start, min(self.n_tasks, start + CHUNK))
-                batch = to_meta_batch(self.sampler.tasks(ids), self.dtype)
+                batch = to_meta_batch(self.sampler.tasks(ids), self.dtype, clone.device)
                 _, metrics = meta_loss(params, batch, clone, config)
                 total_acc += float(metrics["acc"]) * len(ids)
                 total_ce += float(metrics["ce"]) * len(ids)
