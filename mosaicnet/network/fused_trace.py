@@ -4,10 +4,10 @@
 (:meth:`mosaicnet.network.torch_clone.TorchClone.readout_trace`), ``2 T`` small
 recorded operations whose backward stacks ``T`` gradients. Here the forward
 makes the same two float operations per step (so the trace is bit-identical),
-writing into one time-major buffer, and the backward is the reverse recursion
-``g_z[t] = g[t] + kappa * g_z[t + 1]``. The backward is written in
-differentiable torch operations: it is linear in the incoming gradient, so
-higher derivatives need nothing more.
+writing into one time-major buffer. Its backward is the reverse recursion
+``g_z[t] = g[t] + kappa * g_z[t + 1]``, itself one operation whose backward is
+the forward recursion again: both are linear, so derivatives of any order
+(MAML differentiates the backward under ``torch.func.grad``) stay two loops.
 """
 
 from __future__ import annotations
@@ -20,26 +20,36 @@ __all__ = ["leaky_trace"]
 
 
 def leaky_trace(z: torch.Tensor, kappa: float) -> torch.Tensor:
-    """``trace[..., t, :] = kappa * trace[..., t - 1, :] + z[..., t, :]`` (zero start).
+    """``trace[:, t] = kappa * trace[:, t - 1] + z[:, t]`` (zero start), ``z`` ``(B, T, N)``.
 
-    ``z`` is ``(B, T, N)``; the result has the same shape (a view of time-major
-    storage). Not for ``torch.func.vmap`` (no batching rule): the reference loop
-    serves there.
+    Returns a contiguous ``(B, T, N)`` tensor. Not for ``torch.func.vmap`` (no
+    batching rule): the reference loop serves there.
     """
     return _LeakyTrace.apply(z, float(kappa))
+
+
+def _recursion(values: torch.Tensor, kappa: float, *, reverse: bool) -> torch.Tensor:
+    """``out[t] = kappa * out[t -/+ 1] + values[t]`` along dim 1 of ``(B, T, N)``, zero start."""
+    steps = values.transpose(0, 1)  # (T, B, N) views: one block of memory per step
+    out = torch.empty(steps.shape, dtype=values.dtype, device=values.device)
+    order = range(steps.shape[0] - 1, -1, -1) if reverse else range(steps.shape[0])
+    previous = None
+    for step in order:
+        if previous is None:
+            out[step] = steps[step]
+        else:
+            # The reference's two roundings (product, then sum), not a fused multiply-add.
+            torch.mul(previous, kappa, out=out[step])
+            out[step].add_(steps[step])
+        previous = out[step]
+    # Batch-major and contiguous: its consumers (readout products) would copy a view.
+    return out.transpose(0, 1).contiguous()
 
 
 class _LeakyTrace(torch.autograd.Function):
     @staticmethod
     def forward(z: torch.Tensor, kappa: float) -> torch.Tensor:
-        steps = z.transpose(0, 1)  # (T, B, N): contiguous when z came from the fused layer
-        trace = torch.empty_like(steps, memory_format=torch.contiguous_format)
-        previous = torch.zeros_like(steps[0])
-        for step in range(steps.shape[0]):
-            # The reference's two roundings (product, then sum), not a fused multiply-add.
-            torch.mul(previous, kappa, out=trace[step])
-            previous = trace[step].add_(steps[step])
-        return trace.transpose(0, 1)
+        return _recursion(z, kappa, reverse=False)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
@@ -47,17 +57,20 @@ class _LeakyTrace(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        grad = grad.transpose(0, 1)
-        kappa = ctx.kappa
-        if not torch.is_grad_enabled():  # first order: into one buffer
-            out = torch.empty_like(grad, memory_format=torch.contiguous_format)
-            out[-1] = grad[-1]
-            for step in reversed(range(grad.shape[0] - 1)):
-                torch.add(grad[step], out[step + 1], alpha=kappa, out=out[step])
-            return out.transpose(0, 1), None
-        steps = []
-        carried = None
-        for step in reversed(range(grad.shape[0])):
-            carried = grad[step] if carried is None else torch.add(grad[step], carried, alpha=kappa)
-            steps.append(carried)
-        return torch.stack(steps[::-1], dim=1), None
+        return _ReverseLeakyTrace.apply(grad, ctx.kappa), None
+
+
+class _ReverseLeakyTrace(torch.autograd.Function):
+    """The transpose of :class:`_LeakyTrace`: the gradient of the trace's input."""
+
+    @staticmethod
+    def forward(grad: torch.Tensor, kappa: float) -> torch.Tensor:
+        return _recursion(grad, kappa, reverse=True)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.kappa = inputs[1]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return _LeakyTrace.apply(grad, ctx.kappa), None
