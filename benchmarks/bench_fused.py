@@ -6,14 +6,18 @@ with 5 queries per class, second-order MAML with the inner loop on the readout
 (the default fast path of :func:`mosaicnet.meta.maml.meta_gradient`), layout
 loss on, float32. One step is a meta-gradient and an Adam update.
 
-The two paths differ only in the recurrent layer: ``fused`` is
-``TorchClone(fused="auto")`` (:mod:`mosaicnet.network.fused_recurrence`),
-``reference`` the same clone's step-by-step autograd loop
-(:meth:`~mosaicnet.network.torch_clone.TorchClone.reference`). They start from the
-same parameters and see the same meta-batches, interleaved in one process and
-repeated; medians (and minima) of wall-clock time are printed with the ratio
-(goal: fused >= 4x faster). Peak memory: each path runs once more in a fresh
-subprocess that reports the kernel's high-water mark of its resident set
+Three paths: ``reference`` is the implementation before this work (the clone's
+step-by-step autograd loop, :meth:`~mosaicnet.network.torch_clone.TorchClone.reference`,
+with glibc's default allocator settings); ``reference_reuse`` the same loop with
+freed memory kept for reuse (:mod:`mosaicnet.meta.allocator`, what
+``mosaicnet train`` sets); ``fused`` the fused recurrent layer and readout trace
+(``TorchClone(fused="auto")``, :mod:`mosaicnet.network.fused_recurrence`) with
+that setting. The allocator setting is switched before each step, so all three
+run interleaved in one process, from the same parameters on the same
+meta-batches, repeated; medians (and minima) of wall-clock time are printed
+with the ratios (goal: fused >= 4x faster than reference). Peak memory: each
+path runs once more in a fresh subprocess that reports the kernel's high-water
+mark of its resident set
 (VmHWM, reset just before the step) and its growth during the step.
 
 Run: ``python benchmarks/bench_fused.py`` (``--repeats``, ``--threads``; the
@@ -33,7 +37,10 @@ import time
 import torch
 
 GIB = 1024**3
-PATHS = ("reference", "fused")
+PATHS = ("reference", "reference_reuse", "fused")
+#: Paths that run with glibc keeping freed memory (mosaicnet.meta.allocator), as
+#: ``mosaicnet train`` does; "reference" is the implementation before both changes.
+REUSE = ("reference_reuse", "fused")
 
 
 def build(args: argparse.Namespace, path: str):
@@ -64,7 +71,7 @@ def build(args: argparse.Namespace, path: str):
     )  # fmt: skip
     spec = build_spec(config, n_in)
     clone = make_clone(spec, config)
-    if path == "reference":
+    if path.startswith("reference"):
         clone = clone.reference()
     elif clone.fused_layer is None:
         raise SystemExit(f"neuron model {config.neuron_model!r} cannot use the fused layer")
@@ -86,6 +93,7 @@ def outer_step(config, clone, params, cost, batch, adam):
 def time_paths(args: argparse.Namespace) -> dict[str, list[float]]:
     """Interleaved wall-clock times of one outer step per path."""
     from mosaicnet.meta.adam import AdamState
+    from mosaicnet.meta.allocator import default_allocation, reuse_freed_memory
 
     built = {path: build(args, path) for path in PATHS}
     state = {path: (b[2], AdamState.zeros_like(b[2])) for path, b in built.items()}
@@ -97,6 +105,10 @@ def time_paths(args: argparse.Namespace) -> dict[str, list[float]]:
         for path in PATHS:
             config, clone, _, cost, batches = built[path]
             params, adam = state[path]
+            if path in REUSE:
+                reuse_freed_memory()
+            else:
+                default_allocation()
             start = time.perf_counter()
             state[path] = outer_step(config, clone, params, cost, batches[rep % 3], adam)
             times[path].append(time.perf_counter() - start)
@@ -119,7 +131,10 @@ def _status_bytes(field: str) -> int | None:
 def memory_of(args: argparse.Namespace, path: str) -> dict[str, int | None]:
     """Peak resident set of one outer step on ``path`` in this (fresh) process, and its growth."""
     from mosaicnet.meta.adam import AdamState
+    from mosaicnet.meta.allocator import reuse_freed_memory
 
+    if path in REUSE:
+        reuse_freed_memory()
     config, clone, params, cost, batches = build(args, path)
     adam = AdamState.zeros_like(params)
     outer_step(config, clone, params, cost, batches[1], adam)  # warm-up
@@ -187,13 +202,16 @@ def main() -> None:
         memory = {path: memory_in_subprocess(args, path) for path in PATHS}
     times = time_paths(args)
     print()
-    print(f"{'path':<10} {'median s':>9} {'min s':>8} {'peak GiB':>8} {'growth GiB':>10}")
+    print(f"{'path':<16} {'median s':>9} {'min s':>8} {'peak GiB':>8} {'growth GiB':>10}")
     for path in PATHS:
         mem = memory.get(path, {})
-        print(f"{path:<10} {statistics.median(times[path]):9.3f} {min(times[path]):8.3f} "
+        print(f"{path:<16} {statistics.median(times[path]):9.3f} {min(times[path]):8.3f} "
               f"{_gib(mem.get('peak_bytes'))} {_gib(mem.get('growth_bytes')):>10}")  # fmt: skip
-    ratio = statistics.median(times["reference"]) / statistics.median(times["fused"])
-    print(f"\nfused is {ratio:.2f}x faster per outer step (medians; goal >= 4x)")
+    median = {path: statistics.median(times[path]) for path in PATHS}
+    fused = median["fused"]
+    print(f"\nfused is {median['reference'] / fused:.2f}x faster per outer step than the "
+          f"reference (medians; goal >= 4x), {median['reference_reuse'] / fused:.2f}x than the "
+          "reference with the same allocator setting")  # fmt: skip
 
 
 if __name__ == "__main__":

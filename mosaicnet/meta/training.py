@@ -29,6 +29,7 @@ import torch
 
 from mosaicnet.errors import ConfigError, RunDirectoryError, TrainingDiverged
 from mosaicnet.meta.adam import AdamState, adam_step
+from mosaicnet.meta.allocator import reuse_freed_memory
 from mosaicnet.meta.config import TrainConfig, write_text_atomic
 from mosaicnet.meta.divergence import DivergenceMonitor
 from mosaicnet.meta.maml import MetaBatch, init_meta_params, meta_gradient, network_params
@@ -187,6 +188,8 @@ def train(
 
         get_device_model(config.device_model)
     compute_device(config.torch_device)  # a GPU that is not there fails here too
+    # Large tensors are freed and allocated again at every step (mosaicnet.meta.allocator).
+    reuse_freed_memory()
     # One training per run directory at a time (mosaicnet.meta.run_lock).
     with run_lock(run_dir):
         return _train(
