@@ -8,10 +8,15 @@ the ``lif``, ``cuba_lif``, ``alif`` and ``adlif`` presets) this module runs the
 loop once without recording and differentiates it by hand.
 
 Forward
-    The very calls the reference makes, in its order (the compiled model's
-    ``integrate``, ``threshold_distance`` and ``reset``, the same ``addmm`` for
-    the synapses), without gradient tracking: the spikes are bit-identical to the
-    reference's, and so is every state value.
+    The calls the reference makes, in its order (the compiled model's
+    ``integrate``, ``threshold_distance`` and ``reset``), without gradient
+    tracking. The synapses: at steps with few spikes (on the CPU) the rows of
+    ``W_rec`` of the neurons that spiked are added to their samples' input, as
+    Brian2 delivers spikes, instead of the reference's dense ``addmm`` of a spike
+    matrix that is mostly zeros. The sums then come in another order, so the state
+    equals the reference's to rounding; the spikes are identical unless a
+    neuron's distance to threshold is within rounding of zero (in float64 never
+    seen in the tests, which compare spikes for equality).
 What is stored for the backward pass
     The spikes as ``bool`` (one byte per neuron and step) and the surrogate
     derivative at the threshold distance ``d = lhs - rhs`` (one float per neuron
@@ -48,14 +53,15 @@ Order of derivatives
     by itself under ``torch.func.vmap`` and nested ``torch.func.grad``).
 
 Sparse inputs and spikes
-    The recurrent weight gradient ``Z^T G`` gathers the rows of ``G`` at the
-    spikes when they are rare (:data:`SPARSE_SPIKE_RATIO`). The input product
+    Recurrent spikes are rare (0.1-0.5 % of neurons and steps in training at the
+    published size): the forward synapses and the recurrent weight gradient
+    ``Z^T G`` (the rows of ``G`` at the spikes, gathered) are event-driven below
+    one spike in :data:`SPARSE_SPIKE_RATIO`, dense above. The input product
     ``x @ W_in`` for all steps and its weight gradient stay dense, outside this
     operation: on CPU, torch's sparse (CSR) and ``embedding_bag`` products over
     the 0/1 inputs (about 4 % non-zero) were slower than the dense ones at the
-    published size (``benchmarks/bench_fused.py``). The forward ``z @ W_rec``
-    stays the reference's ``addmm``: a gather over the spikes sums in another
-    order, and the spikes would no longer be bit-identical.
+    published size (measured while writing this module). The backward's
+    ``grad @ W_rec^T`` is dense: the gradient reaching the neurons is.
 """
 
 from __future__ import annotations
@@ -72,8 +78,9 @@ from mosaicnet.network.surrogate import SURROGATES
 
 __all__ = ["FusedRecurrence", "fused_unsupported_reason", "transform_levels"]
 
-#: The recurrent weight gradient gathers the spiking rows when fewer than one in
-#: this many entries of the spike record are spikes, else it is a dense product.
+#: Spikes are handled as events (rows of W_rec added per spike, rows of the gradient
+#: gathered per spike) when fewer than one in this many entries are spikes, else by
+#: a dense product.
 SPARSE_SPIKE_RATIO = 50
 
 
@@ -189,6 +196,9 @@ class FusedRecurrence:
         surrogate = drive.new_empty((n_steps, n_batch, n_rec))
         pre_reset = [torch.empty_like(spikes) for _ in neuron.states] if self.keeps_state else None
         state = neuron.initial_state(drive[:, 0])
+        # Event-driven synapses on the CPU; on a GPU finding the spikes would make the
+        # host wait for the device at every step.
+        event_driven = drive.device.type == "cpu"
 
         def deliver(target: str, delivered: torch.Tensor) -> None:
             # As TorchClone._deliver (no refractory models here).
@@ -207,10 +217,10 @@ class FusedRecurrence:
             # rather than over all steps at once in the backward.
             surrogate[step] = self.derivative(distance, self.slope)
             if input_target == recurrent_target:
-                deliver(input_target, torch.addmm(drive_t, z, w_rec))
+                deliver(input_target, _synaptic_input(drive_t, z, w_rec, event_driven))
             else:
                 deliver(input_target, drive_t)
-                deliver(recurrent_target, z @ w_rec)
+                deliver(recurrent_target, _synaptic_input(None, z, w_rec, event_driven))
             if pre_reset is not None:
                 for stored, name in zip(pre_reset, neuron.states, strict=True):
                     stored[step] = state.values[name]
@@ -302,6 +312,24 @@ class FusedRecurrence:
                 z, torch.as_tensor(per_z[1], **like), torch.as_tensor(per_z[0], **like)
             )
             grad_z.addcmul_(derivative, after[k])
+
+
+def _synaptic_input(
+    drive: torch.Tensor | None, z: torch.Tensor, w_rec: torch.Tensor, event_driven: bool
+) -> torch.Tensor:
+    """``drive + z @ W_rec`` (``drive`` None: zero) for one step's 0/1 spikes ``z`` ``(B, N)``.
+
+    With ``event_driven`` and few spikes (:data:`SPARSE_SPIKE_RATIO`), the rows of
+    ``W_rec`` of the neurons that spiked are added to their samples' inputs, as
+    Brian2's synapses deliver spikes; the sums are equal to the dense product's to
+    rounding (another order of the same terms).
+    """
+    if event_driven:
+        samples, neurons = z.nonzero(as_tuple=True)
+        if samples.numel() * SPARSE_SPIKE_RATIO <= z.numel():
+            start = torch.zeros_like(z) if drive is None else drive
+            return start.index_add(0, samples, w_rec.index_select(0, neurons))
+    return z @ w_rec if drive is None else torch.addmm(drive, z, w_rec)
 
 
 def _spike_weighted_sum(spiked: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
