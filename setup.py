@@ -11,6 +11,8 @@ HERE = Path(__file__).parent
 # with psutil. Lower bounds: the first releases that support numpy 2; Optuna below
 # its next major release, whose storage API may change (tested with 5.0).
 DIST = ["dask[distributed]>=2024.1", "optuna>=3.5,<6", "scikit-learn>=1.4.2", "psutil>=5.9"]
+# NIR export/import: nir 1.0 gave the neuron nodes their v_reset (tested with 1.0.8).
+NIR = ["nir>=1.0"]
 
 setup(
     name="mosaicnet",
@@ -55,8 +57,11 @@ setup(
             "nbformat>=5.7",
             "ipykernel>=6",
             "scipy>=1.13",
-            # baseline of benchmarks/bench_clone.py (the clone's training step vs snnTorch)
+            # baseline of benchmarks/bench_clone.py (the clone's training step vs snnTorch);
+            # tests/test_network_nir.py imports the NIR export into it (needs nirtorch)
             "snntorch>=0.9",
+            "nirtorch>=2.0",
+            *NIR,
             # the sweep tests run on real Dask workers with a real Optuna study
             *DIST,
         ],
@@ -66,6 +71,8 @@ setup(
         # brian2genn has no extra: 1.7 pins brian2 < 2.6, which this package cannot use.
         "gpu": ["nvidia-curand"],
         "dist": DIST,
+        # NetworkSpec.to_nir / `mosaicnet export --nir` (Neuromorphic Intermediate Representation)
+        "nir": NIR,
     },
     entry_points={"console_scripts": ["mosaicnet=mosaicnet.cli:main"]},
 )

@@ -336,6 +336,29 @@ class NetworkSpec:
             **arrays,
         )
 
+    # -- NIR ---------------------------------------------------------------------------------
+    def to_nir(self, read_time: Any = None, **options: Any) -> Any:
+        """The network as a ``nir.NIRGraph`` (needs the optional package ``nir``).
+
+        ``read_time`` ``None`` exports the ideal weights; a time since programming
+        (``30*day``, ``30d`` or a Brian2 time) the weights as read from the chip
+        programmed by the evaluation's rule. Options and the mapping:
+        :func:`mosaicnet.network.nir_graph.to_nir`.
+        """
+        from mosaicnet.network.nir_graph import to_nir
+
+        return to_nir(self, read_time, **options)
+
+    @classmethod
+    def from_nir(cls, graph: Any, *, dt: Any = None) -> NetworkSpec:
+        """A spec from a NIR graph of the exported shape.
+
+        See :func:`mosaicnet.network.nir_graph.from_nir`.
+        """
+        from mosaicnet.network.nir_graph import from_nir
+
+        return from_nir(graph, dt=dt)
+
     def copy_with(self, **changes: Any) -> NetworkSpec:
         """A new spec with some fields replaced (arrays copied)."""
         fields = {
