@@ -216,14 +216,10 @@ def run(
         }
 
     # The dense baseline placed on Mosaic tiles: what routing it would need there.
-    fc_layout = hardware_costs.mosaic_placement_of_dense(
-        recordings["fc"].spec.n_rec, p.NEURONS_PER_TILE, p.BETA
+    fc = recordings["fc"]
+    fc_on_mosaic = hardware_costs.dense_on_mosaic_costs(
+        fc.spec, p.NEURONS_PER_TILE, p.BETA, fc.spike_counts()
     )
-    fc_on_mosaic = None
-    if fc_layout is not None:
-        fc_on_mosaic = hardware_costs.dense_on_mosaic_costs(
-            recordings["fc"].spec, fc_layout, recordings["fc"].spike_counts()
-        )
 
     # ------------------------------------------------------------------------- figures
     fig_dir = out / FIGURES
