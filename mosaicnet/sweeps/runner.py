@@ -255,30 +255,21 @@ def _claim_study(study) -> dict[str, Any]:
     return mine
 
 
+# psutil is a dependency of the dist extra (and of dask.distributed).
 def _client_record() -> dict[str, Any]:
-    record: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
-    try:
-        import psutil
+    import psutil
 
-        record["create_time"] = psutil.Process().create_time()
-    except (ImportError, OSError):
-        record["create_time"] = None
-    record["heartbeat"] = time.time()
-    return record
+    return {
+        "host": socket.gethostname(), "pid": os.getpid(),
+        "create_time": psutil.Process().create_time(), "heartbeat": time.time(),
+    }  # fmt: skip
 
 
 def _process_alive(pid: int, create_time: float | None) -> bool:
-    try:
-        import psutil
+    import psutil
 
-        process = psutil.Process(pid)
-        return create_time is None or abs(process.create_time() - create_time) < 1e-3
-    except ImportError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
+    try:
+        return create_time is None or abs(psutil.Process(pid).create_time() - create_time) < 1e-3
     except psutil.Error:
         return False
 
