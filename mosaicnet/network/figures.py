@@ -297,6 +297,7 @@ def draw_recurrent_raster(
                 zorder=0,
             )
     ax.set_xlabel("Time (ms)")
+    ax.set_ylabel("Recurrent neuron" + (" (by tile)" if tile_of_neuron is not None else ""))
     return ax
 
 
@@ -458,17 +459,22 @@ def plot_panel(
     dt = step_seconds(data, spec, dt_s)
     figure = _new_figure(7.0, {"input": 3.0, "recurrent": 3.5, "readout": 3.0}[population])
     ax = figure.add_subplot()
-    if population == "input":
-        draw_input_raster(ax, array, dt)
-        caption = "input spikes"
-    elif population == "recurrent":
-        draw_recurrent_raster(ax, array, dt, tile_of_neurons(array.shape[1], spec, layout))
-        caption = "recurrent spikes by tile"
-    else:
-        draw_readout_traces(ax, array, dt, predicted=predicted)
-        caption = "readout potential"
+    _draw_population(ax, population, array, dt, spec, layout, predicted)
+    caption = {
+        "input": "input spikes", "recurrent": "recurrent spikes by tile",
+        "readout": "readout potential",
+    }[population]  # fmt: skip
     ax.set_title(f"{_sample_title(sample, label, title)}: {caption}")
     return save_figure(figure, path)
+
+
+def _draw_population(ax, population, array, dt, spec, layout, predicted) -> Axes:
+    """Draw one population's ``(T, N)`` array with its ``draw_*`` function."""
+    if population == "input":
+        return draw_input_raster(ax, array, dt)
+    if population == "recurrent":
+        return draw_recurrent_raster(ax, array, dt, tile_of_neurons(array.shape[1], spec, layout))
+    return draw_readout_traces(ax, array, dt, predicted=predicted)
 
 
 def sample_figure(
@@ -518,14 +524,7 @@ def sample_figure(
     )
     axes = np.atleast_1d(axes)
     for ax, key in zip(axes, present, strict=True):
-        if key == "input":
-            draw_input_raster(ax, arrays[key], dt)
-        elif key == "recurrent":
-            tiles = tile_of_neurons(arrays[key].shape[1], spec, layout)
-            draw_recurrent_raster(ax, arrays[key], dt, tiles)
-            ax.set_ylabel("Recurrent neuron" + (" (by tile)" if tiles is not None else ""))
-        else:
-            draw_readout_traces(ax, arrays[key], dt, predicted=predicted)
+        _draw_population(ax, key, arrays[key], dt, spec, layout, predicted)
     # Shared time axis: only the bottom panel keeps its label.
     for ax in axes[:-1]:
         ax.set_xlabel("")
