@@ -135,6 +135,8 @@ def run(
     from mosaicnet.protocols_support.runs import continue_training, train_or_resume
 
     started = time.perf_counter()
+    # --quick/--smoke and --set applied (replacements printed), every parameter checked
+    # and the data found; only then is the output folder prepared.
     p, replaced, setting, data_dir, out = start_run(
         __file__, PARAMETERS, QUICK, SMOKE, params=params, out_dir=out_dir, quick=quick,
         smoke=smoke, data=data, overwrite=overwrite, progress=progress, check=check_base_and_target,
