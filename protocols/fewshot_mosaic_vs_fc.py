@@ -160,31 +160,21 @@ def run(
     """
     from mosaicnet.layout import Layout
     from mosaicnet.meta.run_directory import RunDirectory
-    from mosaicnet.meta.run_setup import resolve_data_dir
     from mosaicnet.network.figures import plot_sample
     from mosaicnet.protocols_support import figures, hardware_costs
     from mosaicnet.protocols_support.evaluation import evaluate_brian, evaluate_torch
-    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir, protocol_name
-    from mosaicnet.protocols_support.parameters import (
-        check_parameters,
-        json_parameters,
-        resolve_parameters,
-        seconds,
-    )  # fmt: skip
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, results_head, start_run
+    from mosaicnet.protocols_support.parameters import seconds
     from mosaicnet.protocols_support.recordings import record_test_samples
     from mosaicnet.protocols_support.reporting import relative_paths, write_report
     from mosaicnet.protocols_support.runs import train_or_resume
 
     started = time.perf_counter()
-    setting, changes = ("smoke", SMOKE) if smoke else ("quick", QUICK) if quick else ("full", {})
-    p, replaced = resolve_parameters(PARAMETERS, setting=setting, changes=changes, params=params)
-    # Everything is checked, and the data found, before the output folder is touched:
-    # a typo must not cost earlier results (--overwrite) or block the corrected rerun.
-    check_parameters(p)
-    data_dir = resolve_data_dir(data, progress=progress)
-    out = prepare_output_dir(
-        out_dir, protocol=protocol_name(__file__), overwrite=overwrite, data=data,
-        parameters={**json_parameters(p), "setting": setting},
+    # --quick/--smoke and --set applied (replacements printed), every parameter checked
+    # and the data found; only then is the output folder prepared.
+    p, replaced, setting, data_dir, out = start_run(
+        __file__, PARAMETERS, QUICK, SMOKE, params=params, out_dir=out_dir, quick=quick,
+        smoke=smoke, data=data, overwrite=overwrite, progress=progress,
     )  # fmt: skip
 
     timing: dict[str, float] = {}
@@ -228,14 +218,10 @@ def run(
         }
 
     # The dense baseline placed on Mosaic tiles: what routing it would need there.
-    fc_layout = hardware_costs.mosaic_placement_of_dense(
-        recordings["fc"].spec.n_rec, p.NEURONS_PER_TILE, p.BETA
+    fc = recordings["fc"]
+    fc_on_mosaic = hardware_costs.dense_on_mosaic_costs(
+        fc.spec, p.NEURONS_PER_TILE, p.BETA, fc.spike_counts()
     )
-    fc_on_mosaic = None
-    if fc_layout is not None:
-        fc_on_mosaic = hardware_costs.dense_on_mosaic_costs(
-            recordings["fc"].spec, fc_layout, recordings["fc"].spike_counts()
-        )
 
     # ------------------------------------------------------------------------- figures
     fig_dir = out / FIGURES
@@ -278,8 +264,7 @@ def run(
 
     # ------------------------------------------------------------------------- table
     results = {
-        "protocol": protocol_name(__file__), "question": QUESTION, "setting": setting,
-        "parameters": json_parameters(p), "replaced_by_setting": replaced, "data": str(data_dir),
+        **results_head(__file__, QUESTION, setting, p, replaced, data_dir),
         "networks": networks, "fc_on_mosaic": fc_on_mosaic,
         "figures": relative_paths(paths, out),
         "timing_s": {**timing, "total": time.perf_counter() - started},

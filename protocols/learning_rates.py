@@ -122,30 +122,20 @@ def run(
             "`pip install -e '.[dist]'`"
         ) from error
 
-    from mosaicnet.meta.run_setup import resolve_data_dir
     from mosaicnet.protocols_support import figures
     from mosaicnet.protocols_support.evaluation import evaluate
-    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir, protocol_name
-    from mosaicnet.protocols_support.parameters import (
-        check_parameters,
-        json_parameters,
-        resolve_parameters,
-        seconds,
-    )
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, results_head, start_run
+    from mosaicnet.protocols_support.parameters import seconds
     from mosaicnet.protocols_support.reporting import relative_paths, write_report
     from mosaicnet.protocols_support.runs import train_or_resume
     from mosaicnet.sweeps.importance import parameter_importances
 
     started = time.perf_counter()
-    setting, changes = ("smoke", SMOKE) if smoke else ("quick", QUICK) if quick else ("full", {})
-    p, replaced = resolve_parameters(PARAMETERS, setting=setting, changes=changes, params=params)
-    # Checked, and the data found, before the output folder is touched: a typo must
-    # not cost earlier results (--overwrite) or block the corrected rerun.
-    check_parameters(p)
-    data_dir = resolve_data_dir(data, progress=progress)
-    out = prepare_output_dir(
-        out_dir, protocol=protocol_name(__file__), overwrite=overwrite, data=data,
-        parameters={**json_parameters(p), "setting": setting},
+    # --quick/--smoke and --set applied (replacements printed), every parameter checked
+    # and the data found; only then is the output folder prepared.
+    p, replaced, setting, data_dir, out = start_run(
+        __file__, PARAMETERS, QUICK, SMOKE, params=params, out_dir=out_dir, quick=quick,
+        smoke=smoke, data=data, overwrite=overwrite, progress=progress,
     )  # fmt: skip
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     studies: dict[str, Any] = {}
@@ -190,8 +180,7 @@ def run(
         "landscape": plot_landscape(out / FIGURES / "learning_rate_landscape.png", studies),
     }
     results = {
-        "protocol": protocol_name(__file__), "question": QUESTION, "setting": setting,
-        "parameters": json_parameters(p), "replaced_by_setting": replaced, "data": str(data_dir),
+        **results_head(__file__, QUESTION, setting, p, replaced, data_dir),
         "studies": studies, "figures": relative_paths(paths, out),
         "timing_s": {"total": time.perf_counter() - started},
     }  # fmt: skip

@@ -105,6 +105,21 @@ def train_config(p: SimpleNamespace, model: str):
     )  # fmt: skip
 
 
+def train_configs(p: SimpleNamespace) -> dict[str, Any]:
+    """Model name -> training configuration; every model and constant checked."""
+    from mosaicnet.errors import ConfigError
+
+    if not p.NEURON_MODELS:
+        raise ConfigError("NEURON_MODELS is empty; list presets or model files to compare")
+    unknown = sorted(set(p.NEURON_CONSTANTS) - set(p.NEURON_MODELS))
+    if unknown:
+        raise ConfigError(
+            f"NEURON_CONSTANTS names models {unknown} that are not in NEURON_MODELS "
+            f"{p.NEURON_MODELS}"
+        )
+    return {name: train_config(p, name) for name in p.NEURON_MODELS}
+
+
 def run(
     params: dict[str, Any] | None,
     out_dir: str | Path,
@@ -116,42 +131,23 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the protocol into ``out_dir``; return what ``results.json`` holds."""
-    from mosaicnet.errors import ConfigError
-    from mosaicnet.meta.run_setup import resolve_data_dir
     from mosaicnet.network.figures import plot_sample
     from mosaicnet.protocols_support import figures, hardware_costs
     from mosaicnet.protocols_support.evaluation import evaluate_brian, evaluate_torch
-    from mosaicnet.protocols_support.output import FIGURES, RUNS, prepare_output_dir, protocol_name
-    from mosaicnet.protocols_support.parameters import (
-        check_parameters,
-        json_parameters,
-        resolve_parameters,
-        seconds,
-    )
+    from mosaicnet.protocols_support.output import FIGURES, RUNS, results_head, start_run
+    from mosaicnet.protocols_support.parameters import seconds
     from mosaicnet.protocols_support.recordings import record_test_samples
     from mosaicnet.protocols_support.reporting import relative_paths, write_report
     from mosaicnet.protocols_support.runs import train_or_resume
 
     started = time.perf_counter()
-    setting, changes = ("smoke", SMOKE) if smoke else ("quick", QUICK) if quick else ("full", {})
-    p, replaced = resolve_parameters(PARAMETERS, setting=setting, changes=changes, params=params)
-    # Every model and constant is checked, and the data found, before the output folder
-    # is touched: a typo must not cost earlier results or block the corrected rerun.
-    check_parameters(p)
-    if not p.NEURON_MODELS:
-        raise ConfigError("NEURON_MODELS is empty; list presets or model files to compare")
-    unknown = sorted(set(p.NEURON_CONSTANTS) - set(p.NEURON_MODELS))
-    if unknown:
-        raise ConfigError(
-            f"NEURON_CONSTANTS names models {unknown} that are not in NEURON_MODELS "
-            f"{p.NEURON_MODELS}"
-        )
-    configs = {name: train_config(p, name) for name in p.NEURON_MODELS}
-    data_dir = resolve_data_dir(data, progress=progress)
-    out = prepare_output_dir(
-        out_dir, protocol=protocol_name(__file__), overwrite=overwrite, data=data,
-        parameters={**json_parameters(p), "setting": setting},
+    # --quick/--smoke and --set applied (replacements printed), every parameter checked
+    # and the data found; only then is the output folder prepared.
+    p, replaced, setting, data_dir, out = start_run(
+        __file__, PARAMETERS, QUICK, SMOKE, params=params, out_dir=out_dir, quick=quick,
+        smoke=smoke, data=data, overwrite=overwrite, progress=progress, check=train_configs,
     )  # fmt: skip
+    configs = train_configs(p)
 
     timing: dict[str, float] = {}
     models: dict[str, dict[str, Any]] = {}
@@ -206,8 +202,7 @@ def run(
             title=f"{label} on Brian2 ({p.BACKEND})",
         )  # fmt: skip
     results = {
-        "protocol": protocol_name(__file__), "question": QUESTION, "setting": setting,
-        "parameters": json_parameters(p), "replaced_by_setting": replaced, "data": str(data_dir),
+        **results_head(__file__, QUESTION, setting, p, replaced, data_dir),
         "models": models, "figures": relative_paths(paths, out),
         "timing_s": {**timing, "total": time.perf_counter() - started},
     }  # fmt: skip

@@ -22,9 +22,7 @@ from mosaicnet.network.figures import (
     draw_input_raster,
     draw_readout_traces,
     draw_recurrent_raster,
-    plot_input_raster,
-    plot_readout_traces,
-    plot_recurrent_raster,
+    plot_panel,
     plot_sample,
     sample_figure,
     tile_of_neurons,
@@ -110,13 +108,13 @@ def test_single_panel_files_from_raw_arrays(tmp_path):
     recurrent = _raster((3, 30, 12), seed=5)
     trace = np.random.default_rng(6).normal(size=(3, 30, 4))
     written = [
-        plot_input_raster(batch, tmp_path / "in.png", sample=2, dt_s=DT_S),
-        plot_recurrent_raster(recurrent, tmp_path / "sub/rec.png", layout=layout, dt_s=DT_S),
-        plot_readout_traces(trace[1], tmp_path / "out.png", dt_s=DT_S, predicted=0),
+        plot_panel(batch, tmp_path / "in.png", "input", sample=2, dt_s=DT_S),
+        plot_panel(recurrent, tmp_path / "sub/rec.png", "recurrent", layout=layout, dt_s=DT_S),
+        plot_panel(trace[1], tmp_path / "out.png", "readout", dt_s=DT_S, predicted=0),
     ]
     for path in written:
         assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 2000
-    pdf = plot_input_raster(batch[0], tmp_path / "in.pdf", dt_s=DT_S)
+    pdf = plot_panel(batch[0], tmp_path / "in.pdf", "input", dt_s=DT_S)
     assert pdf.read_bytes()[:5] == b"%PDF-"
 
 
@@ -157,13 +155,13 @@ def test_sample_figure_from_raw_mapping_draws_the_panels_given():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda p: plot_input_raster(_raster((5, 4)), p / "a.png"), "dt_s"),
-        (lambda p: plot_input_raster(_raster((5, 4)), p / "a.txt", dt_s=DT_S), "suffix"),
-        (lambda p: plot_input_raster(_raster((2, 5, 4)), p / "a.png", sample=2, dt_s=DT_S),
+        (lambda p: plot_panel(_raster((5, 4)), p / "a.png", "input"), "dt_s"),
+        (lambda p: plot_panel(_raster((5, 4)), p / "a.txt", "input", dt_s=DT_S), "suffix"),
+        (lambda p: plot_panel(_raster((2, 5, 4)), p / "a.png", "input", sample=2, dt_s=DT_S),
          "sample 2 is out of range"),
-        (lambda p: plot_readout_traces(np.zeros((5, 3)), p / "a.png", dt_s=DT_S, predicted=3),
+        (lambda p: plot_panel(np.zeros((5, 3)), p / "a.png", "readout", dt_s=DT_S, predicted=3),
          "not one of the 3 readout units"),
-        (lambda p: plot_input_raster(_raster((5, 4)), p / "a.png", dt_s=-1.0), "positive"),
+        (lambda p: plot_panel(_raster((5, 4)), p / "a.png", "input", dt_s=-1.0), "positive"),
         (lambda p: sample_figure({}, dt_s=DT_S), "nothing to draw"),
         (lambda p: sample_figure({"input": np.zeros((5, 2)), "readout": np.zeros((6, 2))},
                                  dt_s=DT_S), "number of time steps"),
@@ -190,5 +188,5 @@ def test_result_without_a_recording_names_the_missing_population(result_and_spec
         membrane=None, backend="numpy", dt_s=result.dt_s, wall_s=0.0,
     )  # fmt: skip
     with pytest.raises(ConfigError, match="record="):
-        plot_input_raster(partial, tmp_path / "a.png")
+        plot_panel(partial, tmp_path / "a.png", "input")
     assert len(sample_figure(partial, spec=spec).axes) == 1

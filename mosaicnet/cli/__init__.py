@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
 
@@ -55,23 +56,11 @@ def _join_negative_durations(argv: Sequence[str]) -> list[str]:
     the value reaches the read-time parser, which says what is wrong with it.
     """
     tokens = list(argv)
-    joined: list[str] = []
-    k = 0
-    while k < len(tokens):
-        token = tokens[k]
-        following = tokens[k + 1] if k + 1 < len(tokens) else ""
-        if (
-            token in _DURATION_OPTIONS
-            and len(following) > 1
-            and following[0] == "-"
-            and (following[1].isdigit() or following[1] == ".")
-        ):
-            joined.append(f"{token}={following}")
-            k += 2
-            continue
-        joined.append(token)
-        k += 1
-    return joined
+    # From the end, so that a joined pair is never looked at again.
+    for k in range(len(tokens) - 2, -1, -1):
+        if tokens[k] in _DURATION_OPTIONS and re.match(r"-[\d.]", tokens[k + 1]):
+            tokens[k : k + 2] = [f"{tokens[k]}={tokens[k + 1]}"]
+    return tokens
 
 
 def main(argv: Sequence[str] | None = None) -> int:

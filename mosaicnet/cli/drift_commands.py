@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+
+from mosaicnet.cli.evaluate_commands import add_run_arguments, percent_cell
 
 HELP_ORDER = 46
 
@@ -31,17 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "on seen and unseen classes against read time."
         ),
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory of `mosaicnet train`")
-    parser.add_argument(
-        "--data",
-        metavar="DIR",
-        help="directory with shd_test.h5 (default: the data the run was trained on)",
-    )
-    parser.add_argument(
-        "--other-data",
-        action="store_true",
-        help="allow --data to hold other files than the run was trained on",
-    )
+    add_run_arguments(parser)
     parser.add_argument(
         "--times",
         default=times,
@@ -115,12 +106,6 @@ def run_drift(args: argparse.Namespace) -> int:
 
 def format_curve(curve: dict) -> str:
     """The text table of a drift curve."""
-
-    def cell(mean: float, half: float) -> str:
-        if math.isnan(mean):
-            return "n/a"
-        return f"{100 * mean:.1f} %" + ("" if math.isnan(half) else f" +- {100 * half:.1f}")
-
     compensation = "on" if curve["drift_compensation"] else "off"
     lines = [
         f"run {curve['run']} on Brian2 {curve['backend']}, {curve['device_model']} devices, "
@@ -131,7 +116,7 @@ def format_curve(curve: dict) -> str:
     ]
     for index, label in enumerate(curve["labels"]):
         cells = [
-            cell(curve[f"accuracy_{kind}"][index], curve[f"ci95_{kind}"][index])
+            percent_cell(curve[f"accuracy_{kind}"][index], curve[f"ci95_{kind}"][index])
             for kind in ("seen", "unseen", "seen_20way", "unseen_20way")
         ]
         lines.append(f"{label:<10} {cells[0]:<18} {cells[1]:<18} {cells[2]:<16} {cells[3]}")

@@ -44,18 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "95 % confidence intervals over tasks."
         ),
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory of `mosaicnet train`")
-    parser.add_argument(
-        "--data",
-        metavar="DIR",
-        help="directory with shd_test.h5 (default: the data the run was trained on)",
-    )
-    parser.add_argument(
-        "--other-data",
-        action="store_true",
-        help="allow --data to hold other files than the run was trained on (recorded in "
-        "the result as 'data')",
-    )
+    add_run_arguments(parser, other_data_note=" (recorded in the result as 'data')")
     parser.add_argument(
         "--backend",
         choices=("torch", "brian2", *BACKENDS, "runtime"),
@@ -112,6 +101,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_evaluate)
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, *, other_data_note: str = "") -> None:
+    """``RUN_DIR``, ``--data`` and ``--other-data``: the run a meta-test command tests."""
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory of `mosaicnet train`")
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="directory with shd_test.h5 (default: the data the run was trained on)",
+    )
+    parser.add_argument(
+        "--other-data",
+        action="store_true",
+        help="allow --data to hold other files than the run was trained on" + other_data_note,
+    )
+
+
+def percent_cell(mean: float, half: float) -> str:
+    """``"54.3 % +- 4.1"`` for an accuracy and its 95 % CI half-width; NaN: ``"n/a"``."""
+    if math.isnan(mean):
+        return "n/a"
+    return f"{100 * mean:.1f} %" + ("" if math.isnan(half) else f" +- {100 * half:.1f}")
+
+
 def evaluation_options(args: argparse.Namespace) -> tuple[bool, Any]:
     """``(on_chip, EvaluationOptions)`` from the command line; flags the choice cannot use fail."""
     from mosaicnet.errors import ConfigError
@@ -164,11 +175,7 @@ def format_result(result: dict) -> str:
     """The text table of an evaluation result."""
 
     def cell(kind: str, suffix: str) -> str:
-        mean, half = result[f"accuracy_{kind}{suffix}"], result[f"ci95_{kind}{suffix}"]
-        if math.isnan(mean):
-            return "n/a"
-        ci = "" if math.isnan(half) else f" +- {100 * half:.1f}"
-        return f"{100 * mean:.1f} %{ci}"
+        return percent_cell(result[f"accuracy_{kind}{suffix}"], result[f"ci95_{kind}{suffix}"])
 
     where = (
         "the torch clone"

@@ -281,11 +281,6 @@ def spike_statistics(result: SimulationResult) -> dict[str, dict[str, float]]:
     return stats
 
 
-def predicted_classes(readout: np.ndarray) -> list[int]:
-    """Published decision rule: argmax over units of the readout's maximum over time."""
-    return [int(unit) for unit in readout.max(axis=1).argmax(axis=1)]
-
-
 def choose_samples(n_available: int, n_samples: int, seed: int) -> np.ndarray:
     """``n_samples`` distinct sample indices drawn with ``seed``, sorted.
 
@@ -337,10 +332,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     else:
         data_dir = resolve_data_dir(args.data, progress=not args.json)
     dataset = load_split(data_dir, args.split)
-    if args.stride is None and config is not None:
-        stride = input_stride(dataset.n_channels, spec.n_in, config.spatial_stride)
-    else:
-        stride = input_stride(dataset.n_channels, spec.n_in, args.stride)
+    stride = args.stride if args.stride is not None or config is None else config.spatial_stride
+    stride = input_stride(dataset.n_channels, spec.n_in, stride)
     n_bins, window_s = input_binning(spec, config)
     indices = choose_samples(len(dataset), args.samples, args.seed)
     x = dataset.binned(indices, n_bins=n_bins, window_s=window_s, stride=stride).numpy()
@@ -361,7 +354,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         options["t_read_s"] = read_time_s
     result = simulate(spec, x, backend=args.backend, progress=not args.json, **options)
     stats = spike_statistics(result)
-    predicted = predicted_classes(result.readout)
+    # Published decision rule: argmax over units of the readout's maximum over time.
+    predicted = [int(unit) for unit in result.readout.max(axis=1).argmax(axis=1)]
     labels = [int(label) for label in dataset.labels[indices]]
 
     raster = None

@@ -8,6 +8,7 @@ SLURM through dask-jobqueue), storage and fault tolerance.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import textwrap
@@ -119,18 +120,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         report=not args.no_report,
     )
     if args.json:
-        print(json.dumps(_outcome_dict(outcome), indent=2, default=str))
+        data = {**dataclasses.asdict(outcome), "finished": outcome.finished}
+        print(json.dumps(data, indent=2, default=str))
     else:
         print(_describe(outcome))
     return 0 if outcome.finished and outcome.failed == 0 and outcome.complete > 0 else 1
-
-
-def _outcome_dict(outcome) -> dict:
-    from dataclasses import asdict
-
-    data = asdict(outcome)
-    data["finished"] = outcome.finished
-    return data
 
 
 def _describe(outcome) -> str:

@@ -36,7 +36,7 @@ the time step given as ``dt_s`` (seconds) or through the spec.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -297,6 +297,7 @@ def draw_recurrent_raster(
                 zorder=0,
             )
     ax.set_xlabel("Time (ms)")
+    ax.set_ylabel("Recurrent neuron" + (" (by tile)" if tile_of_neuron is not None else ""))
     return ax
 
 
@@ -415,145 +416,65 @@ def _sample_title(sample: int, label: str | int | None, title: str | None) -> st
     return f"Sample {sample}" + ("" if label is None else f" (label {label})")
 
 
-def _write_panel(
+def plot_panel(
     data: SimulationResult | Mapping[str, Any] | np.ndarray,
     path: str | Path,
-    *,
-    key: str,
-    draw: Callable[[Axes, np.ndarray, float], Any],
-    height: float,
-    caption: str,
-    sample: int,
-    spec: NetworkSpec | None,
-    dt_s: float | None,
-    label: str | int | None,
-    title: str | None,
-) -> Path:
-    """Write one population (``key``) of one sample as a single-panel figure; return the path.
-
-    The common body of the ``plot_*`` single-panel functions: select the sample,
-    resolve the time step, draw with ``draw(ax, array, dt_s)``, title the panel
-    with the sample's title and ``caption``, and save.
-    """
-    array = sample_array(data, key, sample)
-    dt = step_seconds(data, spec, dt_s)
-    figure = _new_figure(7.0, height)
-    ax = figure.add_subplot()
-    draw(ax, array, dt)
-    ax.set_title(f"{_sample_title(sample, label, title)}: {caption}")
-    return save_figure(figure, path)
-
-
-def plot_input_raster(
-    data: SimulationResult | Mapping[str, Any] | np.ndarray,
-    path: str | Path,
-    *,
-    sample: int = 0,
-    spec: NetworkSpec | None = None,
-    dt_s: float | None = None,
-    label: str | int | None = None,
-    title: str | None = None,
-) -> Path:
-    """Write the input spike raster of one sample to ``path``; return the path.
-
-    Parameters
-    ----------
-    data
-        ``SimulationResult``, mapping with key ``"input"``, or a boolean
-        ``(T, n_in)`` / ``(B, T, n_in)`` array.
-    path
-        Output file; the suffix picks the format.
-    sample
-        Sample index.
-    spec, dt_s
-        Source of the time step (``dt_s`` in seconds wins; a result carries its own).
-    label, title
-        Class label shown in the default title, or a title replacing it.
-    """
-    return _write_panel(
-        data, path, key="input", draw=draw_input_raster, height=3.0, caption="input spikes",
-        sample=sample, spec=spec, dt_s=dt_s, label=label, title=title,
-    )  # fmt: skip
-
-
-def plot_recurrent_raster(
-    data: SimulationResult | Mapping[str, Any] | np.ndarray,
-    path: str | Path,
+    population: str,
     *,
     sample: int = 0,
     spec: NetworkSpec | None = None,
     layout: Layout | Mapping[str, Any] | None = None,
     dt_s: float | None = None,
-    label: str | int | None = None,
-    title: str | None = None,
-) -> Path:
-    """Write the recurrent spike raster of one sample, coloured by tile; return the path.
-
-    Parameters
-    ----------
-    data
-        ``SimulationResult``, mapping with key ``"recurrent"``, or a boolean
-        ``(T, n_rec)`` / ``(B, T, n_rec)`` array.
-    path
-        Output file; the suffix picks the format.
-    sample
-        Sample index.
-    spec, layout
-        The Mosaic layout that colours neurons by tile (``layout`` wins);
-        neither: one colour. The spec also gives the time step.
-    dt_s
-        Time step in seconds (wins over result and spec).
-    label, title
-        Class label shown in the default title, or a title replacing it.
-    """
-
-    def draw(ax: Axes, spikes: np.ndarray, dt: float) -> Axes:
-        return draw_recurrent_raster(ax, spikes, dt, tile_of_neurons(spikes.shape[1], spec, layout))
-
-    return _write_panel(
-        data, path, key="recurrent", draw=draw, height=3.5, caption="recurrent spikes by tile",
-        sample=sample, spec=spec, dt_s=dt_s, label=label, title=title,
-    )  # fmt: skip
-
-
-def plot_readout_traces(
-    data: SimulationResult | Mapping[str, Any] | np.ndarray,
-    path: str | Path,
-    *,
-    sample: int = 0,
-    spec: NetworkSpec | None = None,
-    dt_s: float | None = None,
     predicted: int | None = None,
     label: str | int | None = None,
     title: str | None = None,
 ) -> Path:
-    """Write the readout voltage traces of one sample to ``path``; return the path.
+    """Write one population of one sample as a single-panel figure to ``path``; return the path.
 
     Parameters
     ----------
     data
-        ``SimulationResult``, mapping with key ``"readout"``, or a float
-        ``(T, n_out)`` / ``(B, T, n_out)`` array.
+        ``SimulationResult``, mapping with key ``population``, or one array:
+        a boolean spike raster ``(T, N)`` / ``(B, T, N)`` for ``"input"`` and
+        ``"recurrent"``, float readout traces of that layout for ``"readout"``.
     path
         Output file; the suffix picks the format.
+    population
+        ``"input"`` (input spike raster), ``"recurrent"`` (recurrent spikes,
+        coloured by tile) or ``"readout"`` (readout voltage traces).
     sample
         Sample index.
-    spec, dt_s
-        Source of the time step (``dt_s`` in seconds wins).
+    spec, layout
+        The Mosaic layout that colours recurrent neurons by tile (``layout``
+        wins); neither: one colour. The spec also gives the time step.
+    dt_s
+        Time step in seconds (wins over result and spec; a result carries its own).
     predicted
         Readout unit to highlight (e.g. ``readout.max(axis=0).argmax()``, the
         published decision rule), or ``None``.
     label, title
         Class label shown in the default title, or a title replacing it.
     """
+    array = sample_array(data, population, sample)
+    dt = step_seconds(data, spec, dt_s)
+    figure = _new_figure(7.0, {"input": 3.0, "recurrent": 3.5, "readout": 3.0}[population])
+    ax = figure.add_subplot()
+    _draw_population(ax, population, array, dt, spec, layout, predicted)
+    caption = {
+        "input": "input spikes", "recurrent": "recurrent spikes by tile",
+        "readout": "readout potential",
+    }[population]  # fmt: skip
+    ax.set_title(f"{_sample_title(sample, label, title)}: {caption}")
+    return save_figure(figure, path)
 
-    def draw(ax: Axes, trace: np.ndarray, dt: float) -> Axes:
-        return draw_readout_traces(ax, trace, dt, predicted=predicted)
 
-    return _write_panel(
-        data, path, key="readout", draw=draw, height=3.0, caption="readout potential",
-        sample=sample, spec=spec, dt_s=dt_s, label=label, title=title,
-    )  # fmt: skip
+def _draw_population(ax, population, array, dt, spec, layout, predicted) -> Axes:
+    """Draw one population's ``(T, N)`` array with its ``draw_*`` function."""
+    if population == "input":
+        return draw_input_raster(ax, array, dt)
+    if population == "recurrent":
+        return draw_recurrent_raster(ax, array, dt, tile_of_neurons(array.shape[1], spec, layout))
+    return draw_readout_traces(ax, array, dt, predicted=predicted)
 
 
 def sample_figure(
@@ -571,8 +492,8 @@ def sample_figure(
 
     ``data`` is a ``SimulationResult`` or a mapping with any of the keys
     ``"input"``, ``"recurrent"``, ``"readout"``; populations that were not
-    recorded (or not given) are left out. Other arguments as in the
-    single-panel functions. Returns the matplotlib ``Figure`` (panels in
+    recorded (or not given) are left out. Other arguments as in
+    :func:`plot_panel`. Returns the matplotlib ``Figure`` (panels in
     ``figure.axes``, top to bottom); :func:`plot_sample` writes it to a file.
 
     Raises
@@ -603,14 +524,7 @@ def sample_figure(
     )
     axes = np.atleast_1d(axes)
     for ax, key in zip(axes, present, strict=True):
-        if key == "input":
-            draw_input_raster(ax, arrays[key], dt)
-        elif key == "recurrent":
-            tiles = tile_of_neurons(arrays[key].shape[1], spec, layout)
-            draw_recurrent_raster(ax, arrays[key], dt, tiles)
-            ax.set_ylabel("Recurrent neuron" + (" (by tile)" if tiles is not None else ""))
-        else:
-            draw_readout_traces(ax, arrays[key], dt, predicted=predicted)
+        _draw_population(ax, key, arrays[key], dt, spec, layout, predicted)
     # Shared time axis: only the bottom panel keeps its label.
     for ax in axes[:-1]:
         ax.set_xlabel("")

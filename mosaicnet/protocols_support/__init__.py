@@ -11,7 +11,8 @@ pieces they would otherwise repeat, as functions a script calls:
     shared parameters, the command line (``main(argv)``).
 ``output``
     The output folder, named after the script's file: refuse to overwrite
-    results, resume runs.
+    results, resume runs; the start of every ``run()`` (:func:`start_run`:
+    parameters, checks and data before the folder is touched).
 ``runs``
     Train a configuration into a run directory, or reuse/resume the one there;
     cache evaluations next to the run they belong to.

@@ -128,20 +128,12 @@ def plot_accuracy_curves(
         ax.plot(xs, m, marker="o", ls=linestyle, color=colour, label=name, ms=4)
         band = np.where(np.isfinite(h), h, 0.0)
         ax.fill_between(xs, m - band, m + band, color=colour, alpha=0.2, lw=0)
-    if chance is not None:
-        ax.axhline(100.0 * chance, color="0.4", ls="--", lw=1, label=f"chance ({chance:.0%})")
     if logx:
         ax.set_xscale("log")
     if xticks is not None:
         ax.set_xticks(list(xticks), labels=list(xticklabels) if xticklabels else None)
         ax.minorticks_off()
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 105)
-    ax.set_title(_wrapped(title), fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(figure, path)
+    return _finish_line_plot(figure, ax, path, title, xlabel, ylabel, chance)
 
 
 def plot_tradeoff(
@@ -165,10 +157,15 @@ def plot_tradeoff(
         if k == 0:
             for xi, yi, text in zip(xs, m, labels, strict=True):
                 ax.annotate(text, (xi, yi), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    return _finish_line_plot(figure, ax, path, title, xlabel, "accuracy (%)", chance)
+
+
+def _finish_line_plot(figure, ax, path, title, xlabel, ylabel, chance) -> Path:
+    """Chance line, labels, 0-105 % range, title, legend and grid of a line plot; save it."""
     if chance is not None:
         ax.axhline(100.0 * chance, color="0.4", ls="--", lw=1, label=f"chance ({chance:.0%})")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 105)
     ax.set_title(_wrapped(title), fontsize=10)
     ax.legend(fontsize=8)

@@ -65,27 +65,22 @@ def hardware_costs(spec, spike_counts: np.ndarray | None = None) -> dict[str, An
     }
 
 
-def mosaic_placement_of_dense(n_neurons: int, neurons_per_tile: int, beta: float):
-    """A square Mosaic holding ``n_neurons`` in tiles of ``neurons_per_tile``, or None.
+def dense_on_mosaic_costs(
+    spec, neurons_per_tile: int, beta: float, spike_counts: np.ndarray | None
+) -> dict[str, Any] | None:
+    """Routing figures of a dense ``spec``'s recurrent weights placed on Mosaic tiles.
 
-    Used to ask what a fully-connected network would cost if it were placed on
-    Mosaic tiles instead of one big crossbar (None when it does not tile a square).
+    What a fully-connected network would cost if it were placed on a square
+    Mosaic of tiles of ``neurons_per_tile`` instead of one big crossbar; ``None``
+    when its neurons do not tile a square.
     """
-    from mosaicnet.layout import Layout
+    from mosaicnet.layout import Layout, layout_metrics
 
-    if n_neurons % neurons_per_tile:
-        return None
-    tiles = n_neurons // neurons_per_tile
+    tiles, rest = divmod(spec.n_rec, neurons_per_tile)
     side = math.isqrt(tiles)
-    if side * side != tiles:
+    if rest or side * side != tiles:
         return None
-    return Layout(side, side, neurons_per_tile, beta)
-
-
-def dense_on_mosaic_costs(spec, layout, spike_counts: np.ndarray | None) -> dict[str, Any]:
-    """Routing figures of ``spec``'s recurrent weights placed on ``layout`` (same size)."""
-    from mosaicnet.layout import layout_metrics
-
+    layout = Layout(side, side, neurons_per_tile, beta)
     metrics = layout_metrics(layout, spec.w_rec, spike_counts=spike_counts, small_world=False)
     return {
         "layout": layout.describe(),

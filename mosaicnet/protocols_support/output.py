@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from mosaicnet.errors import RunDirectoryError
@@ -119,6 +121,81 @@ def prepare_output_dir(
     (out / FIGURES).mkdir(exist_ok=True)
     write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return out
+
+
+def start_run(
+    script: str | Path,
+    parameters: Mapping[str, Any],
+    quick_changes: Mapping[str, Any],
+    smoke_changes: Mapping[str, Any],
+    *,
+    params: Mapping[str, Any] | None,
+    out_dir: str | Path,
+    quick: bool,
+    smoke: bool,
+    data: str | Path | None,
+    overwrite: bool,
+    progress: bool,
+    check: Callable[[SimpleNamespace], Any] | None = None,
+) -> tuple[SimpleNamespace, list[dict[str, Any]], str, Path, Path]:
+    """The start of a protocol's ``run()``: its parameters, its data, then its output folder.
+
+    Applies the setting (``smoke_changes`` for ``--smoke``, ``quick_changes`` for
+    ``--quick``) and ``params`` with
+    :func:`~mosaicnet.protocols_support.parameters.resolve_parameters` (which
+    prints every replacement the setting makes), checks the parameters (the shared
+    checks, then ``check(p)``) and finds the data, and only then prepares
+    ``out_dir`` (:func:`prepare_output_dir`, the script's file name as protocol):
+    a typo must not cost earlier results (``overwrite``) or block the corrected rerun.
+
+    Returns
+    -------
+    p, replaced, setting, data_dir, out
+        The resolved parameters, what the setting replaced (for
+        ``replaced_by_setting``), ``"full"``, ``"quick"`` or ``"smoke"``, the data
+        directory and the output folder.
+    """
+    from mosaicnet.meta.run_setup import resolve_data_dir
+    from mosaicnet.protocols_support.parameters import (
+        check_parameters,
+        json_parameters,
+        resolve_parameters,
+    )
+
+    setting, changes = (
+        ("smoke", smoke_changes) if smoke else ("quick", quick_changes) if quick else ("full", {})
+    )
+    p, replaced = resolve_parameters(parameters, setting=setting, changes=changes, params=params)
+    check_parameters(p)
+    if check is not None:
+        check(p)
+    data_dir = resolve_data_dir(data, progress=progress)
+    out = prepare_output_dir(
+        out_dir, protocol=protocol_name(script), overwrite=overwrite, data=data,
+        parameters={**json_parameters(p), "setting": setting},
+    )  # fmt: skip
+    return p, replaced, setting, data_dir, out
+
+
+def results_head(
+    script: str | Path,
+    question: str,
+    setting: str,
+    p: SimpleNamespace,
+    replaced: list[dict[str, Any]],
+    data_dir: Path,
+) -> dict[str, Any]:
+    """The keys every ``results.json`` starts with, from what :func:`start_run` returned.
+
+    ``protocol``, ``question``, ``setting``, ``parameters`` (as JSON values),
+    ``replaced_by_setting`` and ``data``.
+    """
+    from mosaicnet.protocols_support.parameters import json_parameters
+
+    return {
+        "protocol": protocol_name(script), "question": question, "setting": setting,
+        "parameters": json_parameters(p), "replaced_by_setting": replaced, "data": str(data_dir),
+    }  # fmt: skip
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

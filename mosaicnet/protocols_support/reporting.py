@@ -105,13 +105,6 @@ def write_results(out_dir: Path, results: Mapping[str, Any]) -> Path:
     return path
 
 
-def write_markdown(out_dir: Path, text: str) -> Path:
-    """Write ``text`` to ``out_dir/results.md`` (atomic); return the path."""
-    path = Path(out_dir) / RESULTS_MD
-    write_text_atomic(path, text if text.endswith("\n") else text + "\n")
-    return path
-
-
 def relative_paths(paths: Mapping[str, Path], base: Path) -> dict[str, str]:
     """Figure name -> path relative to ``base`` (as stored in ``results.json``)."""
     out = {}
@@ -130,7 +123,8 @@ def write_report(out_dir: Path, results: Mapping[str, Any], markdown: str) -> No
     (see :mod:`mosaicnet.protocols_support.output`). Figure paths in
     ``results["figures"]`` are relative to ``out_dir``.
     """
-    write_markdown(out_dir, markdown)
+    text = markdown if markdown.endswith("\n") else markdown + "\n"
+    write_text_atomic(Path(out_dir) / RESULTS_MD, text)
     write_results(out_dir, results)
     print(markdown)
     print(f"results: {Path(out_dir) / RESULTS_JSON}, {Path(out_dir) / RESULTS_MD}")

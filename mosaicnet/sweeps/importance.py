@@ -57,8 +57,7 @@ def parameter_importances(study, *, seed: int = 0) -> tuple[dict[str, float] | N
         return None, "no parameter varies among the completed trials"
     if len({t.value for t in complete}) < 2:
         return None, "the objective has the same value in every completed trial"
-    evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=FANOVA_TREES, seed=seed)
-    importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    importances = optuna.importance.get_param_importances(study, evaluator=_evaluator(seed))
     return {k: float(v) for k, v in importances.items()}, "fANOVA"
 
 
@@ -107,7 +106,7 @@ def write_plots(
     return written
 
 
-def _evaluator():
+def _evaluator(seed: int = 0):
     import optuna
 
-    return optuna.importance.FanovaImportanceEvaluator(n_trees=FANOVA_TREES, seed=0)
+    return optuna.importance.FanovaImportanceEvaluator(n_trees=FANOVA_TREES, seed=seed)

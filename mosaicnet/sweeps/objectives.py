@@ -258,6 +258,20 @@ class SweepTarget(abc.ABC):
             )
         return {}
 
+    @staticmethod
+    def data_option(options: dict[str, Any], *, base_dir: Path, source: str) -> str | None:
+        """The ``[target]`` data directory (relative to the sweep file), checked; or None."""
+        if options.get("data") is None:
+            return None
+        path = (base_dir / str(options["data"])).resolve()
+        if not path.is_dir():
+            raise ConfigError(
+                f"{source}: [target] data directory {path} does not exist; give a "
+                "directory with shd_train.h5 and shd_test.h5, or omit `data` for the "
+                "synthetic default"
+            )
+        return str(path)
+
     def parameter_names(self, options: dict[str, Any]) -> set[str] | None:
         """Every parameter the target accepts, or ``None`` if it cannot tell."""
         return None
@@ -308,15 +322,7 @@ class TrainEvaluate(SweepTarget):
             path = (base_dir / str(options["config"])).resolve()
             load_config(path)  # ConfigError naming the file if missing or invalid
             out["config"] = str(path)
-        if options.get("data") is not None:
-            path = (base_dir / str(options["data"])).resolve()
-            if not path.is_dir():
-                raise ConfigError(
-                    f"{source}: [target] data directory {path} does not exist; give a "
-                    "directory with shd_train.h5 and shd_test.h5, or omit `data` for the "
-                    "synthetic default"
-                )
-            out["data"] = str(path)
+        out["data"] = self.data_option(options, base_dir=base_dir, source=source)
         return out
 
     @staticmethod
@@ -433,18 +439,16 @@ class Protocol(SweepTarget):
                 f"{source}: protocol {path} has no function run(params, out_dir, quick); "
                 "a sweep can only run protocols that expose it"
             )
-        out: dict[str, Any] = {"protocol": str(path), "quick": quick, "data": None}
-        if options.get("data") is not None:
-            if "data" not in inspect.signature(module.run).parameters:
-                raise ConfigError(
-                    f"{source}: protocol {path.stem}'s run() takes no `data` argument; "
-                    "remove `data` from [target]"
-                )
-            data = (base_dir / str(options["data"])).resolve()
-            if not data.is_dir():
-                raise ConfigError(f"{source}: [target] data directory {data} does not exist")
-            out["data"] = str(data)
-        return out
+        if (
+            options.get("data") is not None
+            and "data" not in inspect.signature(module.run).parameters
+        ):
+            raise ConfigError(
+                f"{source}: protocol {path.stem}'s run() takes no `data` argument; "
+                "remove `data` from [target]"
+            )
+        data = self.data_option(options, base_dir=base_dir, source=source)
+        return {"protocol": str(path), "quick": quick, "data": data}
 
     def parameter_names(self, options):
         declared = getattr(load_protocol(Path(options["protocol"])), "PARAMETERS", None)

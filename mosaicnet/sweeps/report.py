@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -63,19 +64,18 @@ def study_summary(study) -> dict[str, Any]:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    by_state: dict[str, int] = {}
-    by_status: dict[str, int] = {}
-    for t in trials:
-        by_state[t.state.name] = by_state.get(t.state.name, 0) + 1
-        default = "complete" if t.state == TrialState.COMPLETE else t.state.name.lower()
-        status = t.user_attrs.get("status", default)
-        by_status[status] = by_status.get(status, 0) + 1
+    by_status = Counter(
+        t.user_attrs.get(
+            "status", "complete" if t.state == TrialState.COMPLETE else t.state.name.lower()
+        )
+        for t in trials
+    )
     summary: dict[str, Any] = {
         "study": study.study_name,
         "direction": study.direction.name.lower(),
         "trials": len(trials),
-        "by_state": by_state,
-        "by_status": by_status,
+        "by_state": dict(Counter(t.state.name for t in trials)),
+        "by_status": dict(by_status),
         "best": None,
     }
     if any(t.state == TrialState.COMPLETE for t in trials):

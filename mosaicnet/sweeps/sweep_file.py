@@ -259,7 +259,7 @@ def parse_sweep(
     source
         How errors name the file.
     """
-    from mosaicnet.sweeps.objectives import get_target
+    from mosaicnet.sweeps.objectives import TARGETS, get_target
 
     base_dir = Path(base_dir).resolve()
     _no_unknown(data, _TABLES, source, "top level")
@@ -271,7 +271,7 @@ def parse_sweep(
 
     target_data = dict(data.get("target", {}))
     if "kind" not in target_data:
-        raise ConfigError(f"{source}: [target] needs `kind`, one of {list(_target_kinds())}")
+        raise ConfigError(f"{source}: [target] needs `kind`, one of {list(TARGETS)}")
     kind = target_data.pop("kind")
     target_type = get_target(kind, source=source)
     options = target_type.validate_options(target_data, base_dir=base_dir, source=source)
@@ -367,12 +367,6 @@ def storage_url(value: str, base_dir: str | Path = ".") -> str:
     if "://" in value:
         return value
     return f"sqlite:///{(Path(base_dir) / value).resolve()}"
-
-
-def _target_kinds() -> tuple[str, ...]:
-    from mosaicnet.sweeps.objectives import TARGETS
-
-    return tuple(TARGETS)
 
 
 def _no_unknown(table: dict[str, Any], allowed: tuple[str, ...], source: str, where: str) -> None:
