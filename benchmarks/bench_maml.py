@@ -177,6 +177,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    from mosaicnet.meta.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # as `mosaicnet train` runs (mosaicnet.meta.allocator)
     if args.memory_case:
         path, k_shot, steps = json.loads(args.memory_case)
         print(json.dumps(memory_case(path, k_shot, steps)))
