@@ -492,6 +492,16 @@ def test_protocol_quick_run(name, tmp_path, default_data):
     results = module.run({}, out, True, data=default_data, progress=False)
     check_protocol_results(name, out, results)
     check_specific(name, results)
+    if name == "fewshot_mosaic_vs_fc":
+        # The README main job shows few-shot learning: on the chip, unseen-class accuracy
+        # above chance by more than its 95 % CI over the tasks, and a Mosaic that routes
+        # fewer hops per spike than the FC network placed on tiles.
+        chance = 1 / module.N_WAY
+        mosaic = results["networks"]["mosaic"]
+        chip = mosaic["brian2"]
+        assert chip["accuracy_unseen"] - chip["ci95_unseen"] > chance
+        assert mosaic["hardware"]["synapses_multi_hop"] == 0
+        assert mosaic["hardware"]["hops_per_spike"] < results["fc_on_mosaic"]["hops_per_spike"]
 
 
 @pytest.mark.parametrize("name", ["fewshot_mosaic_vs_fc", *OTHER_PROTOCOLS])

@@ -237,7 +237,7 @@ def train_config_from_parameters(p: types.SimpleNamespace, **fields: Any) -> Tra
     Mosaic size alike (``SEED``, ``ITERATIONS``, ``META_BATCH``, ``N_WAY``,
     ``K_SHOT``, ``N_QUERY``, ``MOSAIC_ROWS``, ``MOSAIC_COLS``,
     ``NEURONS_PER_TILE``, ``DEVICE_MODEL``; where a protocol has them,
-    ``NEURON_MODEL`` and ``NEURON_CONSTANTS``); those map to their
+    ``NEURON_MODEL``, ``NEURON_CONSTANTS`` and ``TORCH_DEVICE``); those map to their
     :class:`~mosaicnet.meta.config.TrainConfig` fields here. What a protocol varies
     or names itself (inner steps, learning rates, layout weight, ...) it passes as
     ``fields``.
@@ -266,6 +266,9 @@ def train_config_from_parameters(p: types.SimpleNamespace, **fields: Any) -> Tra
     if hasattr(p, "NEURON_MODEL"):
         shared["neuron_model"] = p.NEURON_MODEL
         shared["neuron_constants"] = json_value(dict(getattr(p, "NEURON_CONSTANTS", None) or {}))
+    # Optional too: where torch trains ("cpu", "cuda", "cuda:N").
+    if hasattr(p, "TORCH_DEVICE"):
+        shared["torch_device"] = p.TORCH_DEVICE
     return TrainConfig(**{**shared, **fields})
 
 
