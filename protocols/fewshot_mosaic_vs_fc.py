@@ -30,7 +30,8 @@ What runs
    are scored separately, with 95 % confidence intervals over tasks. The torch
    clone with ideal weights is evaluated on the same tasks for comparison.
 4. Hardware cost: memristors used, recurrent synapses by hop class, hops per
-   spike (from Brian2 recordings of test samples).
+   spike, and events, energy and latency per inference (from Brian2 recordings
+   of test samples).
 5. Table (printed, ``results.md``), ``results.json``, figures (accuracies, the
    Mosaic layout, spike rasters, training curves) in ``--out``.
 
@@ -45,9 +46,12 @@ Run::
 ``accuracy_unseen``, ``ci95_unseen``, ``*_20way``, ``tasks_seen``,
 ``tasks_unseen``), ``torch`` (same keys), ``hardware`` (``memristors``,
 ``recurrent_synapses``, ``synapses_intra_tile`` / ``_one_hop`` / ``_multi_hop``,
-``hops_per_spike``, ...), ``final_training``}, ``fc_on_mosaic`` (routing cost of
-the dense network placed on Mosaic tiles), ``figures``, ``timing_s``,
-``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
+``hops_per_spike``, ...), ``energy`` (events, energy and latency per inference on the
+network's layout and on one crossbar, :func:`mosaicnet.layout.energy.hardware_cost`;
+``None`` where no per-event figure is published), ``final_training``},
+``fc_on_mosaic`` (routing cost of the dense network placed on Mosaic tiles),
+``figures``, ``timing_s``, ``replaced_by_setting`` (what ``--quick`` or ``--smoke``
+replaced, see ``QUICK``).
 """
 
 from __future__ import annotations
@@ -228,6 +232,7 @@ def run(
             "brian2": chip,
             "torch": reference,
             "hardware": hardware_costs.hardware_costs(spec, recording.spike_counts()),
+            "energy": energy_per_inference(recording),
             "firing_rate_hz": recording.result.firing_rate_hz(),
             "final_training": metrics[-1] if metrics else None,
         }
@@ -286,6 +291,62 @@ def run(
     }  # fmt: skip
     write_report(out, results, markdown_report(p, results))
     return results
+
+
+def energy_per_inference(recording) -> dict[str, Any]:
+    """Events, energy and latency of one inference (mean over the recorded samples).
+
+    :func:`mosaicnet.layout.energy.hardware_cost` of the Brian2 recording: the network
+    on its layout and on one crossbar; terms without a published figure are ``None``
+    and named in ``missing``.
+    """
+    from mosaicnet.layout.energy import hardware_cost, per_inference_counts
+
+    result = recording.result
+    return hardware_cost(
+        recording.spec,
+        per_inference_counts(result.input_spikes),
+        per_inference_counts(result.recurrent_spikes),
+        int(result.recurrent_spikes.shape[1]),
+    )
+
+
+def energy_table(results: dict[str, Any]) -> str:
+    """Markdown table of the events, energy and latency per inference, with the gaps."""
+    from mosaicnet.protocols_support.reporting import markdown_table, number
+
+    def joules(value):
+        return "n/a" if value is None else f"{value:.3g}"
+
+    rows, missing = [], set()
+    for net in results["networks"].values():
+        energy = net.get("energy")
+        if not energy:
+            continue
+        for placement in ("layout", "one_crossbar"):
+            cost = energy[placement]
+            counts = cost["counts"]
+            missing.update(cost["missing"])
+            rows.append([
+                _short_name(net["hardware"]), cost["layout"].split(" =")[0],
+                number(counts["synaptic_events"]), number(counts["device_reads"]),
+                number(counts["routing_hops"]), number(counts["neuron_updates"]),
+                joules(cost["energy_total_J"]), joules(cost["latency_s"]),
+            ])  # fmt: skip
+    if not rows:
+        return ""
+    table = markdown_table(
+        ["network", "placed on", "synaptic events", "memristor reads", "routing hops",
+         "neuron updates", "energy / inference (J)", "latency / inference (s)"],
+        rows,
+    )  # fmt: skip
+    gaps = (
+        "; no published per-event figure for " + ", ".join(sorted(missing)) + " (n/a: term "
+        "left out; docs/mosaic.md, 'Energy and latency per inference')"
+        if missing
+        else ""
+    )
+    return f"\nPer inference (mean over the recorded test samples){gaps}:\n\n{table}"
 
 
 def plot_layout(layout, w_rec, path: Path, *, fraction: float, description: str) -> Path:
@@ -367,6 +428,7 @@ def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
         f"{100 / p.N_WAY:.0f} %. Data: {results['data']}.\n\n"
         f"{accuracy}\nHardware cost (memristors: 2 per non-zero weight; hops per spike from "
         f"Brian2 recordings of {p.RASTER_SAMPLES} test samples):\n\n{costs}"
+        f"{energy_table(results)}"
     )
 
 

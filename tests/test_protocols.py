@@ -165,6 +165,18 @@ def test_flagship_hardware_costs_match_the_trained_weights(flagship_smoke):
     # On 2 x 2 tiles, a dense network has synapses leaving every tile.
     mosaic = results["networks"]["mosaic"]["hardware"]
     assert mosaic["synapses_one_hop"] + mosaic["synapses_multi_hop"] > 0
+    # Energy per inference: counts on the layout and on one crossbar; no routing on the
+    # crossbar, and terms without a published figure are left out and named.
+    for name in ("mosaic", "fc"):
+        energy = results["networks"][name]["energy"]
+        assert energy["one_crossbar"]["counts"]["routing_hops"] == 0
+        for placement in energy.values():
+            counts = placement["counts"]
+            assert counts["device_reads"] == 2 * counts["synaptic_events"]
+            assert placement["energy_total_J"] is None
+            assert "energy_per_device_read_J" in placement["missing"]
+    assert results["networks"]["fc"]["energy"]["layout"]["counts"]["routing_hops"] == 0
+    assert "energy / inference (J)" in (out / "results.md").read_text()
 
 
 def test_flagship_figures_and_table_are_written(flagship_smoke):
