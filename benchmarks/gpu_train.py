@@ -113,6 +113,9 @@ def main() -> int:
     parser.add_argument("--parity-steps", type=int, default=5)
     parser.add_argument("--rtol", type=float, default=1e-8)
     args = parser.parse_args()
+    from mosaicnet.meta.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # as `mosaicnet train` runs (mosaicnet.meta.allocator)
     if args.gpu.startswith("cuda") and not torch.cuda.is_available():
         print(f"no CUDA GPU visible to torch {torch.__version__}", file=sys.stderr)
         return 1
