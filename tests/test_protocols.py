@@ -480,6 +480,21 @@ def check_specific(name: str, results: dict) -> None:
         assert nets["retrained"]["trained_steps"] == p["TARGET_STEPS"]
 
 
+def test_drift_protocol_compares_the_two_trainings_on_the_routing_limited_mosaic():
+    """Claim (c) is about the Mosaic the flagship trains: both networks keep MAX_HOPS,
+    and they differ only in when device noise starts."""
+    from types import SimpleNamespace
+
+    module = load_protocol("drift")
+    p = SimpleNamespace(**module.PARAMETERS)
+    standard, aware = (module.train_config(p, hardware_aware=h) for h in (False, True))
+    assert standard.max_hops == aware.max_hops == module.MAX_HOPS == 1
+    assert (standard.noise_start, aware.noise_start) == (module.ITERATIONS, 0)
+    assert standard.device_model == aware.device_model == module.DEVICE_MODEL
+    quick = SimpleNamespace(**{**module.PARAMETERS, **module.QUICK})
+    assert module.train_config(quick, hardware_aware=True).max_hops is None
+
+
 OTHER_PROTOCOLS = [
     "inner_steps", "drift", "layout_lambda", "learning_rates", "retraining", "neuron_models",
 ]  # fmt: skip
