@@ -73,6 +73,12 @@ setup(
         "dist": DIST,
         # NetworkSpec.to_nir / `mosaicnet export --nir` (Neuromorphic Intermediate Representation)
         "nir": NIR,
+        # tests/test_devices_aihwkit_parity.py (pcm_aihwkit against IBM aihwkit's
+        # PCMLikeNoiseModel; skipped without it). Not in dev: aihwkit 1.1.0 ships
+        # compiled wheels only (one for CPython 3.11 on manylinux x86_64), requires
+        # torch >= 2.9.1 plus torchvision, cmake, scikit-build and mypy at run time,
+        # and the package itself never imports it.
+        "aihwkit": ["aihwkit==1.1.0"],
     },
     entry_points={"console_scripts": ["mosaicnet=mosaicnet.cli:main"]},
 )

@@ -75,6 +75,15 @@ class AihwkitPCM(DeviceModel):
     ``t_inference + t0``): to reproduce aihwkit at ``t_inference``, read at
     ``t = t_inference + 20 s``.
 
+    **Clipping, the one difference from aihwkit.** Every conductance here
+    (programmed, drifted, read) is clipped to ``[0, G_max]``; aihwkit clamps
+    only at 0 and lets programming and read noise carry a device above
+    ``G_max`` (noticeably only for targets within a few ``sigma_prog`` of
+    ``G_max``, i.e. above about 20 uS). Otherwise the laws are aihwkit's:
+    ``tests/test_devices_aihwkit_parity.py`` (optional, needs the ``aihwkit``
+    extra) checks them device by device on shared normal draws and
+    statistically on independent ones.
+
     Sources: S. R. Nandakumar et al., "Phase-change memory models for deep
     learning training and inference", ICECS 2019; M. J. Rasch et al.,
     "Hardware-aware training for large-scale and diverse deep learning
