@@ -1,4 +1,9 @@
-"""Phase-change memory (PCM) presets: Nandakumar et al. 2018 and IBM aihwkit's PCM model."""
+"""Phase-change memory (PCM) presets: Nandakumar et al. 2018 and IBM aihwkit's PCM model.
+
+``pcm_aihwkit`` follows aihwkit's ``PCMLikeNoiseModel`` except in one respect:
+conductances are clipped to ``[0, G_max]`` here, aihwkit clamps only at 0 (see
+:class:`AihwkitPCM`; checked by ``tests/test_devices_aihwkit_parity.py``).
+"""
 
 from __future__ import annotations
 
