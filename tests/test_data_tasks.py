@@ -17,6 +17,7 @@ from mosaicnet.data.tasks import (
     FewShotConfig,
     TaskBatch,
     TaskSampler,
+    shift_channels,
 )
 from mosaicnet.errors import ConfigError, DataFormatError, MosaicnetError
 
@@ -298,3 +299,49 @@ def test_real_reader_and_synthetic_data(synthetic_files):
     assert set(test.labels[unseen.query_index.numpy()].reshape(-1).tolist()) <= set(
         PUBLISHED_HELD_OUT
     )
+
+
+def test_shift_channels_moves_counts_and_fills_zeros():
+    x = torch.arange(2 * 3 * 6, dtype=torch.float32).reshape(2, 3, 6) + 1
+    out = shift_channels(x, np.array([2, -1]))
+    assert torch.equal(out[0, :, 2:], x[0, :, :4]) and (out[0, :, :2] == 0).all()
+    assert torch.equal(out[1, :, :5], x[1, :, 1:]) and (out[1, :, 5] == 0).all()
+    assert (shift_channels(x, np.array([6, -7])) == 0).all()  # moved out entirely
+    assert torch.equal(shift_channels(x, np.array([0, 0])), x)
+    with pytest.raises(ConfigError, match="one shift per recording"):
+        shift_channels(x, np.array([1]))
+
+
+def test_channel_shift_keeps_the_tasks_and_shifts_uniformly(dataset):
+    plain = TaskSampler(dataset, _config(stride=3), seed=7).sample(100)
+    shifted = TaskSampler(dataset, _config(stride=3, channel_shift=2), seed=7).sample(100)
+    # The same recordings, classes and views: the shifts are drawn after them.
+    for name in ("support_index", "query_index", "support_view", "query_view", "classes"):
+        assert torch.equal(getattr(plain, name), getattr(shifted, name)), name
+    # Bin 1 holds the label in every column (FakeDataset); a shift of d empties |d|
+    # columns at one edge. Label 0 is all zeros, so its recordings say nothing.
+    x = torch.cat([shifted.support_x, shifted.query_x], dim=1).flatten(0, 1)[:, 1, :]
+    labels = torch.cat([shifted.support_global_y, shifted.query_global_y], dim=1).flatten()
+    x, labels = x[labels != 0], labels[labels != 0]
+    lead = (x == 0).int().cumprod(dim=1).sum(dim=1)  # zero columns at the left edge
+    trail = (x == 0).int().flip(1).cumprod(dim=1).sum(dim=1)
+    assert not ((lead > 0) & (trail > 0)).any()
+    shift = lead - trail  # d > 0 empties the left edge, d < 0 the right one
+    assert set(shift.tolist()) <= {-2, -1, 0, 1, 2}
+    # ~4750 recordings, each shift with probability 1/5: standard error
+    # sqrt(0.2 * 0.8 / n) ~ 0.006; 5 standard errors.
+    n = shift.numel()
+    freq = torch.bincount(shift + 2, minlength=5).double() / n
+    assert (freq - 0.2).abs().max() < 5 * math.sqrt(0.2 * 0.8 / n)
+    assert torch.equal(x[shift == 0], plain_rows(plain)[labels != 0][shift == 0])
+
+
+def plain_rows(batch: TaskBatch) -> torch.Tensor:
+    """Bin 1 of every recording of ``batch``, support then query, as in the test above."""
+    return torch.cat([batch.support_x, batch.query_x], dim=1).flatten(0, 1)[:, 1, :]
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True])
+def test_bad_channel_shift_is_rejected(value):
+    with pytest.raises(ConfigError, match="channel_shift"):
+        FewShotConfig(channel_shift=value)

@@ -57,6 +57,7 @@ def test_partial_config_file_takes_defaults(tmp_path):
         ({"read_time_min_s": 10.0, "read_time_max_s": 1.0}, ["read_time_min_s", "range"]),
         ({"p_local": 0.5}, ["p_local", "hop_decay"]),
         ({"first_order": "yes"}, ["first_order", "true or false"]),
+        ({"channel_shift": -3}, ["channel_shift", ">= 0"]),
     ],
 )
 def test_bad_parameters_are_named(changes, words):
@@ -105,3 +106,12 @@ def test_neuron_model_and_constants_are_configuration():
         TrainConfig(neuron_model="lifx")
     with pytest.raises(ConfigError, match="has no constant 'beta'"):
         TrainConfig(neuron_constants={"beta": 1.0})  # the LIF has no beta
+
+
+def test_channel_shift_reaches_only_meta_training_tasks():
+    from mosaicnet.meta.run_setup import few_shot_config
+
+    config = TrainConfig(channel_shift=4)
+    assert few_shot_config(config, meta_train=True).channel_shift == 4
+    assert few_shot_config(config).channel_shift == 0  # meta-test and validation tasks
+    assert TrainConfig().channel_shift == 0  # the published protocol: no shift

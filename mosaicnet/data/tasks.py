@@ -19,6 +19,11 @@ at most once per task, views of one recording can never sit in both the support 
 query set of a task; the published code treated views as independent samples and leaked
 exactly that way (docs/meta_learning.md, 'Faults of the published code avoided').
 
+Shift augmentation (``channel_shift = s > 0``): every sampled recording is also moved
+along the channel axis of its view by a shift drawn uniformly from ``-s..s`` columns,
+zeros filling the emptied edge (docs/data.md, 'Shift augmentation'). Meant for
+meta-training tasks only.
+
 Reproducibility: task ``i`` of a sampler depends only on ``(seed, split, i)``, through
 its own :class:`numpy.random.SeedSequence` stream, so it is identical whether it is drawn
 in a batch of 1 or of 256, and :meth:`TaskSampler.sample` simply walks task ids
@@ -86,6 +91,13 @@ class FewShotConfig:
         Time bins per recording; 100 over ``window_s`` in the published preprocessing.
     window_s : float
         Binned window in seconds, 1.4 s in the published preprocessing.
+    channel_shift : int
+        Largest shift, in columns of the view, of the shift augmentation: each
+        recording of a task is moved by a shift drawn uniformly from
+        ``-channel_shift..channel_shift`` (spike ``c`` lands in column ``c + shift``;
+        columns shifted out are lost, emptied ones are zero). 0 (default, published):
+        no shift, and the random stream of the tasks is that of the published
+        protocol.
     """
 
     n_way: int = 5
@@ -96,6 +108,7 @@ class FewShotConfig:
     view_offset: int | None = None
     n_bins: int = 100
     window_s: float = 1.4
+    channel_shift: int = 0
 
     def __post_init__(self) -> None:
         for name in ("n_way", "k_shot", "n_query", "stride", "n_bins"):
@@ -120,6 +133,10 @@ class FewShotConfig:
             raise ConfigError(
                 f"window_s must be a positive number of seconds, got {self.window_s!r}."
             )
+        if not _is_int(self.channel_shift) or self.channel_shift < 0:
+            raise ConfigError(
+                f"channel_shift must be an integer >= 0 (columns), got {self.channel_shift!r}."
+            )
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,9 @@ class TaskSpec:
         ``(N*K,)`` and ``(N*Q,)`` dataset indices, class-major.
     support_view, query_view : np.ndarray
         Spatial-sampling offset used for each recording (all 0 when ``stride == 1``).
+    support_shift, query_shift : np.ndarray
+        Channel shift of each recording, in columns (all 0 without the shift
+        augmentation).
     """
 
     task_id: int
@@ -144,6 +164,8 @@ class TaskSpec:
     query_index: np.ndarray
     support_view: np.ndarray
     query_view: np.ndarray
+    support_shift: np.ndarray
+    query_shift: np.ndarray
 
 
 @dataclass
@@ -346,6 +368,12 @@ class TaskSampler:
             views = rng.integers(0, c.stride, size=picks.shape)
         else:
             views = np.full(picks.shape, c.view_offset or 0, dtype=np.int64)
+        # Drawn last, and only when asked for: tasks without the augmentation are
+        # the same as before it existed.
+        if c.channel_shift > 0:
+            shifts = rng.integers(-c.channel_shift, c.channel_shift + 1, size=picks.shape)
+        else:
+            shifts = np.zeros(picks.shape, dtype=np.int64)
         return TaskSpec(
             task_id=int(task_id),
             classes=classes.astype(np.int64),
@@ -353,6 +381,8 @@ class TaskSampler:
             query_index=picks[:, c.k_shot :].reshape(-1).astype(np.int64),
             support_view=views[:, : c.k_shot].reshape(-1).astype(np.int64),
             query_view=views[:, c.k_shot :].reshape(-1).astype(np.int64),
+            support_shift=shifts[:, : c.k_shot].reshape(-1).astype(np.int64),
+            query_shift=shifts[:, c.k_shot :].reshape(-1).astype(np.int64),
         )
 
     def sample(self, n_tasks: int) -> TaskBatch:
@@ -379,6 +409,14 @@ class TaskSampler:
             np.concatenate([support_index.reshape(-1), query_index.reshape(-1)]),
             np.concatenate([support_view.reshape(-1), query_view.reshape(-1)]),
         )
+        if c.channel_shift > 0:
+            x = shift_channels(
+                x,
+                np.concatenate(
+                    [np.concatenate([s.support_shift for s in specs]),
+                     np.concatenate([s.query_shift for s in specs])]
+                ),
+            )  # fmt: skip
         n_support = support_index.size
         batch = len(specs)
         classes = np.stack([s.classes for s in specs])
@@ -430,6 +468,31 @@ class TaskSampler:
         # `keys` is sorted by (index, view); put the per-offset blocks back in that order.
         binned = torch.cat(parts)[torch.from_numpy(np.argsort(np.concatenate(order)))]
         return binned[torch.from_numpy(inverse.reshape(-1))]
+
+
+def shift_channels(x: torch.Tensor, shifts: np.ndarray) -> torch.Tensor:
+    """Move each recording of ``x`` (``(n, T, C)``) by ``shifts[i]`` channels, zero-filled.
+
+    Spike counts in column ``c`` land in column ``c + shifts[i]``; counts moved past
+    either edge are dropped. Returns a new tensor.
+    """
+    import torch
+
+    shifts = np.asarray(shifts, dtype=np.int64)
+    if shifts.shape != (x.shape[0],):
+        raise ConfigError(f"need one shift per recording: {shifts.shape} for {x.shape[0]}")
+    out = torch.zeros_like(x)
+    n_channels = x.shape[-1]
+    for d in np.unique(shifts):
+        rows = torch.from_numpy(np.flatnonzero(shifts == d))
+        d = int(d)
+        if abs(d) >= n_channels:
+            continue  # everything moves out: the rows stay zero
+        if d >= 0:
+            out[rows, :, d:] = x[rows, :, : n_channels - d]
+        else:
+            out[rows, :, :d] = x[rows, :, -d:]
+    return out
 
 
 def split_recordings(

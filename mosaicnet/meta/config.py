@@ -79,6 +79,17 @@ class TrainConfig:
         Input preprocessing: ``n_bins`` bins over ``window_s`` seconds (published:
         100 over 1.4 s) and spatial sampling with stride k (published k = 3: 700
         channels become 234 input channels; every offset is one view).
+    channel_shift
+        Shift augmentation of meta-training tasks: every training recording is moved
+        along the input channels by a shift drawn uniformly from
+        ``-channel_shift..channel_shift`` columns (of the spatially sampled input),
+        zeros filling the emptied edge (:class:`mosaicnet.data.tasks.FewShotConfig`).
+        A voice's pitch and formants move its spikes along the cochlear channel
+        axis, so shifted recordings stand for other voices; random channel shifts
+        are a common SHD augmentation (e.g. T. Nowotny, J. P. Turner and J. C.
+        Knight, "Loss shaping enhances exact gradient learning with Eventprop in
+        spiking neural networks", Neuromorphic Computing and Engineering, 2025).
+        0 (default, as published): no shift. Meta-test tasks are never shifted.
     layout
         ``"mosaic"`` (``rows x cols`` tiles of ``neurons_per_tile``, published 8 x 8
         x 4 with beta 8) or ``"fc"``, the fully-connected baseline of ``fc_neurons``
@@ -244,6 +255,7 @@ class TrainConfig:
     n_bins: int = 100
     window_s: float = 1.4
     spatial_stride: int = 3
+    channel_shift: int = 0
     layout: str = "mosaic"
     rows: int = 8
     cols: int = 8
@@ -381,7 +393,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         for name in (
             "prune_start", "noise_start", "seed", "outer_lr_warmup", "validation_every",
-            "validation_holdout", "divergence_window",
+            "validation_holdout", "divergence_window", "channel_shift",
         ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

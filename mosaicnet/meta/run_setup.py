@@ -164,8 +164,12 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, *, progress: bool = Fal
     return DEFAULT_DATA_DIR
 
 
-def few_shot_config(config: TrainConfig, *, n_way: int | None = None):
-    """The :class:`~mosaicnet.data.tasks.FewShotConfig` of a training configuration."""
+def few_shot_config(config: TrainConfig, *, n_way: int | None = None, meta_train: bool = False):
+    """The :class:`~mosaicnet.data.tasks.FewShotConfig` of a training configuration.
+
+    ``meta_train=True`` is the configuration of meta-training tasks: only they carry
+    the shift augmentation (``TrainConfig.channel_shift``).
+    """
     from mosaicnet.data.tasks import FewShotConfig
 
     return FewShotConfig(
@@ -176,6 +180,7 @@ def few_shot_config(config: TrainConfig, *, n_way: int | None = None):
         stride=config.spatial_stride,
         n_bins=config.n_bins,
         window_s=config.window_s,
+        channel_shift=config.channel_shift if meta_train else 0,
     )
 
 

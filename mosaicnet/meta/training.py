@@ -219,7 +219,7 @@ def _train(
     validation_seed = stream_seed(config.seed, STREAM_VALIDATION)
     train_recordings, validation_recordings = training_recordings(dataset, config, validation_seed)
     sampler = TaskSampler(
-        dataset, few_shot_config(config), split="meta-train",
+        dataset, few_shot_config(config, meta_train=True), split="meta-train",
         seed=stream_seed(config.seed, STREAM_TASKS), recordings=train_recordings,
     )  # fmt: skip
     from mosaicnet.data import check_binning
