@@ -140,11 +140,12 @@ def cost_matrix(n):
     [("none", "full"), ("curvature", "full"), ("refine", "full"), ("none", "identity")],
 )
 @pytest.mark.parametrize("learn_lr", [False, True])
-def test_fast_readout_path_equals_recompute_path(learn_lr, scale, jacobian):
+@pytest.mark.parametrize("loss_units", ["all", "task"])
+def test_fast_readout_path_equals_recompute_path(learn_lr, scale, jacobian, loss_units):
     clone, batch = TinyLif(), make_batch()
     config = tiny_config(
         learn_inner_lr=learn_lr, layout_lambda=1e-3, inner_step_scale=scale,
-        inner_readout_jacobian=jacobian,
+        inner_readout_jacobian=jacobian, loss_units=loss_units,
     )  # fmt: skip
     params = init_meta_params(clone.init_params(), config)
     cost = cost_matrix(12)
@@ -379,3 +380,38 @@ def test_identity_jacobian_keeps_the_trace_path_and_drops_the_readout_chain():
 
     expected = torch.func.grad(query_loss)(adapted).sum(dim=0)
     torch.testing.assert_close(g_id["w_out"], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_task_loss_units_leave_units_outside_the_task_alone():
+    """loss_units="task": neither the inner step nor the meta-gradient moves absent units."""
+    clone, batch = TinyLif(), make_batch(n_tasks=1, k_shot=4)
+    w_out = clone.init_params()["w_out"]
+    trace = clone.readout_trace(clone.recurrent_spikes(clone.init_params(), batch.support_x[0]))
+    classes, y = batch.classes[0], batch.support_y[0]
+    absent = ~torch.isin(torch.arange(w_out.shape[1]), classes)
+    assert absent.any()
+    task = adapt_readout(w_out, trace, y, classes, tiny_config(loss_units="task", inner_steps=3))
+    published = adapt_readout(w_out, trace, y, classes, tiny_config(inner_steps=3))
+    assert torch.equal(task[:, absent], w_out[:, absent])
+    assert (published[:, absent] != w_out[:, absent]).any()  # all units: pushed down
+    # The task's own units still learn, with the softmax over the task's units only:
+    # the inner step equals SGD on the cross-entropy of the task's logits.
+    local = {int(c): j for j, c in enumerate(classes.tolist())}
+    labels = torch.tensor([local[int(c)] for c in classes[y]])
+
+    def loss(w):
+        return cross_entropy(max_over_time(trace @ w)[:, classes], labels)
+
+    expected = w_out - 0.7 * torch.func.grad(loss)(w_out)
+    one = adapt_readout(
+        w_out, trace, y, classes, tiny_config(loss_units="task", inner_steps=1), inner_lr=0.7
+    )
+    torch.testing.assert_close(one, expected, rtol=1e-12, atol=1e-15)
+    # Outer: units absent from every task of the meta-batch get no meta-gradient.
+    batch = make_batch(n_tasks=2)
+    config = tiny_config(loss_units="task", l2=0.0)  # the L2 term reaches every unit
+    params = init_meta_params(clone.init_params(), config)
+    grads, _, _ = meta_gradient(params, batch, clone, config)
+    never = ~torch.isin(torch.arange(w_out.shape[1]), batch.classes.flatten())
+    assert never.any() and torch.all(grads["w_out"][:, never] == 0)
+    assert grads["w_out"][:, ~never].abs().max() > 0

@@ -177,6 +177,26 @@ def global_labels(local_y: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     return classes.gather(-1, local_y)
 
 
+def task_units(classes: torch.Tensor, n_units: int) -> torch.Tensor:
+    """``(..., n_units)`` bool: True at the readout units of the task's classes."""
+    units = torch.arange(n_units, device=classes.device)
+    return (classes.unsqueeze(-1) == units).any(dim=-2)
+
+
+def loss_logits(logits: torch.Tensor, classes: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """The logits a cross-entropy normalises over (``TrainConfig.loss_units``).
+
+    ``"all"``: unchanged. ``"task"``: units outside the task's classes are set to
+    the most negative finite value, so the softmax gives them zero probability and
+    no gradient (finite, so no ``inf - inf`` appears in second-order gradients).
+    ``logits`` ``(..., S, n_out)``, ``classes`` ``(..., N)``.
+    """
+    if config.loss_units == "all":
+        return logits
+    inside = task_units(classes, logits.shape[-1]).unsqueeze(-2)
+    return logits.masked_fill(~inside, torch.finfo(logits.dtype).min)
+
+
 def peak_times(w_out: torch.Tensor, trace: torch.Tensor) -> torch.Tensor:
     """Time of each readout unit's peak potential, ``(..., S, n_out)`` (not differentiated)."""
     with torch.no_grad():
@@ -243,6 +263,7 @@ def readout_step(
     *,
     first_order: bool = False,
     identity_jacobian: bool = False,
+    inside: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One inner SGD step on the readout, from the trace rows at the units' peaks.
 
@@ -273,12 +294,18 @@ def readout_step(
         respect to the readout it starts from is the identity, while its
         dependence on the trace rows (and so on the recurrent weights) is kept
         (``TrainConfig.inner_readout_jacobian = "identity"``).
+    inside
+        ``(..., n_out, 1)`` bool: the units the softmax normalises over
+        (``TrainConfig.loss_units = "task"``); ``None``: all units (published).
+        Units outside get zero probability, so a zero gradient.
     """
     # Element-wise products and sums: the per-unit products are matrix-vector
     # products, for which batched matmul (and its transposed copies) is slower.
     evaluated_at = w_out.detach() if identity_jacobian else w_out
     columns = evaluated_at.transpose(-1, -2).unsqueeze(-2)  # (..., n_out, 1, n_rec)
     logits = (rows * columns).sum(dim=-1)  # (..., n_out, S)
+    if inside is not None:
+        logits = logits.masked_fill(~inside, torch.finfo(logits.dtype).min)
     delta = (torch.softmax(logits, dim=-2) - target) / logits.shape[-1]
     gradient = (rows * delta.unsqueeze(-1)).sum(dim=-2)  # (..., n_out, n_rec)
     if first_order:
@@ -358,6 +385,7 @@ def adapt_readout(
     units = torch.arange(n_units, device=support_y.device).unsqueeze(-1)
     # One-hot global labels, unit-major: target[..., c, s] = (label of s == c).
     target = (global_labels(support_y, classes).unsqueeze(-2) == units).to(w_out.dtype)
+    inside = task_units(classes, n_units).unsqueeze(-1) if config.loss_units == "task" else None
 
     # Row gathers below view the trace as (rows, n_rec): make that a view, not a copy.
     support_trace = support_trace.contiguous()
@@ -369,7 +397,7 @@ def adapt_readout(
             times.append(peak_times(w, trace))
             scales.append(step_scale(_unit_rows(trace, times[-1]), config, step))
             step_lr = step_learning_rate(lr_value, scales[-1], config, step)
-            w = readout_step(w, _unit_rows(trace, times[-1]), target, step_lr)
+            w = readout_step(w, _unit_rows(trace, times[-1]), target, step_lr, inside=inside)
 
     rows = _unit_rows(support_trace, torch.cat(times, dim=-1))  # (..., steps*n_out, S, n_rec)
     # split, not slicing: the backward of one split is one concatenation, whereas
@@ -380,7 +408,7 @@ def adapt_readout(
         w_out = readout_step(
             w_out, step_rows, target, step_learning_rate(lr, scales[step], config, step),
             first_order=config.first_order,
-            identity_jacobian=config.inner_readout_jacobian == "identity",
+            identity_jacobian=config.inner_readout_jacobian == "identity", inside=inside,
         )  # fmt: skip
     return w_out
 
@@ -566,7 +594,7 @@ def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
         rho = curvature_scale(_unit_rows(s_trace, peak_times(w_out, s_trace))).mean()
         step_curvature = lr_value if config.inner_step_scale == "curvature" else lr_value * rho
     q_logits = readout_logits(adapted, q_trace)  # (B, Q, n_out)
-    log_p = torch.log_softmax(q_logits, dim=-1)
+    log_p = torch.log_softmax(loss_logits(q_logits, batch.classes, config), dim=-1)
     q_labels = global_labels(batch.query_y, batch.classes)
     ce = -log_p.gather(-1, q_labels.unsqueeze(-1)).squeeze(-1).mean(dim=-1)
     l2 = l2_penalty([weights["w_in"], weights["w_rec"]], config.l2)
@@ -602,7 +630,7 @@ def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
             if config.inner_readout_jacobian == "identity":  # readout-only (TrainConfig checks)
                 adapted = {name: w.detach() for name, w in adapted.items()}
             fixed = {name: w for name, w in current.items() if name not in names}
-            gradient, logits = step_grad(adapted, fixed, s_x, s_labels, clone, config)
+            gradient, logits = step_grad(adapted, fixed, s_x, s_labels, classes, clone, config)
             s_logits = logits if s_logits is None else s_logits
             for name in names:
                 g = gradient[name].detach() if config.first_order else gradient[name]
@@ -610,7 +638,7 @@ def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
                 current[name] = current[name] - task_rates[name] * step
         z_q, v_q = clone.forward(current, q_x)
         q_logits = max_over_time(v_q)
-        ce = cross_entropy(q_logits, global_labels(q_y, classes))
+        ce = cross_entropy(loss_logits(q_logits, classes, config), global_labels(q_y, classes))
         l2 = l2_penalty([current[name] for name in NETWORK_KEYS], config.l2)
         rate = RATE_SCALE * z_q.sum(dim=-2).mean()
         return ce, l2, rate, q_logits, s_logits
@@ -619,12 +647,13 @@ def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
 
 
 def _general_inner_loss(
-    adapted: Params, fixed: Params, s_x: torch.Tensor, labels: torch.Tensor, clone, config
-) -> torch.Tensor:
+    adapted: Params, fixed: Params, s_x: torch.Tensor, labels: torch.Tensor,
+    classes: torch.Tensor, clone, config,
+) -> torch.Tensor:  # fmt: skip
     """Published inner loss: CE on the support set plus the firing-rate term (and logits)."""
     z, v_out = clone.forward({**fixed, **adapted}, s_x)
     logits = max_over_time(v_out)
-    loss = cross_entropy(logits, labels) + firing_rate_penalty(
+    loss = cross_entropy(loss_logits(logits, classes, config), labels) + firing_rate_penalty(
         z, config.target_rate, config.lambda_fr
     )
     return loss, logits.detach()
