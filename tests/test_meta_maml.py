@@ -14,6 +14,7 @@ import math
 import pytest
 import torch
 
+from mosaicnet.errors import ConfigError
 from mosaicnet.meta.config import TrainConfig
 from mosaicnet.meta.losses import cross_entropy, firing_rate, max_over_time
 from mosaicnet.meta.maml import (
@@ -25,6 +26,7 @@ from mosaicnet.meta.maml import (
     meta_loss,
     predict,
     predict_all_units,
+    prototype_readout,
     prune_recurrent,
     readout_logits,
     readout_step,
@@ -140,12 +142,12 @@ def cost_matrix(n):
     [("none", "full"), ("curvature", "full"), ("refine", "full"), ("none", "identity")],
 )
 @pytest.mark.parametrize("learn_lr", [False, True])
-@pytest.mark.parametrize("loss_units", ["all", "task"])
-def test_fast_readout_path_equals_recompute_path(learn_lr, scale, jacobian, loss_units):
+@pytest.mark.parametrize(("loss_units", "init"), [("all", "meta"), ("task", "prototype")])
+def test_fast_readout_path_equals_recompute_path(learn_lr, scale, jacobian, loss_units, init):
     clone, batch = TinyLif(), make_batch()
     config = tiny_config(
         learn_inner_lr=learn_lr, layout_lambda=1e-3, inner_step_scale=scale,
-        inner_readout_jacobian=jacobian, loss_units=loss_units,
+        inner_readout_jacobian=jacobian, loss_units=loss_units, readout_init=init,
     )  # fmt: skip
     params = init_meta_params(clone.init_params(), config)
     cost = cost_matrix(12)
@@ -415,3 +417,29 @@ def test_task_loss_units_leave_units_outside_the_task_alone():
     never = ~torch.isin(torch.arange(w_out.shape[1]), batch.classes.flatten())
     assert never.any() and torch.all(grads["w_out"][:, never] == 0)
     assert grads["w_out"][:, ~never].abs().max() > 0
+
+
+def test_prototype_readout_sets_the_task_columns_from_the_support_traces():
+    clone, batch = TinyLif(), make_batch(n_tasks=2, k_shot=3)
+    w_out = clone.init_params()["w_out"]
+    z = clone.recurrent_spikes(clone.init_params(), batch.support_x.flatten(0, 1))
+    trace = clone.readout_trace(z).unflatten(0, (2, -1))  # (B, S, T, n_rec)
+    start = prototype_readout(w_out, trace, batch.support_y, batch.classes)
+    assert start.shape == (2, *w_out.shape)
+    for b in range(2):
+        classes = batch.classes[b]
+        for j, c in enumerate(classes.tolist()):
+            m = trace[b][batch.support_y[b] == j].mean(dim=(0, 1))
+            torch.testing.assert_close(start[b, :, c], m / (m @ m), rtol=1e-12, atol=1e-15)
+        others = ~torch.isin(torch.arange(w_out.shape[1]), classes)
+        assert torch.equal(start[b][:, others], w_out[:, others])
+    # The potential of a prototype unit is never negative (traces are), so no unit starts
+    # with its peak in silence unless its class is silent.
+    potential = trace[0] @ start[0][:, batch.classes[0]]
+    assert potential.min() >= 0 and potential.amax(dim=1).min() > 0
+    # readout_init="prototype" is what adapt_readout starts from.
+    config = tiny_config(readout_init="prototype", inner_steps=1)
+    adapted = adapt_readout(w_out, trace, batch.support_y, batch.classes, config, inner_lr=0.0)
+    torch.testing.assert_close(adapted, start, rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="readout-only"):
+        tiny_config(readout_init="prototype", inner_params="all")

@@ -51,6 +51,7 @@ _LR_SCHEDULES = ("per_step", "fixed")
 _INNER_STEP_SCALES = ("none", "curvature", "refine")
 _READOUT_JACOBIANS = ("full", "identity")
 _LOSS_UNITS = ("all", "task")
+_READOUT_INITS = ("meta", "prototype")
 _OUTER_LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -165,8 +166,21 @@ class TrainConfig:
         spike, where the trace row is zero, so the inner step cannot move it and
         that class is never recognised (docs/results.md, 'Why unseen accuracy
         varies between seeds'). ``"task"``: only the task's N units (the usual
-        N-way head of MAML, Finn et al. 2017), so units absent from a task are left
-        as they are. Predictions are N-way either way.
+        N-way head of MAML, Finn et al. 2017), so the cross-entropies leave units
+        absent from a task alone. Measured worse on the dev set (two seeds): the L2
+        term then decays the held-out units' columns to zero, which kills them as
+        surely. Predictions are N-way either way.
+    readout_init
+        Where the inner loop starts the readout units of a task's classes.
+        ``"meta"`` (published): their meta-learned columns of ``w_out``.
+        ``"prototype"``: each class's column is first set to the prototype of its
+        support recordings, ``m / |m|^2`` with ``m`` their readout trace averaged
+        over time and recordings (after Proto-MAML, Triantafillou et al.,
+        "Meta-Dataset", ICLR 2020), so that the potential of every task unit is
+        positive during speech and about 1 where the trace looks like its class:
+        no unit starts dead, whatever meta-training did to its column
+        (docs/results.md, 'Why unseen accuracy varies between seeds'). The
+        meta-gradient flows through the prototypes into the recurrent layer.
     learn_inner_lr
         Learn one inner learning rate per adapted layer (Meta-SGD style, stored as
         its logarithm so it stays positive), initialised at the resolved ``inner_lr``.
@@ -289,6 +303,7 @@ class TrainConfig:
     inner_refine_lr: float = 1.0
     inner_readout_jacobian: str = "full"
     loss_units: str = "all"
+    readout_init: str = "meta"
     learn_inner_lr: bool = False
     inner_params: str = "readout"
     first_order: bool = False
@@ -458,6 +473,12 @@ class TrainConfig:
         _choice(self, "inner_step_scale", _INNER_STEP_SCALES)
         _choice(self, "inner_readout_jacobian", _READOUT_JACOBIANS)
         _choice(self, "loss_units", _LOSS_UNITS)
+        _choice(self, "readout_init", _READOUT_INITS)
+        if self.readout_init == "prototype" and self.inner_params != "readout":
+            raise ConfigError(
+                "readout_init='prototype' sets readout columns from the support traces, "
+                "which needs a readout-only inner loop; set inner_params='readout'"
+            )
         if self.inner_readout_jacobian == "identity" and self.inner_params != "readout":
             raise ConfigError(
                 "inner_readout_jacobian='identity' applies to a readout-only inner loop; "

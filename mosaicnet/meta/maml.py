@@ -197,6 +197,31 @@ def loss_logits(logits: torch.Tensor, classes: torch.Tensor, config: TrainConfig
     return logits.masked_fill(~inside, torch.finfo(logits.dtype).min)
 
 
+def prototype_readout(
+    w_out: torch.Tensor, support_trace: torch.Tensor, support_y: torch.Tensor,
+    classes: torch.Tensor,
+) -> torch.Tensor:  # fmt: skip
+    """The readout with each task class's column set to its support prototype.
+
+    ``TrainConfig.readout_init = "prototype"``: column ``classes[j]`` becomes
+    ``m_j / |m_j|^2``, ``m_j`` the readout trace of the support recordings of local
+    class ``j`` averaged over time and recordings; the other columns are kept.
+    ``w_out`` ``(..., n_rec, n_out)`` (or shared ``(n_rec, n_out)``),
+    ``support_trace`` ``(..., S, T, n_rec)``, ``support_y`` ``(..., S)`` local labels,
+    ``classes`` ``(..., N)``; returns ``(..., n_rec, n_out)``. Differentiable.
+    """
+    n_way, n_out = classes.shape[-1], w_out.shape[-1]
+    dtype = support_trace.dtype
+    member = (support_y.unsqueeze(-1) == torch.arange(n_way, device=support_y.device)).to(dtype)
+    mean_trace = support_trace.mean(dim=-2)  # (..., S, n_rec)
+    counts = member.sum(dim=-2).clamp_min(1.0).unsqueeze(-1)  # (..., N, 1)
+    proto = member.transpose(-1, -2) @ mean_trace / counts  # (..., N, n_rec)
+    proto = proto / (proto * proto).sum(dim=-1, keepdim=True).clamp_min(1e-12)
+    units = torch.nn.functional.one_hot(classes, n_out).to(dtype)  # (..., N, n_out)
+    keep = 1.0 - units.sum(dim=-2).unsqueeze(-2)  # (..., 1, n_out)
+    return w_out * keep + proto.transpose(-1, -2) @ units
+
+
 def peak_times(w_out: torch.Tensor, trace: torch.Tensor) -> torch.Tensor:
     """Time of each readout unit's peak potential, ``(..., S, n_out)`` (not differentiated)."""
     with torch.no_grad():
@@ -381,6 +406,8 @@ def adapt_readout(
     """
     lr = config.resolved_inner_lr if inner_lr is None else inner_lr
     n_steps = config.inner_steps if steps is None else int(steps)
+    if config.readout_init == "prototype":
+        w_out = prototype_readout(w_out, support_trace, support_y, classes)
     n_units = w_out.shape[-1]
     units = torch.arange(n_units, device=support_y.device).unsqueeze(-1)
     # One-hot global labels, unit-major: target[..., c, s] = (label of s == c).
@@ -591,7 +618,10 @@ def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
         # lr * rho: about lr * lambda_max of the first inner step (curvature_scale);
         # above 2 the plain step is unstable. With the curvature scale it is inner_lr.
         lr_value = rates["w_out"]
-        rho = curvature_scale(_unit_rows(s_trace, peak_times(w_out, s_trace))).mean()
+        start = w_out
+        if config.readout_init == "prototype":
+            start = prototype_readout(w_out, s_trace, batch.support_y, batch.classes)
+        rho = curvature_scale(_unit_rows(s_trace, peak_times(start, s_trace))).mean()
         step_curvature = lr_value if config.inner_step_scale == "curvature" else lr_value * rho
     q_logits = readout_logits(adapted, q_trace)  # (B, Q, n_out)
     log_p = torch.log_softmax(loss_logits(q_logits, batch.classes, config), dim=-1)
@@ -600,7 +630,7 @@ def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
     l2 = l2_penalty([weights["w_in"], weights["w_rec"]], config.l2)
     l2 = l2 + config.l2 * (adapted * adapted).mean(dim=(-2, -1))
     rate = RATE_SCALE * q_z.sum(dim=-2).mean(dim=(1, 2))
-    s_logits = readout_logits(w_out, s_trace)
+    s_logits = readout_logits(start.detach(), s_trace)
     return ce, l2, rate, q_logits, s_logits, torch.as_tensor(step_curvature).detach()
 
 
@@ -614,6 +644,9 @@ def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
     def task(s_x, s_y, q_x, q_y, classes):
         current = dict(weights)
         s_labels = global_labels(s_y, classes)
+        if config.readout_init == "prototype":  # readout-only (TrainConfig checks)
+            trace = clone.readout_trace(clone.recurrent_spikes(current, s_x))
+            current["w_out"] = prototype_readout(current["w_out"], trace, s_y, classes)
         s_logits = None
         for step in range(config.inner_steps):
             task_rates = dict(rates)
