@@ -30,7 +30,9 @@ Run::
 
 ``results.json`` keys: ``protocol``, ``question``, ``setting``, ``parameters``,
 ``data``, ``studies`` -> "<k>" -> {``trials`` (``lr_in``, ``lr_out``, ``run``,
-``accuracy_seen``, ``accuracy_unseen``, ``ci95_*``), ``best``, ``importance``
+``accuracy_seen``, ``accuracy_unseen``, ``ci95_*``, ``diverged``: why training
+stopped, or None; a diverged trial has no accuracies and counts as a failed Optuna
+trial), ``best``, ``importance``
 (parameter -> fraction, or None), ``importance_note``}, ``figures``, ``timing_s``,
 ``replaced_by_setting`` (what ``--quick`` or ``--smoke`` replaced, see ``QUICK``).
 """
@@ -122,6 +124,7 @@ def run(
             "`pip install -e '.[dist]'`"
         ) from error
 
+    from mosaicnet.errors import TrainingDiverged
     from mosaicnet.protocols_support import figures
     from mosaicnet.protocols_support.evaluation import evaluate
     from mosaicnet.protocols_support.output import FIGURES, RUNS, results_head, start_run
@@ -149,8 +152,25 @@ def run(
             lr_in = trial.suggest_float("lr_in", *p.LR_IN_RANGE, log=True)
             lr_out = trial.suggest_float("lr_out", *p.LR_OUT_RANGE, log=True)
             run_dir = out / RUNS / f"steps_{k}" / f"trial_{number:03d}"
-            train_or_resume(train_config(p, int(k), lr_in, lr_out), run_dir, data=data_dir,
-                            progress=progress)  # fmt: skip
+            record = {"lr_in": lr_in, "lr_out": lr_out, "run": str(run_dir.relative_to(out))}
+            try:
+                train_or_resume(train_config(p, int(k), lr_in, lr_out), run_dir,
+                                data=data_dir, progress=progress)  # fmt: skip
+            except TrainingDiverged as error:
+                # A diverged trial is a result of the search (these rates fail), not the
+                # end of the study: Optuna records it as failed, the report names it.
+                print(f"trial {number} of {k} inner step(s) diverged: {error}", file=sys.stderr)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                trials.append(
+                    {
+                        **record,
+                        "diverged": str(error),
+                        **dict.fromkeys(
+                            ("accuracy_seen", "ci95_seen", "accuracy_unseen", "ci95_unseen")
+                        ),
+                    }
+                )
+                continue
             result = evaluate(
                 run_dir, on=p.EVALUATE_ON, data=data_dir, tasks=p.EVAL_TASKS, backend=p.BACKEND,
                 read_time_s=seconds(p.READ_TIME), seed=p.SEED, progress=False,
@@ -159,7 +179,7 @@ def run(
             value = result["accuracy_unseen"]
             study.tell(trial, float("nan") if value is None else value)
             trials.append({
-                "lr_in": lr_in, "lr_out": lr_out, "run": str(run_dir.relative_to(out)),
+                **record, "diverged": None,
                 **{key: result[key] for key in
                    ("accuracy_seen", "ci95_seen", "accuracy_unseen", "ci95_unseen")},
             })  # fmt: skip
@@ -197,7 +217,13 @@ def plot_landscape(path: Path, studies: dict[str, Any]) -> Path:
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(studies), squeeze=False)[0]
     for ax, (k, study) in zip(axes, studies.items(), strict=True):
-        trials = study["trials"]
+        # Diverged trials (no accuracy) are drawn as crosses.
+        failed = [t for t in study["trials"] if t["accuracy_unseen"] is None]
+        trials = [t for t in study["trials"] if t["accuracy_unseen"] is not None]
+        if failed:
+            ax.scatter([t["lr_in"] for t in failed], [t["lr_out"] for t in failed],
+                       marker="x", c="r", s=40, label="diverged")  # fmt: skip
+            ax.legend(fontsize=8)
         points = ax.scatter(
             [t["lr_in"] for t in trials], [t["lr_out"] for t in trials],
             c=[100 * t["accuracy_unseen"] for t in trials], cmap="viridis", s=40,

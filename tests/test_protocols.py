@@ -615,3 +615,33 @@ def test_neuron_constants_may_be_written_as_brian2_quantities():
     assert stored["NEURON_CONSTANTS"] == {"tau_mem": "0.3 * second"}
     model = train_config_from_parameters(p).neuron_parameters().model
     assert model.constants["tau_mem"] == 300 * ms
+
+
+def test_learning_rate_study_records_a_diverged_trial_and_goes_on(
+    tmp_path, default_data, monkeypatch
+):
+    """One trial whose training diverges is a failed trial, not the end of the study."""
+    pytest.importorskip("optuna")
+    pytest.importorskip("sklearn")
+    from mosaicnet.errors import TrainingDiverged
+    from mosaicnet.protocols_support import runs
+
+    real = runs.train_or_resume
+
+    def diverge_once(config, run_dir, **kwargs):
+        if run_dir.name == "trial_001" and run_dir.parent.name == "steps_1":
+            raise TrainingDiverged("meta-training diverged at step 1 (test)")
+        return real(config, run_dir, **kwargs)
+
+    monkeypatch.setattr(runs, "train_or_resume", diverge_once)
+    module = load_protocol("learning_rates")
+    results = module.run({}, tmp_path / "out", False, smoke=True, data=default_data,
+                         progress=False)  # fmt: skip
+    trials = results["studies"]["1"]["trials"]
+    assert len(trials) == module.SMOKE["N_TRIALS"]
+    assert "diverged at step 1" in trials[1]["diverged"]
+    assert trials[1]["accuracy_unseen"] is None
+    assert all(t["diverged"] is None and t["accuracy_unseen"] is not None
+               for t in trials[:1] + trials[2:])  # fmt: skip
+    assert all(t["diverged"] is None for t in results["studies"]["3"]["trials"])
+    assert (tmp_path / "out" / results["figures"]["landscape"]).stat().st_size > 0
