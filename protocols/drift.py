@@ -71,7 +71,12 @@ MAX_HOPS = 1  # routing limit, as in fewshot_mosaic_vs_fc.py (None: the dense pu
 N_WAY = 5
 K_SHOT = 5
 N_QUERY = 5
-INNER_STEPS = 1
+# The inner loop, as in fewshot_mosaic_vs_fc.py (the talk: INNER_STEPS = 1,
+# INNER_STEP_SCALE = "none", READOUT_INIT = "meta").
+INNER_STEPS = 10
+INNER_STEP_SCALE = "curvature"  # "none", "curvature" or "refine" (docs/training.md)
+INNER_LR = 1.0
+READOUT_INIT = "prototype"  # "meta" (published) or "prototype"
 ITERATIONS = 1000
 META_BATCH = 16
 OUTER_LR = 1e-3
@@ -113,7 +118,8 @@ def train_config(p: SimpleNamespace, hardware_aware: bool):
     from mosaicnet.protocols_support.parameters import seconds, train_config_from_parameters
 
     return train_config_from_parameters(
-        p, inner_steps=p.INNER_STEPS, outer_lr=p.OUTER_LR, max_hops=p.MAX_HOPS,
+        p, inner_steps=p.INNER_STEPS, inner_step_scale=p.INNER_STEP_SCALE, inner_lr=p.INNER_LR,
+        outer_lr=p.OUTER_LR, max_hops=p.MAX_HOPS,
         noise_start=0 if hardware_aware else p.ITERATIONS,
         read_time_min_s=seconds(p.READ_TIME_MIN), read_time_max_s=seconds(p.READ_TIME_MAX),
     )  # fmt: skip

@@ -495,6 +495,31 @@ def test_drift_protocol_compares_the_two_trainings_on_the_routing_limited_mosaic
     assert module.train_config(quick, hardware_aware=True).max_hops is None
 
 
+@pytest.mark.parametrize(
+    ("name", "config_of"),
+    [
+        ("fewshot_mosaic_vs_fc", lambda m, p: m.train_config(p, "mosaic")),
+        ("inner_steps", lambda m, p: m.train_config(p, p.INNER_STEPS[-1])),
+        ("drift", lambda m, p: m.train_config(p, hardware_aware=True)),
+    ],
+)
+def test_claim_protocols_train_the_inner_loop_they_name(name, config_of):
+    """The three claim protocols train the recommended inner loop (prototype start, ten
+    curvature-scaled steps) on the routing-limited Mosaic, and the talk's inner loop is one
+    --set away: what READOUT_INIT, INNER_STEP_SCALE and INNER_LR say reaches TrainConfig."""
+    from types import SimpleNamespace
+
+    module = load_protocol(name)
+    p = SimpleNamespace(**module.PARAMETERS)
+    config = config_of(module, p)
+    assert (config.readout_init, config.inner_step_scale) == ("prototype", "curvature")
+    assert (config.inner_steps, config.resolved_inner_lr, config.max_hops) == (10, 1.0, 1)
+    talk = {"READOUT_INIT": "meta", "INNER_STEP_SCALE": "none"}
+    talk["INNER_STEPS"] = [1] if name == "inner_steps" else 1
+    config = config_of(module, SimpleNamespace(**{**module.PARAMETERS, **talk}))
+    assert (config.readout_init, config.inner_step_scale, config.inner_steps) == ("meta", "none", 1)
+
+
 OTHER_PROTOCOLS = [
     "inner_steps", "drift", "layout_lambda", "learning_rates", "retraining", "neuron_models",
 ]  # fmt: skip

@@ -180,7 +180,9 @@ class TrainConfig:
         positive during speech and about 1 where the trace looks like its class:
         no unit starts dead, whatever meta-training did to its column
         (docs/results.md, 'Why unseen accuracy varies between seeds'). The
-        meta-gradient flows through the prototypes into the recurrent layer.
+        meta-gradient flows through the prototypes into the recurrent layer. With
+        ten ``"curvature"`` steps at ``inner_lr=1`` it is the inner loop the claim
+        protocols use (docs/training.md, 'Stable steps from the prototypes').
     learn_inner_lr
         Learn one inner learning rate per adapted layer (Meta-SGD style, stored as
         its logarithm so it stays positive), initialised at the resolved ``inner_lr``.

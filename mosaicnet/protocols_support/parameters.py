@@ -237,10 +237,10 @@ def train_config_from_parameters(p: types.SimpleNamespace, **fields: Any) -> Tra
     Mosaic size alike (``SEED``, ``ITERATIONS``, ``META_BATCH``, ``N_WAY``,
     ``K_SHOT``, ``N_QUERY``, ``MOSAIC_ROWS``, ``MOSAIC_COLS``,
     ``NEURONS_PER_TILE``, ``DEVICE_MODEL``; where a protocol has them,
-    ``NEURON_MODEL``, ``NEURON_CONSTANTS`` and ``TORCH_DEVICE``); those map to their
-    :class:`~mosaicnet.meta.config.TrainConfig` fields here. What a protocol varies
-    or names itself (inner steps, learning rates, layout weight, ...) it passes as
-    ``fields``.
+    ``NEURON_MODEL``, ``NEURON_CONSTANTS``, ``TORCH_DEVICE`` and ``READOUT_INIT``);
+    those map to their :class:`~mosaicnet.meta.config.TrainConfig` fields here. What a
+    protocol varies or names itself (inner steps, learning rates, layout weight, ...) it
+    passes as ``fields``.
 
     Parameters
     ----------
@@ -269,6 +269,9 @@ def train_config_from_parameters(p: types.SimpleNamespace, **fields: Any) -> Tra
     # Optional too: where torch trains ("cpu", "cuda", "cuda:N").
     if hasattr(p, "TORCH_DEVICE"):
         shared["torch_device"] = p.TORCH_DEVICE
+    # Optional too: where the inner loop starts a task's readout ("meta" or "prototype").
+    if hasattr(p, "READOUT_INIT"):
+        shared["readout_init"] = p.READOUT_INIT
     return TrainConfig(**{**shared, **fields})
 
 
