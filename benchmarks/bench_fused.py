@@ -77,7 +77,7 @@ def build(args: argparse.Namespace, path: str):
         raise SystemExit(f"neuron model {config.neuron_model!r} cannot use the fused layer")
     params = init_meta_params(clone.init_params(), config)
     cost = build_layout(config).cost_tensor(dtype=torch.float32)
-    batches = [to_meta_batch(sampler.sample(config.meta_batch), torch.float32) for _ in range(3)]
+    batches = [to_meta_batch(sampler.sample(config.meta_batch)) for _ in range(3)]
     return config, clone, params, cost, batches
 
 

@@ -57,8 +57,11 @@ N_WAY = 5
 GIB = 1024**3
 
 
-def build(k_shot: int, inner_steps: int, *, seed: int = 0):
-    """Config, clone, parameters, layout cost and a few meta-batches for one case."""
+def build(k_shot: int, inner_steps: int, *, seed: int = 0, meta_batch: int = META_BATCH, **changes):
+    """Config, clone, parameters, layout cost and a few meta-batches for one case.
+
+    ``changes`` are further :class:`~mosaicnet.meta.config.TrainConfig` fields.
+    """
     from mosaicnet.data.tasks import TaskSampler
     from mosaicnet.meta.config import TrainConfig
     from mosaicnet.meta.maml import init_meta_params
@@ -73,8 +76,8 @@ def build(k_shot: int, inner_steps: int, *, seed: int = 0):
     )
 
     config = TrainConfig(
-        meta_batch=META_BATCH, n_way=N_WAY, k_shot=k_shot, n_query=k_shot,
-        inner_steps=inner_steps, seed=seed,
+        meta_batch=meta_batch, n_way=N_WAY, k_shot=k_shot, n_query=k_shot,
+        inner_steps=inner_steps, seed=seed, **changes,
     )  # fmt: skip
     dataset = load_split(resolve_data_dir(None), "train")
     sampler = TaskSampler(dataset, few_shot_config(config), split="meta-train", seed=seed)
@@ -82,7 +85,7 @@ def build(k_shot: int, inner_steps: int, *, seed: int = 0):
     clone = make_clone(spec, config)
     params = init_meta_params(clone.init_params(), config)
     cost = build_layout(config).cost_tensor(dtype=torch.float32)
-    batches = [to_meta_batch(sampler.sample(META_BATCH), torch.float32) for _ in range(3)]
+    batches = [to_meta_batch(sampler.sample(meta_batch)) for _ in range(3)]
     return config, clone, params, cost, batches
 
 
@@ -132,7 +135,7 @@ def _status_bytes(field: str) -> int | None:
     return None
 
 
-def memory_case(path: str, k_shot: int, steps: int) -> dict:
+def memory_case(path: str, k_shot: int, steps: int, **build_options) -> dict:
     """Run one case once in this (fresh) process; report peak RSS and its growth.
 
     The peak is the kernel's high-water mark of this process's resident set
@@ -142,7 +145,7 @@ def memory_case(path: str, k_shot: int, steps: int) -> dict:
     """
     from mosaicnet.meta.adam import AdamState
 
-    config, clone, params, cost, batches = build(k_shot, steps)
+    config, clone, params, cost, batches = build(k_shot, steps, **build_options)
     adam = AdamState.zeros_like(params)
     outer_step(config, clone, params, cost, batches[1], adam, fast=path == "fast")  # warm-up
     try:

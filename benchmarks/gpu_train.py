@@ -55,7 +55,7 @@ def build(meta_batch: int, device: str, dtype: str):
     params = init_meta_params(clone.init_params(), config)
     kind = torch_dtype(config)
     cost = build_layout(config).cost_tensor(dtype=kind, device=clone.device)
-    batches = [to_meta_batch(sampler.sample(meta_batch), kind, clone.device) for _ in range(2)]
+    batches = [to_meta_batch(sampler.sample(meta_batch), clone.device) for _ in range(2)]
     return config, clone, params, cost, batches
 
 

@@ -201,6 +201,35 @@ def test_meta_gradient_matches_sequential_reference(first_order):
         torch.testing.assert_close(grads[name], ref[name], rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("tasks_per_pass", [1, 2])
+@pytest.mark.parametrize("inner_params", ["readout", "all"])
+def test_meta_gradient_in_passes_equals_one_pass(tasks_per_pass, inner_params):
+    """Accumulating over passes of fewer tasks (uneven parts too) changes nothing but rounding."""
+    clone, batch = TinyLif(seed=3), make_batch(n_tasks=5, seed=4)
+    layout_cost = torch.rand(clone.init_params()["w_rec"].shape, dtype=torch.float64)
+    one = tiny_config(inner_steps=2, inner_params=inner_params, tasks_per_pass=None)
+    params = init_meta_params(clone.init_params(), one)
+    expected = meta_gradient(params, batch, clone, one, layout_cost=layout_cost)
+    passes = one.with_changes(tasks_per_pass=tasks_per_pass)
+    got = meta_gradient(params, batch, clone, passes, layout_cost=layout_cost)
+    torch.testing.assert_close(got[1], expected[1], rtol=1e-12, atol=0)
+    assert set(got[0]) == set(expected[0]) and set(got[2]) == set(expected[2])
+    for name in expected[0]:
+        torch.testing.assert_close(got[0][name], expected[0][name], rtol=1e-10, atol=1e-13)
+    for name in expected[2]:  # the accuracies are float32 fractions
+        torch.testing.assert_close(
+            got[2][name].double(), expected[2][name].double(), rtol=1e-6, atol=1e-12
+        )
+
+
+def test_meta_batch_splits_into_consecutive_parts():
+    batch = make_batch(n_tasks=5)
+    parts = batch.split(2)
+    assert [part.n_tasks for part in parts] == [2, 2, 1]
+    torch.testing.assert_close(torch.cat([p.query_x for p in parts]), batch.query_x)
+    assert batch.split(None) == (batch,) and batch.split(5) == (batch,)
+
+
 def test_second_order_terms_are_present():
     """First- and second-order gradients differ (the inner step is differentiated)."""
     clone, batch = TinyLif(seed=3), make_batch(seed=4)

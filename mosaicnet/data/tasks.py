@@ -466,8 +466,9 @@ class TaskSampler:
             )
             order.append(rows)
         # `keys` is sorted by (index, view); put the per-offset blocks back in that order.
-        binned = torch.cat(parts)[torch.from_numpy(np.argsort(np.concatenate(order)))]
-        return binned[torch.from_numpy(inverse.reshape(-1))]
+        # One gather for both reorderings: a batch's inputs are its largest array.
+        sorted_rows = np.argsort(np.concatenate(order))
+        return torch.cat(parts)[torch.from_numpy(sorted_rows[inverse.reshape(-1)])]
 
 
 def shift_channels(x: torch.Tensor, shifts: np.ndarray) -> torch.Tensor:

@@ -70,6 +70,15 @@ class TrainConfig:
         Tasks per outer step. Published: 256; the default 16 keeps one CPU step
         under a second (the gradient is a mean over tasks, so a smaller batch only
         adds variance).
+    tasks_per_pass
+        Tasks whose recordings go through the network together; the meta-gradient
+        of a larger meta-batch is accumulated over passes
+        (:func:`mosaicnet.meta.maml.meta_gradient`). It is the same gradient (to
+        rounding: another order of the same sums), so this sets only peak memory,
+        which grows with the recordings alive at once, and speed: each pass adds a
+        fixed cost (the time loop's per-step operations). ``None``: the whole
+        meta-batch in one pass. Default 8: a meta-batch of 8 runs in one pass and
+        larger ones in constant memory (measured in ``docs/performance.md``).
     checkpoint_every
         Write a checkpoint every this many iterations (and always at the end).
     n_way, k_shot, n_query
@@ -276,6 +285,7 @@ class TrainConfig:
     seed: int = 0
     iterations: int = 300
     meta_batch: int = 16
+    tasks_per_pass: int | None = 8
     checkpoint_every: int = 50
     n_way: int = 5
     k_shot: int = 5
@@ -448,6 +458,15 @@ class TrainConfig:
         ):
             raise ConfigError(
                 f"validation_tasks must be an integer >= 1, got {self.validation_tasks!r}"
+            )
+        if self.tasks_per_pass is not None and (
+            isinstance(self.tasks_per_pass, bool)
+            or not isinstance(self.tasks_per_pass, int)
+            or self.tasks_per_pass < 1
+        ):
+            raise ConfigError(
+                "tasks_per_pass must be null (the whole meta-batch in one pass) or an "
+                f"integer >= 1, got {self.tasks_per_pass!r}"
             )
         if self.max_hops is not None and (
             isinstance(self.max_hops, bool)

@@ -79,7 +79,9 @@ class MetaBatch:
     Attributes
     ----------
     support_x, query_x
-        ``(B, S, T, C)`` and ``(B, Q, T, C)`` binary inputs (already clipped to 0/1).
+        ``(B, S, T, C)`` and ``(B, Q, T, C)`` binary inputs (already clipped to 0/1):
+        ``bool`` (:func:`mosaicnet.meta.run_setup.to_meta_batch`), or 0/1 in any dtype;
+        the losses convert them to the weights' dtype one pass at a time.
     support_y, query_y
         ``(B, S)``, ``(B, Q)`` task-local labels ``0..N-1``.
     classes
@@ -96,6 +98,25 @@ class MetaBatch:
     def n_tasks(self) -> int:
         """Number of tasks B."""
         return int(self.classes.shape[0])
+
+    def split(self, tasks: int | None) -> tuple[MetaBatch, ...]:
+        """Consecutive parts of at most ``tasks`` tasks each (views; ``None``: this batch)."""
+        if tasks is None or tasks >= self.n_tasks:
+            return (self,)
+        parts = zip(
+            *(
+                tensor.split(tasks)
+                for tensor in (
+                    self.support_x,
+                    self.support_y,
+                    self.query_x,
+                    self.query_y,
+                    self.classes,
+                )
+            ),
+            strict=True,
+        )
+        return tuple(MetaBatch(*part) for part in parts)
 
 
 # ------------------------------------------------------------------------- parameters
@@ -604,7 +625,7 @@ def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
     # Shared recurrent weights: all tasks' recordings go through as one batch, the
     # support sets first, so that the support and query parts below are contiguous.
     x = torch.cat([batch.support_x.flatten(0, 1), batch.query_x.flatten(0, 1)])
-    z = clone.recurrent_spikes(weights, x)
+    z = clone.recurrent_spikes(weights, x.to(weights["w_in"].dtype))
     sizes = [n_tasks * n_support, x.shape[0] - n_tasks * n_support]
     s_trace, q_trace = (
         part.unflatten(0, (n_tasks, -1)) for part in clone.readout_trace(z).split(sizes)
@@ -643,6 +664,7 @@ def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
 
     def task(s_x, s_y, q_x, q_y, classes):
         current = dict(weights)
+        s_x, q_x = s_x.to(weights["w_in"].dtype), q_x.to(weights["w_in"].dtype)
         s_labels = global_labels(s_y, classes)
         if config.readout_init == "prototype":  # readout-only (TrainConfig checks)
             trace = clone.readout_trace(clone.recurrent_spikes(current, s_x))
@@ -701,13 +723,45 @@ def meta_gradient(
 ) -> tuple[Params, torch.Tensor, dict[str, torch.Tensor]]:
     """Gradient of :func:`meta_loss` with respect to every meta-parameter.
 
+    The tasks go through the network ``config.tasks_per_pass`` at a time. The loss
+    is a mean over tasks plus terms of the shared weights alone, so the loss of the
+    whole batch is the task-weighted mean of its parts' losses, and so are its
+    gradient and metrics: accumulating them gives the one-pass values to rounding,
+    with the memory of one part.
+
     Returns ``(gradients, loss, metrics)``; keyword arguments go to :func:`meta_loss`.
     """
     params = dict(params)
 
-    def loss_of(p: Params) -> tuple[torch.Tensor, tuple[torch.Tensor, dict]]:
-        loss, metrics = meta_loss(p, batch, clone, config, **kwargs)
+    def loss_of(p: Params, part: MetaBatch) -> tuple[torch.Tensor, tuple[torch.Tensor, dict]]:
+        loss, metrics = meta_loss(p, part, clone, config, **kwargs)
         return loss, (loss.detach(), metrics)
 
-    gradients, (loss, metrics) = grad(loss_of, has_aux=True)(params)
-    return gradients, loss, metrics
+    gradient_of = grad(loss_of, has_aux=True)
+    parts = batch.split(config.tasks_per_pass)
+    if len(parts) == 1:
+        gradients, (loss, metrics) = gradient_of(params, batch)
+        return gradients, loss, metrics
+    weights, gradients, losses, metrics = [], [], [], []
+    for part in parts:  # the parts' gradients are small: the graphs are freed per part
+        part_gradients, (part_loss, part_metrics) = gradient_of(params, part)
+        weights.append(part.n_tasks / batch.n_tasks)
+        gradients.append(part_gradients)
+        losses.append({"loss": part_loss})
+        metrics.append(part_metrics)
+    return (
+        _weighted_sum(gradients, weights),
+        _weighted_sum(losses, weights)["loss"],
+        _weighted_sum(metrics, weights),
+    )
+
+
+def _weighted_sum(
+    parts: list[dict[str, torch.Tensor]], weights: list[float]
+) -> dict[str, torch.Tensor]:
+    """``sum_i weights[i] * parts[i][key]`` for every key of the parts."""
+    return {
+        key: sum((w * part[key] for w, part in zip(weights[1:], parts[1:], strict=True)),
+                 weights[0] * parts[0][key])
+        for key in parts[0]
+    }  # fmt: skip

@@ -191,14 +191,22 @@ def load_split(data_dir: Path, split: str):
     return load_shd(Path(data_dir) / f"shd_{split}.h5")
 
 
-def to_meta_batch(tasks, dtype: torch.dtype, device=None) -> MetaBatch:
-    """The :class:`MetaBatch` of a sampler's ``TaskBatch`` (inputs made binary), on ``device``."""
+def to_meta_batch(tasks, device=None) -> MetaBatch:
+    """The :class:`MetaBatch` of a sampler's ``TaskBatch`` on ``device``.
+
+    The inputs are made binary and kept as ``bool``: a quarter of float32's memory,
+    which matters at large meta-batches (the published 256 tasks are 1.2 GB of
+    float32 inputs). :func:`mosaicnet.meta.maml.meta_loss` converts them to the
+    weights' dtype one pass at a time.
+    """
+    import torch
+
     from mosaicnet.meta.maml import MetaBatch
 
     return MetaBatch(
-        support_x=encode_input(tasks.support_x, dtype).to(device),
+        support_x=encode_input(tasks.support_x, torch.bool).to(device),
         support_y=tasks.support_y.to(device),
-        query_x=encode_input(tasks.query_x, dtype).to(device),
+        query_x=encode_input(tasks.query_x, torch.bool).to(device),
         query_y=tasks.query_y.to(device),
         classes=tasks.classes.to(device),
     )

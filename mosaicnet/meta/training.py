@@ -279,7 +279,7 @@ def _train(
         layout_cost = build_layout(config).cost_tensor(dtype=dtype, device=clone.device)
     validation = None
     if config.validation_every:
-        validation = make_validation(dataset, config, validation_recordings, validation_seed, dtype)
+        validation = make_validation(dataset, config, validation_recordings, validation_seed)
     best = run.load_best() if checkpoint is not None else None
     monitor = DivergenceMonitor(config.divergence_window, config.divergence_factor)
     if checkpoint is not None:
@@ -295,7 +295,7 @@ def _train(
         while state.iteration < config.iterations:
             started = time.perf_counter()
             tasks = sampler.tasks(range(state.next_task_id, state.next_task_id + config.meta_batch))
-            batch = to_meta_batch(tasks, dtype, clone.device)
+            batch = to_meta_batch(tasks, clone.device)
             last = _step(state, batch, clone, config, layout_cost)
             if monitor.update(last["loss"]) or not math.isfinite(last["grad_norm"]):
                 # The diverged step is neither logged nor checkpointed: the run keeps

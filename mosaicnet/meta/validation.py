@@ -28,7 +28,6 @@ class Validation:
 
     sampler: object  # a TaskSampler
     n_tasks: int
-    dtype: torch.dtype
 
     def score(self, params: dict[str, torch.Tensor], clone, config: TrainConfig) -> dict:
         """``{"val_acc", "val_ce"}``: means over the tasks (no gradients)."""
@@ -38,7 +37,7 @@ class Validation:
         with torch.no_grad():
             for start in range(0, self.n_tasks, CHUNK):
                 ids = range(start, min(self.n_tasks, start + CHUNK))
-                batch = to_meta_batch(self.sampler.tasks(ids), self.dtype, clone.device)
+                batch = to_meta_batch(self.sampler.tasks(ids), clone.device)
                 _, metrics = meta_loss(params, batch, clone, config)
                 total_acc += float(metrics["acc"]) * len(ids)
                 total_ce += float(metrics["ce"]) * len(ids)
@@ -57,11 +56,11 @@ def training_recordings(dataset, config: TrainConfig, seed: int) -> tuple[np.nda
     return split_recordings(dataset.labels, config.validation_holdout, seed=seed)
 
 
-def make_validation(dataset, config: TrainConfig, recordings, seed: int, dtype) -> Validation:
+def make_validation(dataset, config: TrainConfig, recordings, seed: int) -> Validation:
     """The :class:`Validation` of a run (tasks over the meta-train classes, fixed views)."""
     from mosaicnet.data.tasks import TaskSampler
     from mosaicnet.meta.run_setup import few_shot_config
 
     tasks = replace(few_shot_config(config), view_offset=0)
     sampler = TaskSampler(dataset, tasks, split="meta-train", seed=seed, recordings=recordings)
-    return Validation(sampler, config.validation_tasks, dtype)
+    return Validation(sampler, config.validation_tasks)
