@@ -89,9 +89,11 @@ def test_resume_rejects_changed_configuration(tmp_path, data_dir, capsys):
     capsys.readouterr()
     assert main([*base, "--resume", "--inner-steps", "3"]) == 2
     assert "inner_steps: 1 -> 3" in capsys.readouterr().err
-    # Extending the run is allowed.
-    assert main([*base, "--resume", "--iterations", "2"]) == 0
-    assert RunDirectory.open(run).load_checkpoint()["iteration"] == 2
+    # Extending the run is allowed, in passes of fewer tasks too (memory, not results).
+    assert main([*base, "--resume", "--iterations", "2", "--tasks-per-pass", "1"]) == 0
+    directory = RunDirectory.open(run)
+    assert directory.load_checkpoint()["iteration"] == 2
+    assert directory.load_config().tasks_per_pass == 1
 
 
 def test_bad_inputs_give_clear_errors(tmp_path, data_dir, capsys):

@@ -14,6 +14,7 @@ HELP_ORDER = 40
 _FLAG_FIELDS = {
     "iterations": "iterations",
     "meta_batch": "meta_batch",
+    "tasks_per_pass": "tasks_per_pass",
     "inner_steps": "inner_steps",
     "layout": "layout",
     "seed": "seed",
@@ -46,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", metavar="FILE", help="JSON file of TrainConfig fields")
     parser.add_argument("--iterations", type=int, help="outer steps (default 300)")
     parser.add_argument("--meta-batch", type=int, help="tasks per outer step (default 16)")
+    parser.add_argument(
+        "--tasks-per-pass",
+        type=int,
+        help="tasks run through the network at once; the meta-gradient is accumulated "
+        "over passes (same result, less memory; default 8)",
+    )
     parser.add_argument("--inner-steps", type=int, help="inner SGD steps (default 1)")
     parser.add_argument(
         "--layout",

@@ -449,12 +449,14 @@ def _restore(state: TrainState, checkpoint: dict[str, Any], run: RunDirectory) -
 
 def _check_resume_config(stored: TrainConfig, given: TrainConfig, run: RunDirectory) -> None:
     a, b = stored.to_dict(), given.to_dict()
-    # The number of steps and the compute device may change; nothing else.
-    differing = sorted(k for k in a if k not in ("iterations", "torch_device") and a[k] != b.get(k))
+    # The number of steps, the compute device and the tasks per pass (memory, not the
+    # result) may change; nothing else.
+    free = ("iterations", "torch_device", "tasks_per_pass")
+    differing = sorted(k for k in a if k not in free and a[k] != b.get(k))
     if differing:
         detail = ", ".join(f"{k}: {a[k]!r} -> {b.get(k)!r}" for k in differing)
         raise ConfigError(
             f"cannot resume {run.path} with a different configuration ({detail}); only "
-            "the number of iterations and the compute device may change on resume. Start a "
-            "new run for other settings"
+            "the number of iterations, the compute device and the tasks per pass may change "
+            "on resume. Start a new run for other settings"
         )
