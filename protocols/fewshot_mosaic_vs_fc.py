@@ -278,7 +278,7 @@ def run(
         label = int(recording.labels[sample])
         paths[f"raster_{name}"] = plot_sample(
             recording.result, fig_dir / f"raster_{name}.png", sample=sample, spec=recording.spec,
-            predicted=int(recording.predicted[sample]),
+            predicted=recording.decision(sample),
             label=recording.label_names.get(label, label),
             title=f"{labels[name]} on Brian2 ({p.BACKEND}), test sample of class "
             f"{recording.label_names.get(label, label)!r}",

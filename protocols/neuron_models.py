@@ -197,7 +197,7 @@ def run(
         sample_label = int(recording.labels[0])
         paths[f"raster_{label}"] = plot_sample(
             recording.result, fig_dir / f"raster_{label}.png", sample=0, spec=recording.spec,
-            predicted=int(recording.predicted[0]),
+            predicted=recording.decision(0),
             label=recording.label_names.get(sample_label, sample_label),
             title=f"{label} on Brian2 ({p.BACKEND})",
         )  # fmt: skip

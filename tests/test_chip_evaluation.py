@@ -379,6 +379,11 @@ def test_recordings_run_on_the_chip_the_evaluation_scores(pcm_run, data_dir, com
     assert (factors["w_out"] > 1.0) is compensation
     assert recording.result.recurrent_spikes.shape[0] == 2
     assert recording.read_time_s == month
+    # Figures mark the published decision on the meta readout only where tasks start from it.
+    assert recording.readout_init == "meta"
+    assert recording.decision(1) == int(recording.result.readout[1].max(axis=0).argmax())
+    recording.readout_init = "prototype"
+    assert recording.decision(1) is None
     # Another seed, another chip.
     other = record_test_samples(
         pcm_run, data_dir, n_samples=1, backend="numpy", read_time_s=month, seed=8

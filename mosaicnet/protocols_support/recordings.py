@@ -32,11 +32,24 @@ class SampleRecording:
     label_names: dict[int, str]
     read_time_s: float
     programmed: dict[str, Any]  # pathway -> ProgrammedArray: the chip it ran on
+    readout_init: str = "meta"  # the run's TrainConfig.readout_init
 
     @property
     def predicted(self) -> np.ndarray:
         """Published decision rule on the unadapted readout: argmax over units of max_t v."""
         return self.result.readout.max(axis=1).argmax(axis=1)
+
+    def decision(self, sample: int) -> int | None:
+        """The readout unit to mark as predicted in a figure of ``sample``, or None.
+
+        The published decision rule on the recorded (meta) readout when the run's
+        tasks start from it. With ``readout_init="prototype"`` every task replaces
+        its classes' columns by their support prototypes, so no unit of the meta
+        readout is what a task would predict: None.
+        """
+        if self.readout_init != "meta":
+            return None
+        return int(self.predicted[sample])
 
     def spike_counts(self) -> np.ndarray:
         """Recurrent spikes per neuron, summed over samples and time."""
@@ -117,4 +130,6 @@ def record_test_samples(
         programmed=programmed, read_noise=options.noise, t_read_s=options.read_time_s,
         seed=brian_seed(options.seed),
     )  # fmt: skip
-    return SampleRecording(result, spec, labels, names, options.read_time_s, programmed)
+    return SampleRecording(
+        result, spec, labels, names, options.read_time_s, programmed, config.readout_init
+    )
