@@ -142,7 +142,9 @@ def cost_matrix(n):
     [("none", "full"), ("curvature", "full"), ("refine", "full"), ("none", "identity")],
 )
 @pytest.mark.parametrize("learn_lr", [False, True])
-@pytest.mark.parametrize(("loss_units", "init"), [("all", "meta"), ("task", "prototype")])
+@pytest.mark.parametrize(
+    ("loss_units", "init"), [("all", "meta"), ("task", "prototype"), ("all", "meta+prototype")]
+)
 def test_fast_readout_path_equals_recompute_path(learn_lr, scale, jacobian, loss_units, init):
     clone, batch = TinyLif(), make_batch()
     config = tiny_config(
@@ -472,3 +474,12 @@ def test_prototype_readout_sets_the_task_columns_from_the_support_traces():
     torch.testing.assert_close(adapted, start, rtol=0, atol=0)
     with pytest.raises(ConfigError, match="readout-only"):
         tiny_config(readout_init="prototype", inner_params="all")
+    # "meta+prototype" adds the prototypes to the task columns and keeps the others.
+    config = tiny_config(readout_init="meta+prototype", inner_steps=1)
+    both = adapt_readout(w_out, trace, batch.support_y, batch.classes, config, inner_lr=0.0)
+    for b in range(2):
+        columns = batch.classes[b]
+        torch.testing.assert_close(both[b][:, columns] - w_out[:, columns],
+                                   start[b][:, columns], rtol=1e-12, atol=1e-14)  # fmt: skip
+        others = ~torch.isin(torch.arange(w_out.shape[1]), columns)
+        assert torch.equal(both[b][:, others], w_out[:, others])

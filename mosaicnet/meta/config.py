@@ -51,7 +51,7 @@ _LR_SCHEDULES = ("per_step", "fixed")
 _INNER_STEP_SCALES = ("none", "curvature", "refine")
 _READOUT_JACOBIANS = ("full", "identity")
 _LOSS_UNITS = ("all", "task")
-_READOUT_INITS = ("meta", "prototype")
+_READOUT_INITS = ("meta", "prototype", "meta+prototype")
 _OUTER_LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -192,6 +192,8 @@ class TrainConfig:
         meta-gradient flows through the prototypes into the recurrent layer. With
         ten ``"curvature"`` steps at ``inner_lr=1`` it is the inner loop the claim
         protocols use (docs/training.md, 'Stable steps from the prototypes').
+        ``"meta+prototype"``: the prototype is added to the meta-learned column,
+        so that what meta-training stored for a seen class is kept.
     learn_inner_lr
         Learn one inner learning rate per adapted layer (Meta-SGD style, stored as
         its logarithm so it stays positive), initialised at the resolved ``inner_lr``.
@@ -495,9 +497,9 @@ class TrainConfig:
         _choice(self, "inner_readout_jacobian", _READOUT_JACOBIANS)
         _choice(self, "loss_units", _LOSS_UNITS)
         _choice(self, "readout_init", _READOUT_INITS)
-        if self.readout_init == "prototype" and self.inner_params != "readout":
+        if self.readout_init != "meta" and self.inner_params != "readout":
             raise ConfigError(
-                "readout_init='prototype' sets readout columns from the support traces, "
+                f"readout_init={self.readout_init!r} sets readout columns from the support traces, "
                 "which needs a readout-only inner loop; set inner_params='readout'"
             )
         if self.inner_readout_jacobian == "identity" and self.inner_params != "readout":

@@ -218,15 +218,35 @@ def loss_logits(logits: torch.Tensor, classes: torch.Tensor, config: TrainConfig
     return logits.masked_fill(~inside, torch.finfo(logits.dtype).min)
 
 
+def start_readout(
+    w_out: torch.Tensor, support_trace: torch.Tensor, support_y: torch.Tensor,
+    classes: torch.Tensor, config: TrainConfig,
+) -> torch.Tensor:  # fmt: skip
+    """The readout a task's inner loop starts from (``TrainConfig.readout_init``).
+
+    ``"meta"``: ``w_out`` itself; ``"prototype"`` and ``"meta+prototype"``:
+    :func:`prototype_readout`, the latter adding the prototypes to the task
+    classes' meta-learned columns instead of replacing them.
+    """
+    if config.readout_init == "meta":
+        return w_out
+    return prototype_readout(
+        w_out, support_trace, support_y, classes,
+        keep_meta=config.readout_init == "meta+prototype",
+    )  # fmt: skip
+
+
 def prototype_readout(
     w_out: torch.Tensor, support_trace: torch.Tensor, support_y: torch.Tensor,
-    classes: torch.Tensor,
+    classes: torch.Tensor, *, keep_meta: bool = False,
 ) -> torch.Tensor:  # fmt: skip
     """The readout with each task class's column set to its support prototype.
 
     ``TrainConfig.readout_init = "prototype"``: column ``classes[j]`` becomes
     ``m_j / |m_j|^2``, ``m_j`` the readout trace of the support recordings of local
     class ``j`` averaged over time and recordings; the other columns are kept.
+    With ``keep_meta`` (``"meta+prototype"``) the prototype is added to the
+    column instead: what meta-training stored in a seen class's column stays.
     ``w_out`` ``(..., n_rec, n_out)`` (or shared ``(n_rec, n_out)``),
     ``support_trace`` ``(..., S, T, n_rec)``, ``support_y`` ``(..., S)`` local labels,
     ``classes`` ``(..., N)``; returns ``(..., n_rec, n_out)``. Differentiable.
@@ -239,6 +259,8 @@ def prototype_readout(
     proto = member.transpose(-1, -2) @ mean_trace / counts  # (..., N, n_rec)
     proto = proto / (proto * proto).sum(dim=-1, keepdim=True).clamp_min(1e-12)
     units = torch.nn.functional.one_hot(classes, n_out).to(dtype)  # (..., N, n_out)
+    if keep_meta:
+        return w_out + proto.transpose(-1, -2) @ units
     keep = 1.0 - units.sum(dim=-2).unsqueeze(-2)  # (..., 1, n_out)
     return w_out * keep + proto.transpose(-1, -2) @ units
 
@@ -427,8 +449,7 @@ def adapt_readout(
     """
     lr = config.resolved_inner_lr if inner_lr is None else inner_lr
     n_steps = config.inner_steps if steps is None else int(steps)
-    if config.readout_init == "prototype":
-        w_out = prototype_readout(w_out, support_trace, support_y, classes)
+    w_out = start_readout(w_out, support_trace, support_y, classes, config)
     n_units = w_out.shape[-1]
     units = torch.arange(n_units, device=support_y.device).unsqueeze(-1)
     # One-hot global labels, unit-major: target[..., c, s] = (label of s == c).
@@ -639,9 +660,7 @@ def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
         # lr * rho: about lr * lambda_max of the first inner step (curvature_scale);
         # above 2 the plain step is unstable. With the curvature scale it is inner_lr.
         lr_value = rates["w_out"]
-        start = w_out
-        if config.readout_init == "prototype":
-            start = prototype_readout(w_out, s_trace, batch.support_y, batch.classes)
+        start = start_readout(w_out, s_trace, batch.support_y, batch.classes, config)
         rho = curvature_scale(_unit_rows(s_trace, peak_times(start, s_trace))).mean()
         step_curvature = lr_value if config.inner_step_scale == "curvature" else lr_value * rho
     q_logits = readout_logits(adapted, q_trace)  # (B, Q, n_out)
@@ -666,9 +685,9 @@ def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
         current = dict(weights)
         s_x, q_x = s_x.to(weights["w_in"].dtype), q_x.to(weights["w_in"].dtype)
         s_labels = global_labels(s_y, classes)
-        if config.readout_init == "prototype":  # readout-only (TrainConfig checks)
+        if config.readout_init != "meta":  # readout-only (TrainConfig checks)
             trace = clone.readout_trace(clone.recurrent_spikes(current, s_x))
-            current["w_out"] = prototype_readout(current["w_out"], trace, s_y, classes)
+            current["w_out"] = start_readout(current["w_out"], trace, s_y, classes, config)
         s_logits = None
         for step in range(config.inner_steps):
             task_rates = dict(rates)
