@@ -22,7 +22,8 @@ def test_values_are_normalised():
         ({"tasks_per_run": -2}, "tasks_per_run must be an integer >= 1"),
         ({"protocol": "both"}, "protocol must be one of"),
         ({"backend": "loihi"}, "unknown backend 'loihi'; choose one of numpy, cython"),
-        ({"readout_headroom": 0.5}, "readout_headroom must be a number >= 1"),
+        ({"readout_headroom": 0.5}, "readout_headroom must be 'auto' or a number >= 1"),
+        ({"readout_headroom": "wide"}, "readout_headroom must be 'auto' or a number >= 1"),
         ({"read_time_s": "-1d"}, "negative"),
         ({"noise": "no"}, "noise must be True or False"),
         ({"seed": 1.5}, "seed must be an integer"),
@@ -35,6 +36,18 @@ def test_bad_values_name_the_field_not_a_flag(changes, message):
     # with_changes validates the same way.
     with pytest.raises(ConfigError, match=message):
         EvaluationOptions().with_changes(**changes)
+
+
+def test_auto_readout_headroom_follows_where_the_run_starts_its_tasks():
+    from mosaicnet.meta.config import TrainConfig
+
+    auto = EvaluationOptions()
+    assert auto.readout_headroom == "auto"
+    assert auto.for_run(TrainConfig()).readout_headroom == 2.0  # published: meta readout
+    for start in ("prototype", "meta+prototype"):
+        assert auto.for_run(TrainConfig(readout_init=start)).readout_headroom == 1.0
+    fixed = EvaluationOptions(readout_headroom=3.0)
+    assert fixed.for_run(TrainConfig(readout_init="prototype")) is fixed
 
 
 def test_with_changes_copies_and_rejects_unknown_names():

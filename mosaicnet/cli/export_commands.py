@@ -61,6 +61,7 @@ def run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mosaicnet.errors import ConfigError
+    from mosaicnet.meta.evaluation_options import EvaluationOptions
     from mosaicnet.meta.run_directory import RunDirectory
     from mosaicnet.network.nir_graph import read_time_seconds, write_nir
     from mosaicnet.network.quantities import parse_quantity
@@ -73,12 +74,16 @@ def run_export(args: argparse.Namespace) -> int:
     time_step = None
     if args.time_step is not None:
         time_step = parse_quantity(args.time_step, name="--time-step")
-    spec = RunDirectory.open(args.run_dir).load_spec()
+    run = RunDirectory.open(args.run_dir)
+    spec = run.load_spec()
+    # The readout range of the run's evaluation chip.
+    headroom = EvaluationOptions().for_run(run.load_config()).readout_headroom
     graph = spec.to_nir(
         read_time,
         seed=args.seed,
         noise=not args.no_noise,
         drift_compensation=args.drift_compensation,
+        readout_headroom=headroom,
         readout=not args.no_readout,
         time_step=time_step,
     )

@@ -102,6 +102,7 @@ from mosaicnet.meta.evaluation_options import (
     resolve_options,
 )
 from mosaicnet.meta.read_time import format_read_time, parse_read_time, parse_read_times
+from mosaicnet.meta.readout_range import AUTO
 from mosaicnet.network.brian_network import BrianNetwork
 from mosaicnet.network.chip_programming import (
     STREAM_WRITE,
@@ -186,6 +187,11 @@ def chip_as_evaluated(spec: Any, options: EvaluationOptions) -> dict[str, Any]:
     (:func:`mosaicnet.protocols_support.recordings.record_test_samples`) run on.
     """
     options = _chip_options(options)
+    if options.readout_headroom == AUTO:
+        raise ConfigError(
+            'readout_headroom="auto" depends on the run: resolve it with '
+            "options.for_run(config) before programming the chip"
+        )
     chip = program_spec(
         spec, seed=options.seed, noise=options.noise, readout_headroom=options.readout_headroom
     )
@@ -264,6 +270,7 @@ class ChipSession:
         if options.inner_steps is not None:
             config = config.with_changes(inner_steps=options.inner_steps)
         self.config = config
+        options = self.options = options.for_run(config)
         self.spec = run.load_spec()
         learned = run.load_checkpoint()["params"] if config.learn_inner_lr else {}
         rate = inner_learning_rates(learned, config)["w_out"]

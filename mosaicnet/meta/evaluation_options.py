@@ -25,7 +25,7 @@ from typing import Any
 from mosaicnet.errors import ConfigError
 from mosaicnet.meta.config import check_torch_device
 from mosaicnet.meta.read_time import parse_read_time
-from mosaicnet.meta.readout_range import DEFAULT_READOUT_HEADROOM
+from mosaicnet.meta.readout_range import AUTO, default_readout_headroom
 
 #: Meta-test protocols (:mod:`mosaicnet.meta.torch_evaluation`).
 PROTOCOLS: tuple[str, ...] = ("separate", "mixed")
@@ -57,7 +57,9 @@ class EvaluationOptions:
         Seed of the task streams and (chip) of every device random stream.
     readout_headroom
         Readout conductance range over ``max |w_out|``
-        (:mod:`mosaicnet.meta.readout_range`); ``None``: unbounded (torch only).
+        (:mod:`mosaicnet.meta.readout_range`); ``"auto"`` (default): 2 where tasks
+        start from the meta readout, 1 with the prototype start (:meth:`for_run`);
+        ``None``: unbounded (torch only).
     tasks_per_run
         Tasks simulated together (torch: 16; Brian2: by backend, see
         :mod:`mosaicnet.meta.chip_evaluation`); memory grows with it.
@@ -83,7 +85,7 @@ class EvaluationOptions:
     protocol: str = "separate"
     inner_steps: int | None = None
     seed: int = 0
-    readout_headroom: float | None = DEFAULT_READOUT_HEADROOM
+    readout_headroom: float | str | None = AUTO
     tasks_per_run: int | None = None
     progress: bool = True
     backend: str = "cython"
@@ -104,12 +106,16 @@ class EvaluationOptions:
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         set_(self, "seed", int(self.seed))
-        if self.readout_headroom is not None:
+        if self.readout_headroom is not None and self.readout_headroom != AUTO:
             headroom = self.readout_headroom
             if isinstance(headroom, bool) or not isinstance(headroom, numbers.Real):
-                raise ConfigError(f"readout_headroom must be a number >= 1, got {headroom!r}")
+                raise ConfigError(
+                    f"readout_headroom must be {AUTO!r} or a number >= 1, got {headroom!r}"
+                )
             if not math.isfinite(headroom) or headroom < 1:
-                raise ConfigError(f"readout_headroom must be a number >= 1, got {headroom!r}")
+                raise ConfigError(
+                    f"readout_headroom must be {AUTO!r} or a number >= 1, got {headroom!r}"
+                )
             set_(self, "readout_headroom", float(headroom))
         if self.tasks_per_run is not None:
             set_(self, "tasks_per_run", _positive_int(self.tasks_per_run, "tasks_per_run"))
@@ -125,6 +131,14 @@ class EvaluationOptions:
         for name in ("progress", "noise", "drift_compensation"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+    def for_run(self, config: Any) -> EvaluationOptions:
+        """These options with ``readout_headroom="auto"`` resolved for a run's ``TrainConfig``."""
+        if self.readout_headroom != AUTO:
+            return self
+        return dataclasses.replace(
+            self, readout_headroom=default_readout_headroom(config.readout_init)
+        )
 
     def with_changes(self, **changes: Any) -> EvaluationOptions:
         """A copy with some fields changed (validated like a new object)."""

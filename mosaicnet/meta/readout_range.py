@@ -22,6 +22,21 @@ if TYPE_CHECKING:  # the chip side imports this module and must not load torch
 #: reached 1.5x the trained ``max |w_out|``; 2x leaves margin without spending much
 #: more of the conductance range (programming noise is a fixed fraction of it).
 DEFAULT_READOUT_HEADROOM = 2.0
+#: The same with the prototype start (``TrainConfig.readout_init`` other than
+#: ``"meta"``): a task's columns become normalised support prototypes plus small
+#: curvature-scaled steps, whose entries stayed within 0.66x the trained ``max |w_out|``
+#: on runs of the speech dev set (none saturated at 1x). Programming noise is a fixed
+#: fraction of the range, so the range those columns need is the one to give them: on
+#: a chip read one day after programming this raised seen / unseen accuracy from 67.3
+#: / 82.0 % to 72.0 / 85.8 % (RRAM, torch: 73.1 / 88.3 %; docs/results.md, claim (c)).
+PROTOTYPE_READOUT_HEADROOM = 1.0
+#: ``readout_headroom`` value that picks one of the two by the run's inner loop.
+AUTO = "auto"
+
+
+def default_readout_headroom(readout_init: str) -> float:
+    """The readout headroom ``"auto"`` stands for, given ``TrainConfig.readout_init``."""
+    return DEFAULT_READOUT_HEADROOM if readout_init == "meta" else PROTOTYPE_READOUT_HEADROOM
 
 
 def readout_range(w_out, headroom: float = DEFAULT_READOUT_HEADROOM) -> float:

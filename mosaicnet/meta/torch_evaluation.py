@@ -234,11 +234,12 @@ def evaluate_on_torch(
     from mosaicnet.meta.run_setup import load_split, make_clone, torch_dtype
 
     options = resolve_options(options, changes)
+    run = RunDirectory.open(run_dir)
+    config = run.load_config()
+    options = options.for_run(config)
     tasks, protocol, seed = options.tasks, options.protocol, options.seed
     progress, readout_headroom = options.progress, options.readout_headroom
     batch_size = options.tasks_per_run or _TASKS_PER_BATCH
-    run = RunDirectory.open(run_dir)
-    config = run.load_config()
     if options.inner_steps is not None:
         config = config.with_changes(inner_steps=options.inner_steps)
     spec = run.load_spec()

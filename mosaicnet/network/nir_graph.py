@@ -54,6 +54,7 @@ import numpy as np
 import sympy
 
 from mosaicnet.errors import ConfigError, DataFormatError
+from mosaicnet.meta.readout_range import DEFAULT_READOUT_HEADROOM
 
 if TYPE_CHECKING:
     from mosaicnet.network.neuron_model import NeuronModel
@@ -305,6 +306,7 @@ def chip_weights(
     seed: int = 0,
     noise: bool = True,
     drift_compensation: bool = False,
+    readout_headroom: float = DEFAULT_READOUT_HEADROOM,
 ) -> dict[str, np.ndarray]:
     """The spec's weights as read from its chip at ``read_time_s`` (the evaluation's chip).
 
@@ -318,8 +320,9 @@ def chip_weights(
     from mosaicnet.meta.evaluation_options import EvaluationOptions
 
     options = EvaluationOptions(
-        read_time_s=read_time_s, seed=seed, noise=noise, drift_compensation=drift_compensation
-    )
+        read_time_s=read_time_s, seed=seed, noise=noise, drift_compensation=drift_compensation,
+        readout_headroom=readout_headroom,
+    )  # fmt: skip
     chip = chip_as_evaluated(spec, options)
     weights = {
         name: array.read_weights(read_time_s, read_noise=False) for name, array in chip.items()
@@ -335,6 +338,7 @@ def to_nir(
     seed: int = 0,
     noise: bool = True,
     drift_compensation: bool = False,
+    readout_headroom: float = DEFAULT_READOUT_HEADROOM,
     readout: bool = True,
     time_step: Any = None,
 ) -> Any:
@@ -348,7 +352,8 @@ def to_nir(
         ``None``: the spec's own (ideal) weights. A time since programming (a
         Brian2 time, ``"30*day"`` or ``"30d"``): the weights as read from the
         chip programmed by the evaluation's rule at that time (:func:`chip_weights`
-        with ``seed``, ``noise`` and ``drift_compensation``).
+        with ``seed``, ``noise``, ``drift_compensation`` and ``readout_headroom``,
+        which should be the run's: :meth:`EvaluationOptions.for_run`).
     readout
         Include ``w_out`` and the LI readout; ``False`` ends the graph at the
         recurrent spikes (for importers without an LI node, such as snnTorch 1.0).
@@ -404,8 +409,9 @@ def to_nir(
     else:
         t_s = read_time_seconds(read_time)
         weights = chip_weights(
-            spec, t_s, seed=seed, noise=noise, drift_compensation=drift_compensation
-        )
+            spec, t_s, seed=seed, noise=noise, drift_compensation=drift_compensation,
+            readout_headroom=readout_headroom,
+        )  # fmt: skip
         metadata["mosaicnet_weights"] = (
             f"read from the chip ({spec.device_model} devices) at {t_s!r} s after programming: "
             f"seed {seed}, programming noise {'on' if noise else 'off'}, drift compensation "

@@ -122,6 +122,7 @@ def record_test_samples(
     )  # fmt: skip
     run = RunDirectory(run_dir)
     config = run.load_config()
+    options = options.for_run(config)
     spec = run.load_spec()
     x, labels, names = split_inputs(data_dir, config, n_samples, seed=seed)
     programmed = chip_as_evaluated(spec, options)
