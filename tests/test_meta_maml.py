@@ -474,12 +474,15 @@ def test_prototype_readout_sets_the_task_columns_from_the_support_traces():
     torch.testing.assert_close(adapted, start, rtol=0, atol=0)
     with pytest.raises(ConfigError, match="readout-only"):
         tiny_config(readout_init="prototype", inner_params="all")
-    # "meta+prototype" adds the prototypes to the task columns and keeps the others.
-    config = tiny_config(readout_init="meta+prototype", inner_steps=1)
+    # "meta+prototype" adds the prototypes to the columns of meta-training classes,
+    # replaces those of held-out classes, and keeps the others.
+    held_out = (int(batch.classes[0, 0]),)
+    config = tiny_config(readout_init="meta+prototype", inner_steps=1, held_out_classes=held_out)
     both = adapt_readout(w_out, trace, batch.support_y, batch.classes, config, inner_lr=0.0)
     for b in range(2):
-        columns = batch.classes[b]
-        torch.testing.assert_close(both[b][:, columns] - w_out[:, columns],
-                                   start[b][:, columns], rtol=1e-12, atol=1e-14)  # fmt: skip
-        others = ~torch.isin(torch.arange(w_out.shape[1]), columns)
+        for c in batch.classes[b].tolist():
+            meta = 0.0 if c in held_out else w_out[:, c]
+            torch.testing.assert_close(both[b][:, c] - meta, start[b][:, c], rtol=1e-12,
+                                       atol=1e-14)  # fmt: skip
+        others = ~torch.isin(torch.arange(w_out.shape[1]), batch.classes[b])
         assert torch.equal(both[b][:, others], w_out[:, others])

@@ -192,8 +192,12 @@ class TrainConfig:
         meta-gradient flows through the prototypes into the recurrent layer. With
         ten ``"curvature"`` steps at ``inner_lr=1`` it is the inner loop the claim
         protocols use (docs/training.md, 'Stable steps from the prototypes').
-        ``"meta+prototype"``: the prototype is added to the meta-learned column,
-        so that what meta-training stored for a seen class is kept.
+        ``"meta+prototype"``: for the meta-training classes the prototype is added
+        to the meta-learned column, so that what meta-training stored for a seen
+        class is kept; a held-out class's column is replaced as with
+        ``"prototype"`` (after the base and novel class weights of generalized
+        few-shot learning, Gidaris and Komodakis, "Dynamic Few-Shot Visual
+        Learning without Forgetting", CVPR 2018).
     learn_inner_lr
         Learn one inner learning rate per adapted layer (Meta-SGD style, stored as
         its logarithm so it stays positive), initialised at the resolved ``inner_lr``.

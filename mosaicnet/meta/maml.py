@@ -225,28 +225,31 @@ def start_readout(
     """The readout a task's inner loop starts from (``TrainConfig.readout_init``).
 
     ``"meta"``: ``w_out`` itself; ``"prototype"`` and ``"meta+prototype"``:
-    :func:`prototype_readout`, the latter adding the prototypes to the task
-    classes' meta-learned columns instead of replacing them.
+    :func:`prototype_readout`, the latter adding the prototypes to the meta-learned
+    columns of the task's meta-training classes instead of replacing them (the
+    held-out classes' columns were never trained as their class: they are replaced).
     """
     if config.readout_init == "meta":
         return w_out
-    return prototype_readout(
-        w_out, support_trace, support_y, classes,
-        keep_meta=config.readout_init == "meta+prototype",
-    )  # fmt: skip
+    keep_meta = None
+    if config.readout_init == "meta+prototype":
+        held_out = torch.as_tensor(config.held_out_classes, device=classes.device)
+        keep_meta = ~torch.isin(classes, held_out)
+    return prototype_readout(w_out, support_trace, support_y, classes, keep_meta=keep_meta)
 
 
 def prototype_readout(
     w_out: torch.Tensor, support_trace: torch.Tensor, support_y: torch.Tensor,
-    classes: torch.Tensor, *, keep_meta: bool = False,
+    classes: torch.Tensor, *, keep_meta: torch.Tensor | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """The readout with each task class's column set to its support prototype.
 
     ``TrainConfig.readout_init = "prototype"``: column ``classes[j]`` becomes
     ``m_j / |m_j|^2``, ``m_j`` the readout trace of the support recordings of local
     class ``j`` averaged over time and recordings; the other columns are kept.
-    With ``keep_meta`` (``"meta+prototype"``) the prototype is added to the
-    column instead: what meta-training stored in a seen class's column stays.
+    ``keep_meta`` (``(..., N)`` bool, ``"meta+prototype"``): where True the
+    prototype is added to the column instead, so what meta-training stored in a
+    seen class's column stays.
     ``w_out`` ``(..., n_rec, n_out)`` (or shared ``(n_rec, n_out)``),
     ``support_trace`` ``(..., S, T, n_rec)``, ``support_y`` ``(..., S)`` local labels,
     ``classes`` ``(..., N)``; returns ``(..., n_rec, n_out)``. Differentiable.
@@ -259,9 +262,8 @@ def prototype_readout(
     proto = member.transpose(-1, -2) @ mean_trace / counts  # (..., N, n_rec)
     proto = proto / (proto * proto).sum(dim=-1, keepdim=True).clamp_min(1e-12)
     units = torch.nn.functional.one_hot(classes, n_out).to(dtype)  # (..., N, n_out)
-    if keep_meta:
-        return w_out + proto.transpose(-1, -2) @ units
-    keep = 1.0 - units.sum(dim=-2).unsqueeze(-2)  # (..., 1, n_out)
+    replaced = units if keep_meta is None else units * (~keep_meta).unsqueeze(-1).to(dtype)
+    keep = 1.0 - replaced.sum(dim=-2).unsqueeze(-2)  # (..., 1, n_out)
     return w_out * keep + proto.transpose(-1, -2) @ units
 
 
