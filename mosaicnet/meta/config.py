@@ -198,6 +198,12 @@ class TrainConfig:
         ``"prototype"`` (after the base and novel class weights of generalized
         few-shot learning, Gidaris and Komodakis, "Dynamic Few-Shot Visual
         Learning without Forgetting", CVPR 2018).
+    pseudo_novel_classes
+        With ``readout_init="meta+prototype"``: in every meta-training task this
+        many of the task's classes (random ones) start from their prototype alone,
+        as held-out classes do at test time, so that meta-training balances kept
+        and replaced columns (the fake novel classes of Gidaris and Komodakis
+        2018). 0 (default): none.
     learn_inner_lr
         Learn one inner learning rate per adapted layer (Meta-SGD style, stored as
         its logarithm so it stays positive), initialised at the resolved ``inner_lr``.
@@ -322,6 +328,7 @@ class TrainConfig:
     inner_readout_jacobian: str = "full"
     loss_units: str = "all"
     readout_init: str = "meta"
+    pseudo_novel_classes: int = 0
     learn_inner_lr: bool = False
     inner_params: str = "readout"
     first_order: bool = False
@@ -440,7 +447,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         for name in (
             "prune_start", "noise_start", "seed", "outer_lr_warmup", "validation_every",
-            "validation_holdout", "divergence_window", "channel_shift",
+            "validation_holdout", "divergence_window", "channel_shift", "pseudo_novel_classes",
         ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -501,6 +508,14 @@ class TrainConfig:
         _choice(self, "inner_readout_jacobian", _READOUT_JACOBIANS)
         _choice(self, "loss_units", _LOSS_UNITS)
         _choice(self, "readout_init", _READOUT_INITS)
+        if self.pseudo_novel_classes and (
+            self.readout_init != "meta+prototype" or self.pseudo_novel_classes >= self.n_way
+        ):
+            raise ConfigError(
+                f"pseudo_novel_classes={self.pseudo_novel_classes} needs "
+                f"readout_init='meta+prototype' and fewer than n_way={self.n_way} classes; "
+                "set it to 0 or change readout_init"
+            )
         if self.readout_init != "meta" and self.inner_params != "readout":
             raise ConfigError(
                 f"readout_init={self.readout_init!r} sets readout columns from the support traces, "

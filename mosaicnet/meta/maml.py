@@ -220,7 +220,7 @@ def loss_logits(logits: torch.Tensor, classes: torch.Tensor, config: TrainConfig
 
 def start_readout(
     w_out: torch.Tensor, support_trace: torch.Tensor, support_y: torch.Tensor,
-    classes: torch.Tensor, config: TrainConfig,
+    classes: torch.Tensor, config: TrainConfig, *, meta_training: bool = False,
 ) -> torch.Tensor:  # fmt: skip
     """The readout a task's inner loop starts from (``TrainConfig.readout_init``).
 
@@ -228,6 +228,10 @@ def start_readout(
     :func:`prototype_readout`, the latter adding the prototypes to the meta-learned
     columns of the task's meta-training classes instead of replacing them (the
     held-out classes' columns were never trained as their class: they are replaced).
+    In ``meta_training`` tasks the last ``config.pseudo_novel_classes`` classes of
+    each task (random ones: a task's classes come in random order) are treated as
+    held-out ones, so that meta-training meets the mix of kept and replaced columns
+    that tasks over all classes meet at test time.
     """
     if config.readout_init == "meta":
         return w_out
@@ -235,6 +239,10 @@ def start_readout(
     if config.readout_init == "meta+prototype":
         held_out = torch.as_tensor(config.held_out_classes, device=classes.device)
         keep_meta = ~torch.isin(classes, held_out)
+        novel = config.pseudo_novel_classes if meta_training else 0
+        if novel:
+            position = torch.arange(classes.shape[-1], device=classes.device)
+            keep_meta = keep_meta & (position < classes.shape[-1] - novel)
     return prototype_readout(w_out, support_trace, support_y, classes, keep_meta=keep_meta)
 
 
@@ -408,6 +416,7 @@ def adapt_readout(
     *,
     inner_lr: float | torch.Tensor | None = None,
     steps: int | None = None,
+    meta_training: bool = False,
 ) -> torch.Tensor:
     """Adapt the readout of a task (or of a batch of tasks): SGD steps on the support set.
 
@@ -443,6 +452,8 @@ def adapt_readout(
         Overrides ``config.resolved_inner_lr`` (e.g. a learned rate).
     steps
         Overrides ``config.inner_steps``.
+    meta_training
+        A meta-training task (:func:`start_readout`); False at test time.
 
     Returns
     -------
@@ -451,7 +462,9 @@ def adapt_readout(
     """
     lr = config.resolved_inner_lr if inner_lr is None else inner_lr
     n_steps = config.inner_steps if steps is None else int(steps)
-    w_out = start_readout(w_out, support_trace, support_y, classes, config)
+    w_out = start_readout(
+        w_out, support_trace, support_y, classes, config, meta_training=meta_training
+    )
     n_units = w_out.shape[-1]
     units = torch.arange(n_units, device=support_y.device).unsqueeze(-1)
     # One-hot global labels, unit-major: target[..., c, s] = (label of s == c).
@@ -656,13 +669,21 @@ def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
     q_z = z.split(sizes)[1].unflatten(0, (n_tasks, -1))
     w_out = weights["w_out"]
     adapted = adapt_readout(
-        w_out, s_trace, batch.support_y, batch.classes, config, inner_lr=rates["w_out"]
+        w_out,
+        s_trace,
+        batch.support_y,
+        batch.classes,
+        config,
+        inner_lr=rates["w_out"],
+        meta_training=True,
     )
     with torch.no_grad():
         # lr * rho: about lr * lambda_max of the first inner step (curvature_scale);
         # above 2 the plain step is unstable. With the curvature scale it is inner_lr.
         lr_value = rates["w_out"]
-        start = start_readout(w_out, s_trace, batch.support_y, batch.classes, config)
+        start = start_readout(
+            w_out, s_trace, batch.support_y, batch.classes, config, meta_training=True
+        )
         rho = curvature_scale(_unit_rows(s_trace, peak_times(start, s_trace))).mean()
         step_curvature = lr_value if config.inner_step_scale == "curvature" else lr_value * rho
     q_logits = readout_logits(adapted, q_trace)  # (B, Q, n_out)
@@ -689,7 +710,9 @@ def _general_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
         s_labels = global_labels(s_y, classes)
         if config.readout_init != "meta":  # readout-only (TrainConfig checks)
             trace = clone.readout_trace(clone.recurrent_spikes(current, s_x))
-            current["w_out"] = start_readout(current["w_out"], trace, s_y, classes, config)
+            current["w_out"] = start_readout(
+                current["w_out"], trace, s_y, classes, config, meta_training=True
+            )
         s_logits = None
         for step in range(config.inner_steps):
             task_rates = dict(rates)
