@@ -486,3 +486,18 @@ def test_prototype_readout_sets_the_task_columns_from_the_support_traces():
                                        atol=1e-14)  # fmt: skip
         others = ~torch.isin(torch.arange(w_out.shape[1]), batch.classes[b])
         assert torch.equal(both[b][:, others], w_out[:, others])
+    # Pseudo-novel classes: in meta-training tasks the last class also starts afresh.
+    config = tiny_config(readout_init="meta+prototype", inner_steps=1, held_out_classes=(),
+                         pseudo_novel_classes=1)  # fmt: skip
+    kept = adapt_readout(w_out, trace, batch.support_y, batch.classes, config, inner_lr=0.0)
+    trained = adapt_readout(w_out, trace, batch.support_y, batch.classes, config,
+                            inner_lr=0.0, meta_training=True)  # fmt: skip
+    for b in range(2):
+        *firsts, last = batch.classes[b].tolist()
+        torch.testing.assert_close(trained[b][:, last], start[b][:, last], rtol=0, atol=0)
+        torch.testing.assert_close(kept[b][:, last] - w_out[:, last], start[b][:, last],
+                                   rtol=1e-12, atol=1e-14)  # fmt: skip
+        assert torch.equal(trained[b][:, firsts], kept[b][:, firsts])
+    for bad in ({"readout_init": "prototype"}, {"n_way": 3, "pseudo_novel_classes": 3}):
+        with pytest.raises(ConfigError, match="pseudo_novel_classes"):
+            tiny_config(**{"readout_init": "meta+prototype", "pseudo_novel_classes": 1, **bad})
