@@ -782,30 +782,20 @@ def meta_gradient(
         return loss, (loss.detach(), metrics)
 
     gradient_of = grad(loss_of, has_aux=True)
-    parts = batch.split(config.tasks_per_pass)
-    if len(parts) == 1:
-        gradients, (loss, metrics) = gradient_of(params, batch)
-        return gradients, loss, metrics
-    weights, gradients, losses, metrics = [], [], [], []
-    for part in parts:  # the parts' gradients are small: the graphs are freed per part
+    gradients = metrics = loss = None
+    for part in batch.split(config.tasks_per_pass):  # each part's graph is freed in turn
+        weight = part.n_tasks / batch.n_tasks
         part_gradients, (part_loss, part_metrics) = gradient_of(params, part)
-        weights.append(part.n_tasks / batch.n_tasks)
-        gradients.append(part_gradients)
-        losses.append({"loss": part_loss})
-        metrics.append(part_metrics)
-    return (
-        _weighted_sum(gradients, weights),
-        _weighted_sum(losses, weights)["loss"],
-        _weighted_sum(metrics, weights),
-    )
+        gradients = _add_weighted(gradients, part_gradients, weight)
+        metrics = _add_weighted(metrics, part_metrics, weight)
+        loss = weight * part_loss if loss is None else loss + weight * part_loss
+    return gradients, loss, metrics
 
 
-def _weighted_sum(
-    parts: list[dict[str, torch.Tensor]], weights: list[float]
+def _add_weighted(
+    total: dict[str, torch.Tensor] | None, part: dict[str, torch.Tensor], weight: float
 ) -> dict[str, torch.Tensor]:
-    """``sum_i weights[i] * parts[i][key]`` for every key of the parts."""
-    return {
-        key: sum((w * part[key] for w, part in zip(weights[1:], parts[1:], strict=True)),
-                 weights[0] * parts[0][key])
-        for key in parts[0]
-    }  # fmt: skip
+    """``total + weight * part`` key by key (``weight * part`` when ``total`` is None)."""
+    if total is None:
+        return {key: weight * value for key, value in part.items()}
+    return {key: total[key] + weight * value for key, value in part.items()}
