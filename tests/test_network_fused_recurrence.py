@@ -8,6 +8,9 @@ derivatives, vmap) fails loudly.
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +20,7 @@ from mosaicnet.errors import ConfigError
 from mosaicnet.meta import training
 from mosaicnet.meta.config import TrainConfig
 from mosaicnet.meta.maml import MetaBatch, init_meta_params, meta_gradient
+from mosaicnet.network import native_kernels
 from mosaicnet.network.neuron_model import NeuronModel
 from mosaicnet.network.neuron_presets import neuron_model
 from mosaicnet.network.spec import NeuronParameters, random_spec
@@ -285,3 +289,83 @@ def test_event_driven_synapses_at_low_rates_equal_the_reference(model):
     _assert_relative(loss_f, loss_r)
     for g_f, g_r in zip(grads_f, grads_r, strict=True):
         _assert_relative(g_f, g_r)
+
+
+# ---------------------------------------------------------------- compiled kernels
+SURROGATE_CASES = [(model, "fast_sigmoid") for model in [*FUSED_PRESETS, RESET_TO_VALUE]] + [
+    ("cuba_lif", "sigmoid"),
+    ("alif", "triangular"),
+]
+
+
+def _layer_records(clone, params, x, native):
+    """Forward records, the spikes and the gradients of the fused layer alone."""
+    layer = clone.fused_layer
+    layer.native = native
+    try:
+        drive = (clone.encode(x) @ params["w_in"]).detach().requires_grad_()
+        w_rec = (params["w_rec"] * clone._mask_float).detach().requires_grad_()
+        with torch.no_grad():
+            records = layer.forward(drive, w_rec)
+        z = layer(drive, w_rec)
+        weights = torch.randn(z.shape, generator=torch.Generator().manual_seed(3), dtype=z.dtype)
+        grads = torch.autograd.grad((z * weights).sum() + (z.cumsum(1) ** 2).mean(), [drive, w_rec])
+    finally:
+        layer.native = True
+    return records, grads
+
+
+@pytest.mark.parametrize(("model", "surrogate"), SURROGATE_CASES)
+def test_compiled_kernels_equal_the_torch_loop(model, surrogate):
+    if native_kernels.load_kernels(torch.float64) is None:
+        pytest.skip(f"compiled kernels unavailable: {native_kernels.unavailable_reason()}")
+    mask = np.random.default_rng(0).random((N_REC, N_REC)) < 0.3
+    neuron = NeuronParameters(model=neuron_model(model))
+    spec = random_spec(N_IN, LAYOUT, N_OUT, mask, neuron=neuron, gain=4.0, seed=0)
+    clone = TorchClone(spec, dtype=torch.float64, fused=True, surrogate=surrogate)
+    assert clone.fused_layer.kernels_for(torch.zeros((), dtype=torch.float64)) is not None
+    params = clone.init_params()
+    x = _input(p=0.3)
+    (spikes_c, spiked_c, sur_c, pre_c), grads_c = _layer_records(clone, params, x, True)
+    (spikes_t, spiked_t, sur_t, pre_t), grads_t = _layer_records(clone, params, x, False)
+    assert 0.02 < float(spikes_t.mean()) < 0.5
+    assert torch.equal(spikes_c, spikes_t) and torch.equal(spiked_c, spiked_t)
+    _assert_relative(sur_c, sur_t, rtol=1e-12)
+    assert (pre_c is None) == (pre_t is None)
+    if pre_t is not None:
+        _assert_relative(pre_c, pre_t, rtol=1e-12)
+    for g_c, g_t in zip(grads_c, grads_t, strict=True):
+        _assert_relative(g_c, g_t, rtol=1e-12)
+
+
+def test_without_compiled_kernels_the_torch_loop_runs(monkeypatch, tmp_path):
+    monkeypatch.setattr(native_kernels, "_loaded", {})
+    monkeypatch.setattr(native_kernels, "_failure", None)
+    monkeypatch.setenv("MOSAICNET_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "no-such-compiler")
+    clone = _clone("lif", fused=True)
+    layer = clone.fused_layer
+    assert layer.kernels_for(torch.zeros((), dtype=torch.float64)) is None
+    assert "no C compiler 'no-such-compiler'" in native_kernels.unavailable_reason()
+    params = {name: w.requires_grad_() for name, w in clone.init_params().items()}
+    spike_weights = torch.ones(BATCH, T, N_REC, dtype=torch.float64)
+    z_f, _, grads_f = _spikes_and_gradients(clone, params, _input(), spike_weights)
+    z_r, _, grads_r = _spikes_and_gradients(clone.reference(), params, _input(), spike_weights)
+    assert torch.equal(z_f, z_r)
+    for g_f, g_r in zip(grads_f, grads_r, strict=True):
+        _assert_relative(g_f, g_r)
+    monkeypatch.setenv("MOSAICNET_NATIVE", "0")
+    assert native_kernels.unavailable_reason() == "MOSAICNET_NATIVE=0"
+
+
+def test_compiled_kernels_are_cached_per_source_and_flags(monkeypatch, tmp_path):
+    if shutil.which(os.environ.get("CC") or "cc") is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setattr(native_kernels, "_loaded", {})
+    monkeypatch.setenv("MOSAICNET_CACHE", str(tmp_path))
+    assert native_kernels.load_kernels(torch.float32) is not None
+    assert native_kernels.load_kernels(torch.float64) is not None
+    built = sorted(path.name for path in tmp_path.iterdir())
+    assert len(built) == 2 and built[0].startswith("fused_kernels_double_")
+    assert built[1].startswith("fused_kernels_float_")
+    assert native_kernels.load_kernels(torch.float16) is None

@@ -66,6 +66,7 @@ Sparse inputs and spikes
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,8 @@ import torch
 from torch._C import _functorch
 
 from mosaicnet.errors import ConfigError
+from mosaicnet.network import native_kernels
+from mosaicnet.network.native_kernels import Kernels, ModelParameters
 from mosaicnet.network.neuron_compiler import CompiledNeuron
 from mosaicnet.network.surrogate import SURROGATES
 
@@ -112,6 +115,19 @@ def transform_levels(*tensors: torch.Tensor) -> tuple[int, bool]:
     return grad_levels, batched
 
 
+def _storage_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` without ``torch.func`` wrappers: the tensor that owns the memory.
+
+    Under ``torch.func.grad`` the layer receives wrapped tensors, which have no
+    data pointer for the compiled kernels; their values are the wrapped tensor's.
+    The kernels' calls run with torch.func's dispatch off, so that the tensors they
+    allocate are plain too; torch.func takes the plain results as it takes constants.
+    """
+    while _functorch.is_functorch_wrapped_tensor(tensor):
+        tensor = _functorch.get_unwrapped(tensor)
+    return tensor
+
+
 class FusedRecurrence:
     """The fused recurrent layer of one compiled neuron model and surrogate.
 
@@ -122,6 +138,11 @@ class FusedRecurrence:
     surrogate, slope
         The surrogate derivative (:data:`mosaicnet.network.surrogate.SURROGATES`)
         and its sharpness, as the reference clone uses them.
+    native
+        Run the time loop's element-wise work in the compiled kernels
+        (:mod:`mosaicnet.network.native_kernels`) for float32 and float64 tensors on
+        the CPU: ``"auto"`` (default) where they can be built, ``False`` never (the
+        torch loop, which computes the same function).
 
     Raises
     ------
@@ -129,7 +150,9 @@ class FusedRecurrence:
         The model cannot be fused, or the surrogate is unknown.
     """
 
-    def __init__(self, neuron: CompiledNeuron, surrogate: str, slope: float) -> None:
+    def __init__(
+        self, neuron: CompiledNeuron, surrogate: str, slope: float, native: bool | str = "auto"
+    ) -> None:
         reason = fused_unsupported_reason(neuron)
         if reason is not None:
             raise ConfigError(
@@ -156,6 +179,45 @@ class FusedRecurrence:
         self.keeps_state = bool((form.reset_spike_matrix != 0).any())
         self.input_index = states.index(neuron.model.input_target)
         self.recurrent_index = states.index(neuron.model.recurrent_target)
+        self.native = (
+            native is not False
+            and surrogate in native_kernels.SURROGATE_CODES
+            and (len(states) <= native_kernels.MAX_STATES)
+        )
+        self.parameters = self._kernel_parameters(surrogate) if self.native else None
+
+    def _kernel_parameters(self, surrogate: str) -> ModelParameters:
+        """The model as the compiled kernels take it."""
+        form = self.neuron.affine
+        parameters = ModelParameters(
+            n_states=len(self.neuron.states),
+            input_index=self.input_index,
+            recurrent_index=self.recurrent_index,
+            inclusive=int(self.neuron.inclusive),
+            surrogate=native_kernels.SURROGATE_CODES[surrogate],
+            keeps_state=int(self.keeps_state),
+            slope=self.slope,
+            weight_unit=self.neuron.weight_unit,
+            threshold_offset=form.threshold_offset,
+        )
+        for field, values in (
+            ("update", form.update.matrix),
+            ("update_offset", form.update.offset),
+            ("threshold", form.threshold_weights),
+            ("reset", form.reset_matrix),
+            ("reset_offset", form.reset_offset),
+            ("spike_matrix", form.reset_spike_matrix),
+            ("spike_offset", form.reset_spike_offset),
+            ("initial", [self.neuron.initial[name] for name in self.neuron.states]),
+        ):
+            parameters.set_array(field, np.asarray(values))
+        return parameters
+
+    def kernels_for(self, tensor: torch.Tensor) -> Kernels | None:
+        """The compiled kernels that run on ``tensor``'s dtype and device, or None."""
+        if not self.native or tensor.device.type != "cpu":
+            return None
+        return native_kernels.load_kernels(tensor.dtype)
 
     def __call__(self, drive: torch.Tensor, w_rec: torch.Tensor) -> torch.Tensor:
         """Spikes ``(B, T, N)`` 0/1 from the input drive ``(B, T, N)`` and masked ``W_rec``.
@@ -177,14 +239,19 @@ class FusedRecurrence:
     # ------------------------------------------------------------------ forward
     def forward(
         self, drive: torch.Tensor, w_rec: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The reference's time loop without autograd.
 
         Returns spikes (float, ``(B, T, N)``, a view of time-major storage),
-        spikes (bool), the surrogate derivative at every step and, when
-        :attr:`keeps_state`, the pre-reset state per variable (else None); the
-        last three time-major ``(T, B, N)``.
+        spikes (bool), the surrogate derivative at every step, time-major
+        ``(T, B, N)``, and, when :attr:`keeps_state`, the pre-reset state
+        ``(n_states, T, B, N)`` (else None).
         """
+        kernels = self.kernels_for(drive)
+        if kernels is not None:
+            # Plain tensors throughout (see _storage_tensor), not torch.func's wrappers.
+            with torch._C._DisableFuncTorch():
+                return self._compiled_forward(kernels, drive, w_rec)
         neuron = self.neuron
         input_target = neuron.model.input_target
         recurrent_target = neuron.model.recurrent_target
@@ -194,7 +261,9 @@ class FusedRecurrence:
         n_batch, n_steps, n_rec = drive.shape
         spikes = drive.new_empty((n_steps, n_batch, n_rec))
         surrogate = drive.new_empty((n_steps, n_batch, n_rec))
-        pre_reset = [torch.empty_like(spikes) for _ in neuron.states] if self.keeps_state else None
+        pre_reset = None
+        if self.keeps_state:
+            pre_reset = drive.new_empty((len(neuron.states), *spikes.shape))
         state = neuron.initial_state(drive[:, 0])
         # Event-driven synapses on the CPU; on a GPU finding the spikes would make the
         # host wait for the device at every step.
@@ -222,10 +291,28 @@ class FusedRecurrence:
                 deliver(input_target, drive_t)
                 deliver(recurrent_target, _synaptic_input(None, z, w_rec, event_driven))
             if pre_reset is not None:
-                for stored, name in zip(pre_reset, neuron.states, strict=True):
-                    stored[step] = state.values[name]
+                for k, name in enumerate(neuron.states):
+                    pre_reset[k, step] = state.values[name]
             neuron.reset(state, z, step)
         return spikes.transpose(0, 1), spikes.bool(), surrogate, pre_reset
+
+    def _compiled_forward(
+        self, kernels: Kernels, drive: torch.Tensor, w_rec: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward` in the compiled kernel: the whole loop in one call."""
+        drive, w_rec = _storage_tensor(drive).contiguous(), _storage_tensor(w_rec).contiguous()
+        n_batch, n_steps, n_rec = drive.shape
+        shape = (n_steps, n_batch, n_rec)
+        spikes = drive.new_empty(shape)
+        spiked = torch.empty(shape, dtype=torch.bool)
+        surrogate = drive.new_empty(shape)
+        pre_reset = drive.new_empty((len(self.neuron.states), *shape)) if self.keeps_state else None
+        kernels.forward(
+            ctypes.byref(self.parameters), n_batch, n_steps, n_rec, drive.data_ptr(),
+            w_rec.data_ptr(), spikes.data_ptr(), spiked.data_ptr(), surrogate.data_ptr(),
+            None if pre_reset is None else pre_reset.data_ptr(), torch.get_num_threads(),
+        )  # fmt: skip
+        return spikes.transpose(0, 1), spiked, surrogate, pre_reset
 
     # ----------------------------------------------------------------- backward
     def backward(
@@ -233,7 +320,7 @@ class FusedRecurrence:
         grad_spikes: torch.Tensor,
         spiked: torch.Tensor,
         surrogate: torch.Tensor,
-        pre_reset: list[torch.Tensor] | None,
+        pre_reset: torch.Tensor | None,
         w_rec: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """BPTT: gradients of the input drive ``(B, T, N)`` and of ``W_rec`` ``(N, N)``.
@@ -241,6 +328,12 @@ class FusedRecurrence:
         ``grad_spikes`` is ``(B, T, N)``; ``spiked``, ``surrogate`` and
         ``pre_reset`` are the forward's time-major records.
         """
+        kernels = self.kernels_for(surrogate)
+        if kernels is not None:
+            with torch._C._DisableFuncTorch():
+                return self._compiled_backward(
+                    kernels, grad_spikes, spiked, surrogate, pre_reset, w_rec
+                )
         n_states = len(self.neuron.states)
         weight_unit = self.neuron.weight_unit
         same_target = self.input_index == self.recurrent_index
@@ -282,12 +375,64 @@ class FusedRecurrence:
         grad_w_rec = _spike_weighted_sum(spiked.flatten(0, 1), grad_delivered.flatten(0, 1))
         return grad_drive.transpose(0, 1), grad_w_rec
 
+    def _compiled_backward(
+        self,
+        kernels: Kernels,
+        grad_spikes: torch.Tensor,
+        spiked: torch.Tensor,
+        surrogate: torch.Tensor,
+        pre_reset: torch.Tensor | None,
+        w_rec: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`backward` with each step's element-wise work in two kernel calls.
+
+        Between them torch's dense ``grad_z = grad_spikes + to_recurrent @ W_rec^T``.
+        Each step's records are addressed by pointer: indexing would build views.
+        """
+        grad_spikes, spiked, surrogate, w_rec = (
+            _storage_tensor(tensor) for tensor in (grad_spikes, spiked, surrogate, w_rec)
+        )
+        if pre_reset is not None:
+            pre_reset = _storage_tensor(pre_reset)
+        n_steps, n_batch, n_rec = surrogate.shape
+        n_states = len(self.neuron.states)
+        step_bytes = n_batch * n_rec * surrogate.element_size()
+        threads = torch.get_num_threads()
+        parameters = ctypes.byref(self.parameters)
+        grad_spikes = grad_spikes.transpose(0, 1)
+        grad_drive = torch.empty_like(surrogate)
+        same_target = self.input_index == self.recurrent_index
+        grad_delivered = grad_drive if same_target else torch.empty_like(surrogate)
+        after = surrogate.new_zeros((n_states, n_batch, n_rec))
+        before = torch.empty_like(after)
+        grad_z = surrogate.new_empty((n_batch, n_rec))
+        w_rec_t = w_rec.t()
+        spiked, surrogate = spiked.contiguous(), surrogate.contiguous()
+        pointers = [tensor.data_ptr() for tensor in (spiked, grad_drive, grad_delivered, surrogate)]
+        pre_pointer = None if pre_reset is None else pre_reset.data_ptr()
+        for step in reversed(range(n_steps)):
+            z = pointers[0] + step * n_batch * n_rec
+            to_recurrent = pointers[2] + step * step_bytes
+            kernels.backward_reset(
+                parameters, n_batch, n_rec, after.data_ptr(), z, before.data_ptr(),
+                pointers[1] + step * step_bytes, to_recurrent, threads,
+            )  # fmt: skip
+            torch.addmm(grad_spikes[step], grad_delivered[step], w_rec_t, out=grad_z)
+            kernels.backward_update(
+                parameters, n_batch, n_rec, after.data_ptr(), z,
+                None if pre_pointer is None else pre_pointer + step * step_bytes,
+                n_steps * n_batch * n_rec, grad_z.data_ptr(), pointers[3] + step * step_bytes,
+                before.data_ptr(), threads,
+            )  # fmt: skip
+        grad_w_rec = _spike_weighted_sum(spiked.flatten(0, 1), grad_delivered.flatten(0, 1))
+        return grad_drive.transpose(0, 1), grad_w_rec
+
     def _add_reset_spike_gradient(
         self,
         grad_z: torch.Tensor,
         after: list[torch.Tensor],
         z: torch.Tensor,
-        pre_reset: list[torch.Tensor] | None,
+        pre_reset: torch.Tensor | None,
         step: int,
     ) -> None:
         """Add ``sum_k after[k] * d(reset state k)/dz`` at the recorded spikes to ``grad_z``."""
@@ -372,7 +517,7 @@ class _FusedFunction(torch.autograd.Function):
         drive: torch.Tensor, w_rec: torch.Tensor, layer: FusedRecurrence, transformed: bool
     ) -> tuple[torch.Tensor, ...]:
         spikes, spiked, surrogate, pre_reset = layer.forward(drive, w_rec)
-        return spikes, spiked, surrogate, *(pre_reset or ())
+        return spikes, spiked, surrogate, *(() if pre_reset is None else (pre_reset,))
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
@@ -400,6 +545,6 @@ class _FusedFunction(torch.autograd.Function):
             return None, None, None, None
         with torch.no_grad():
             grad_drive, grad_w_rec = ctx.layer.backward(
-                grad_spikes, spiked, surrogate, pre_reset or None, w_rec
+                grad_spikes, spiked, surrogate, pre_reset[0] if pre_reset else None, w_rec
             )
         return grad_drive, grad_w_rec, None, None
