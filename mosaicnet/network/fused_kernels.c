@@ -15,6 +15,9 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #ifndef REAL
 #error "compile with -DREAL=float or -DREAL=double"
@@ -374,5 +377,110 @@ void fused_backward_update(const model_t *m, long B, long N, REAL *after, const 
         /* through the update: row k of update^T */
         for (int k = 0; k < S; ++k)
             affine_row(S, r.update_t[k], 0, integrated_in, n, after + k * size + start);
+    }
+}
+
+/*
+ * Input drive of R rows (samples x steps): drive[r] = sum_j x[r, j] W_in[j] over the
+ * non-zero inputs only, in order of j (the inputs are spikes, a few per cent non-zero).
+ *   x (R, n_in), w_in (n_in, N), drive (R, N) [out]
+ */
+void input_drive(long R, long n_in, long N, const REAL *x, const REAL *w_in, REAL *drive,
+                 int n_threads)
+{
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (long row = 0; row < R; ++row) {
+        const REAL *restrict inputs = x + row * n_in;
+        REAL *restrict out = drive + row * N;
+        int first = 1;
+        for (long j = 0; j < n_in; ++j) {
+            const REAL value = inputs[j];
+            if (value == 0)
+                continue;
+            const REAL *restrict w = w_in + j * N;
+            if (first) {
+                for (long i = 0; i < N; ++i)
+                    out[i] = value * w[i];
+                first = 0;
+            } else {
+                for (long i = 0; i < N; ++i)
+                    out[i] = out[i] + value * w[i];
+            }
+        }
+        if (first)
+            for (long i = 0; i < N; ++i)
+                out[i] = 0;
+    }
+}
+
+/*
+ * Gradient of the input weights: grad_w[j] = sum_r x[r, j] grad[r] over the non-zero
+ * inputs. Each thread sums its rows into its own copy (workspace, n_threads x n_in x N),
+ * the copies are then added in thread order: the result depends on the number of
+ * threads only.
+ *   x (R, n_in), grad (R, N), grad_w (n_in, N) [out]
+ */
+void input_weight_gradient(long R, long n_in, long N, const REAL *x, const REAL *grad,
+                           REAL *grad_w, REAL *workspace, int n_threads)
+{
+    const long size = n_in * N;
+#pragma omp parallel num_threads(n_threads)
+    {
+#ifdef _OPENMP
+        const int thread = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+        const int thread = 0, team = 1;
+#endif
+        REAL *restrict own = workspace + thread * size;
+        for (long i = 0; i < size; ++i)
+            own[i] = 0;
+#pragma omp for schedule(static)
+        for (long row = 0; row < R; ++row) {
+            const REAL *restrict inputs = x + row * n_in;
+            const REAL *restrict g = grad + row * N;
+            for (long j = 0; j < n_in; ++j) {
+                const REAL value = inputs[j];
+                if (value == 0)
+                    continue;
+                REAL *restrict out = own + j * N;
+                for (long i = 0; i < N; ++i)
+                    out[i] = out[i] + value * g[i];
+            }
+        }
+#pragma omp for schedule(static)
+        for (long i = 0; i < size; ++i) {
+            REAL total = workspace[i];
+            for (int t = 1; t < team; ++t)
+                total = total + workspace[t * size + i];
+            grad_w[i] = total;
+        }
+    }
+}
+
+/*
+ * The readout's leaky trace and its transpose: out[b, t] = kappa out[b, t -/+ 1] +
+ * values[b, t] along t (zero start), the product and the sum rounded separately as in
+ * the torch loop. values: (B, T, N) with strides (stride_b, stride_t, 1); out (B, T, N)
+ * contiguous [out].
+ */
+void leaky_recursion(long B, long T, long N, const REAL *values, long stride_b,
+                     long stride_t, double kappa_in, int reverse, REAL *out, int n_threads)
+{
+    const REAL kappa = (REAL)kappa_in;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (long b = 0; b < B; ++b) {
+        for (long s = 0; s < T; ++s) {
+            const long t = reverse ? T - 1 - s : s;
+            const REAL *restrict v = values + b * stride_b + t * stride_t;
+            REAL *restrict o = out + (b * T + t) * N;
+            if (s == 0) {
+                for (long i = 0; i < N; ++i)
+                    o[i] = v[i];
+            } else {
+                const REAL *restrict previous = out + (b * T + (reverse ? t + 1 : t - 1)) * N;
+                for (long i = 0; i < N; ++i)
+                    o[i] = kappa * previous[i] + v[i];
+            }
+        }
     }
 }

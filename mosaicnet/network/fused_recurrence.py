@@ -75,7 +75,7 @@ from torch._C import _functorch
 
 from mosaicnet.errors import ConfigError
 from mosaicnet.network import native_kernels
-from mosaicnet.network.native_kernels import Kernels, ModelParameters
+from mosaicnet.network.native_kernels import Kernels, ModelParameters, storage_tensor
 from mosaicnet.network.neuron_compiler import CompiledNeuron
 from mosaicnet.network.surrogate import SURROGATES
 
@@ -113,19 +113,6 @@ def transform_levels(*tensors: torch.Tensor) -> tuple[int, bool]:
             tensor = _functorch.get_unwrapped(tensor)
         grad_levels = max(grad_levels, levels)
     return grad_levels, batched
-
-
-def _storage_tensor(tensor: torch.Tensor) -> torch.Tensor:
-    """``tensor`` without ``torch.func`` wrappers: the tensor that owns the memory.
-
-    Under ``torch.func.grad`` the layer receives wrapped tensors, which have no
-    data pointer for the compiled kernels; their values are the wrapped tensor's.
-    The kernels' calls run with torch.func's dispatch off, so that the tensors they
-    allocate are plain too; torch.func takes the plain results as it takes constants.
-    """
-    while _functorch.is_functorch_wrapped_tensor(tensor):
-        tensor = _functorch.get_unwrapped(tensor)
-    return tensor
 
 
 class FusedRecurrence:
@@ -249,7 +236,7 @@ class FusedRecurrence:
         """
         kernels = self.kernels_for(drive)
         if kernels is not None:
-            # Plain tensors throughout (see _storage_tensor), not torch.func's wrappers.
+            # Plain tensors throughout (see storage_tensor), not torch.func's wrappers.
             with torch._C._DisableFuncTorch():
                 return self._compiled_forward(kernels, drive, w_rec)
         neuron = self.neuron
@@ -300,7 +287,7 @@ class FusedRecurrence:
         self, kernels: Kernels, drive: torch.Tensor, w_rec: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """:meth:`forward` in the compiled kernel: the whole loop in one call."""
-        drive, w_rec = _storage_tensor(drive).contiguous(), _storage_tensor(w_rec).contiguous()
+        drive, w_rec = storage_tensor(drive).contiguous(), storage_tensor(w_rec).contiguous()
         n_batch, n_steps, n_rec = drive.shape
         shape = (n_steps, n_batch, n_rec)
         spikes = drive.new_empty(shape)
@@ -390,10 +377,10 @@ class FusedRecurrence:
         Each step's records are addressed by pointer: indexing would build views.
         """
         grad_spikes, spiked, surrogate, w_rec = (
-            _storage_tensor(tensor) for tensor in (grad_spikes, spiked, surrogate, w_rec)
+            storage_tensor(tensor) for tensor in (grad_spikes, spiked, surrogate, w_rec)
         )
         if pre_reset is not None:
-            pre_reset = _storage_tensor(pre_reset)
+            pre_reset = storage_tensor(pre_reset)
         n_steps, n_batch, n_rec = surrogate.shape
         n_states = len(self.neuron.states)
         step_bytes = n_batch * n_rec * surrogate.element_size()

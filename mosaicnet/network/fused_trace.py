@@ -8,6 +8,8 @@ writing into one time-major buffer. Its backward is the reverse recursion
 ``g_z[t] = g[t] + kappa * g_z[t + 1]``, itself one operation whose backward is
 the forward recursion again: both are linear, so derivatives of any order
 (MAML differentiates the backward under ``torch.func.grad``) stay two loops.
+On the CPU each loop is one call of the compiled kernels
+(:mod:`mosaicnet.network.native_kernels`), where they can be built.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
+from mosaicnet.network import native_kernels
+from mosaicnet.network.native_kernels import storage_tensor
 
 __all__ = ["leaky_trace"]
 
@@ -30,6 +35,22 @@ def leaky_trace(z: torch.Tensor, kappa: float) -> torch.Tensor:
 
 def _recursion(values: torch.Tensor, kappa: float, *, reverse: bool) -> torch.Tensor:
     """``out[t] = kappa * out[t -/+ 1] + values[t]`` along dim 1 of ``(B, T, N)``, zero start."""
+    kernels = None
+    if values.device.type == "cpu":
+        kernels = native_kernels.load_kernels(values.dtype)
+    if kernels is not None:
+        # One pass per sample in the compiled kernel, the same two roundings per step.
+        with torch._C._DisableFuncTorch():
+            values = storage_tensor(values)
+            if values.stride(-1) != 1:
+                values = values.contiguous()
+            n_batch, n_steps, n_units = values.shape
+            out = values.new_empty((n_batch, n_steps, n_units))
+            kernels.leaky_recursion(
+                n_batch, n_steps, n_units, values.data_ptr(), values.stride(0),
+                values.stride(1), kappa, int(reverse), out.data_ptr(), torch.get_num_threads(),
+            )  # fmt: skip
+            return out
     steps = values.transpose(0, 1)  # (T, B, N) views: one block of memory per step
     out = torch.empty(steps.shape, dtype=values.dtype, device=values.device)
     order = range(steps.shape[0] - 1, -1, -1) if reverse else range(steps.shape[0])

@@ -33,8 +33,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch._C import _functorch
 
-__all__ = ["MAX_STATES", "Kernels", "ModelParameters", "load_kernels", "unavailable_reason"]
+__all__ = [
+    "MAX_STATES",
+    "Kernels",
+    "ModelParameters",
+    "load_kernels",
+    "storage_tensor",
+    "unavailable_reason",
+]
 
 #: Most state variables a compiled model may have (``MAX_STATES`` in the C source).
 MAX_STATES = 8
@@ -88,16 +96,25 @@ _SIGNATURES = {
     "fused_backward_update": [ctypes.POINTER(ModelParameters), ctypes.c_long, ctypes.c_long,
                               _POINTER, _POINTER, _POINTER, ctypes.c_long, _POINTER, _POINTER,
                               _POINTER, ctypes.c_int],
+    "input_drive": [ctypes.c_long, ctypes.c_long, ctypes.c_long, _POINTER, _POINTER, _POINTER,
+                    ctypes.c_int],
+    "input_weight_gradient": [ctypes.c_long, ctypes.c_long, ctypes.c_long, _POINTER, _POINTER,
+                              _POINTER, _POINTER, ctypes.c_int],
+    "leaky_recursion": [ctypes.c_long, ctypes.c_long, ctypes.c_long, _POINTER, ctypes.c_long,
+                        ctypes.c_long, ctypes.c_double, ctypes.c_int, _POINTER, ctypes.c_int],
 }  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Kernels:
-    """The three kernels of one floating-point type (ctypes functions)."""
+    """The kernels of one floating-point type (ctypes functions, see ``fused_kernels.c``)."""
 
     forward: ctypes._CFuncPtr
     backward_reset: ctypes._CFuncPtr
     backward_update: ctypes._CFuncPtr
+    input_drive: ctypes._CFuncPtr
+    input_weight_gradient: ctypes._CFuncPtr
+    leaky_recursion: ctypes._CFuncPtr
 
 
 _lock = threading.Lock()
@@ -138,8 +155,25 @@ def load_kernels(dtype: torch.dtype) -> Kernels | None:
                 forward=functions["fused_forward"],
                 backward_reset=functions["fused_backward_reset"],
                 backward_update=functions["fused_backward_update"],
+                input_drive=functions["input_drive"],
+                input_weight_gradient=functions["input_weight_gradient"],
+                leaky_recursion=functions["leaky_recursion"],
             )
         return _loaded[dtype]
+
+
+def storage_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` without ``torch.func`` wrappers: the tensor that owns the memory.
+
+    Under ``torch.func.grad`` the layers receive wrapped tensors, which have no
+    data pointer for the kernels; their values are the wrapped tensor's. Calls
+    into the kernels run with torch.func's dispatch off
+    (``torch._C._DisableFuncTorch``), so that the tensors they allocate are plain
+    too; torch.func takes the plain results as it takes constants.
+    """
+    while _functorch.is_functorch_wrapped_tensor(tensor):
+        tensor = _functorch.get_unwrapped(tensor)
+    return tensor
 
 
 def _cache_dir() -> Path:

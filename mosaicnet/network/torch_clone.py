@@ -54,6 +54,7 @@ from mosaicnet.network.fused_recurrence import (
     transform_levels,
 )
 from mosaicnet.network.fused_trace import leaky_trace
+from mosaicnet.network.input_drive import event_driven_drive
 from mosaicnet.network.neuron_compiler import CompiledNeuron, NeuronState, compile_neuron
 from mosaicnet.network.neuron_update import exact_linear_update
 from mosaicnet.network.spec import NetworkSpec, check_input_shape, input_spikes
@@ -223,8 +224,9 @@ class TorchClone:
         # over the synapse list even at the Mosaic's 2 % density (torch 2.x).
         w_rec = params["w_rec"] * self._mask_float
         # Input synapses do not depend on the network state: all steps in one
-        # matrix product instead of one small product per step.
-        drive = x @ params["w_in"]
+        # product (event-driven where the fused layer's kernels run) instead of
+        # one small product per step.
+        drive = self._input_drive(x, params["w_in"], w_rec)
         if self._use_fused(drive, w_rec):
             return self.fused_layer(drive, w_rec)
         neuron = self.neuron
@@ -257,6 +259,18 @@ class TorchClone:
             neuron.reset(state, z, step)
             spikes.append(z)
         return torch.stack(spikes, dim=1)
+
+    def _input_drive(
+        self, x: torch.Tensor, w_in: torch.Tensor, w_rec: torch.Tensor
+    ) -> torch.Tensor:
+        """``x @ w_in``: event-driven (:mod:`mosaicnet.network.input_drive`) where the
+        fused layer runs on its compiled kernels, else the dense product."""
+        if self.fused_layer is not None and x.dim() == 3:
+            grad_levels, batched = transform_levels(x, w_in, w_rec)
+            kernels = self.fused_layer.kernels_for(x)
+            if kernels is not None and not batched and grad_levels <= 1:
+                return event_driven_drive(x, w_in, kernels, transformed=grad_levels == 1)
+        return x @ w_in
 
     def _use_fused(self, drive: torch.Tensor, w_rec: torch.Tensor) -> bool:
         """Whether this call runs on the fused layer (see the ``fused`` option)."""

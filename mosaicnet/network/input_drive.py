@@ -1,0 +1,83 @@
+"""The input synapses' drive ``x @ W_in``, event-driven in the compiled kernels.
+
+The inputs are spikes: at the published size a few per cent of the ``(B, T, n_in)``
+entries are non-zero. The dense product (and its weight gradient ``x^T G``) does
+every multiplication; the compiled kernels (:mod:`mosaicnet.network.native_kernels`,
+``input_drive`` and ``input_weight_gradient`` in ``fused_kernels.c``) add the rows
+of ``W_in`` of the inputs that spiked, as Brian2's synapses deliver them, and
+gather the gradient rows at the spikes. The sums come in another order than the
+dense product's, so the drive equals it to rounding.
+
+First order only, like the fused recurrent layer it feeds
+(:mod:`mosaicnet.network.fused_recurrence`, "Order of derivatives"): a gradient of
+the gradient raises an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from mosaicnet.network.native_kernels import Kernels, storage_tensor
+
+__all__ = ["event_driven_drive"]
+
+
+def event_driven_drive(
+    x: torch.Tensor, w_in: torch.Tensor, kernels: Kernels, transformed: bool
+) -> torch.Tensor:
+    """``x @ w_in`` for ``x`` ``(B, T, n_in)`` on the CPU, by the compiled kernels.
+
+    ``transformed``: the call runs under one level of ``torch.func.grad`` (whose
+    backward builds a graph that is never differentiated again).
+    """
+    return _EventDrive.apply(x, w_in, kernels, transformed)
+
+
+class _EventDrive(torch.autograd.Function):
+    """Autograd wrapper of the kernels (forward and first-order backward)."""
+
+    @staticmethod
+    def forward(
+        x: torch.Tensor, w_in: torch.Tensor, kernels: Kernels, transformed: bool
+    ) -> torch.Tensor:
+        with torch._C._DisableFuncTorch():
+            x, w_in = storage_tensor(x).contiguous(), storage_tensor(w_in).contiguous()
+            drive = x.new_empty((*x.shape[:-1], w_in.shape[1]))
+            kernels.input_drive(
+                x.numel() // x.shape[-1], x.shape[-1], w_in.shape[1], x.data_ptr(),
+                w_in.data_ptr(), drive.data_ptr(), torch.get_num_threads(),
+            )  # fmt: skip
+        return drive
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        x, w_in, kernels, transformed = inputs
+        ctx.save_for_backward(x, w_in)
+        ctx.kernels = kernels
+        ctx.transformed = transformed
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        if torch.is_grad_enabled() and not ctx.transformed:
+            raise RuntimeError(
+                "the event-driven input drive has a first-order backward only; for second "
+                "derivatives through the recurrent layer use TorchClone(..., fused=False)"
+            )
+        x, w_in = ctx.saved_tensors
+        grad_x = grad @ w_in.t() if ctx.needs_input_grad[0] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            threads = torch.get_num_threads()
+            with torch._C._DisableFuncTorch():
+                x_plain = storage_tensor(x).contiguous()
+                grad_plain = storage_tensor(grad).contiguous()
+                n_in, n_rec = x_plain.shape[-1], grad_plain.shape[-1]
+                grad_w = grad_plain.new_empty((n_in, n_rec))
+                workspace = grad_plain.new_empty((threads, n_in, n_rec))
+                ctx.kernels.input_weight_gradient(
+                    x_plain.numel() // n_in, n_in, n_rec, x_plain.data_ptr(),
+                    grad_plain.data_ptr(), grad_w.data_ptr(), workspace.data_ptr(), threads,
+                )  # fmt: skip
+        return grad_x, grad_w, None, None
