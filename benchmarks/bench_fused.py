@@ -6,14 +6,16 @@ with 5 queries per class, second-order MAML with the inner loop on the readout
 (the default fast path of :func:`mosaicnet.meta.maml.meta_gradient`), layout
 loss on, float32. One step is a meta-gradient and an Adam update.
 
-Three paths: ``reference`` is the implementation before this work (the clone's
+Four paths: ``reference`` is the implementation before this work (the clone's
 step-by-step autograd loop, :meth:`~mosaicnet.network.torch_clone.TorchClone.reference`,
 with glibc's default allocator settings); ``reference_reuse`` the same loop with
 freed memory kept for reuse (:mod:`mosaicnet.meta.allocator`, what
-``mosaicnet train`` sets); ``fused`` the fused recurrent layer and readout trace
-(``TorchClone(fused="auto")``, :mod:`mosaicnet.network.fused_recurrence`) with
-that setting. The allocator setting is switched before each step, so all three
-run interleaved in one process, from the same parameters on the same
+``mosaicnet train`` sets); ``fused_torch`` the fused recurrent layer and readout
+trace (``TorchClone(fused="auto")``, :mod:`mosaicnet.network.fused_recurrence`)
+with that setting, its loops in torch operations (``MOSAICNET_NATIVE=0``);
+``fused`` the same on the compiled kernels (:mod:`mosaicnet.network.native_kernels`,
+the default where a C compiler exists). The allocator and kernel settings are
+switched before each step, so all four run interleaved in one process, from the same parameters on the same
 meta-batches, repeated; medians (and minima) of wall-clock time are printed
 with the ratios (goal: fused >= 4x faster than reference). Peak memory: each
 path runs once more in a fresh subprocess that reports the kernel's high-water
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -37,10 +40,15 @@ import time
 import torch
 
 GIB = 1024**3
-PATHS = ("reference", "reference_reuse", "fused")
+PATHS = ("reference", "reference_reuse", "fused_torch", "fused")
 #: Paths that run with glibc keeping freed memory (mosaicnet.meta.allocator), as
 #: ``mosaicnet train`` does; "reference" is the implementation before both changes.
-REUSE = ("reference_reuse", "fused")
+REUSE = ("reference_reuse", "fused_torch", "fused")
+
+
+def use_kernels(path: str) -> None:
+    """Compiled kernels on for ``fused`` only (read at each call, see native_kernels)."""
+    os.environ["MOSAICNET_NATIVE"] = "1" if path == "fused" else "0"
 
 
 def build(args: argparse.Namespace, path: str):
@@ -98,6 +106,7 @@ def time_paths(args: argparse.Namespace) -> dict[str, list[float]]:
     built = {path: build(args, path) for path in PATHS}
     state = {path: (b[2], AdamState.zeros_like(b[2])) for path, b in built.items()}
     for path in PATHS:  # warm-up: first calls pay one-off costs (allocator, dispatch)
+        use_kernels(path)
         config, clone, params, cost, batches = built[path]
         outer_step(config, clone, params, cost, batches[0], state[path][1])
     times: dict[str, list[float]] = {path: [] for path in PATHS}
@@ -109,6 +118,7 @@ def time_paths(args: argparse.Namespace) -> dict[str, list[float]]:
                 reuse_freed_memory()
             else:
                 default_allocation()
+            use_kernels(path)
             start = time.perf_counter()
             state[path] = outer_step(config, clone, params, cost, batches[rep % 3], adam)
             times[path].append(time.perf_counter() - start)
@@ -135,6 +145,7 @@ def memory_of(args: argparse.Namespace, path: str) -> dict[str, int | None]:
 
     if path in REUSE:
         reuse_freed_memory()
+    use_kernels(path)
     config, clone, params, cost, batches = build(args, path)
     adam = AdamState.zeros_like(params)
     outer_step(config, clone, params, cost, batches[1], adam)  # warm-up
@@ -211,7 +222,8 @@ def main() -> None:
     fused = median["fused"]
     print(f"\nfused is {median['reference'] / fused:.2f}x faster per outer step than the "
           f"reference (medians; goal >= 4x), {median['reference_reuse'] / fused:.2f}x than the "
-          "reference with the same allocator setting")  # fmt: skip
+          f"reference with the same allocator setting, {median['fused_torch'] / fused:.2f}x than "
+          "its torch loops")  # fmt: skip
 
 
 if __name__ == "__main__":

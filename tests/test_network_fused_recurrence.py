@@ -21,6 +21,7 @@ from mosaicnet.meta import training
 from mosaicnet.meta.config import TrainConfig
 from mosaicnet.meta.maml import MetaBatch, init_meta_params, meta_gradient
 from mosaicnet.network import native_kernels
+from mosaicnet.network.input_drive import event_driven_drive
 from mosaicnet.network.neuron_model import NeuronModel
 from mosaicnet.network.neuron_presets import neuron_model
 from mosaicnet.network.spec import NeuronParameters, random_spec
@@ -369,3 +370,51 @@ def test_compiled_kernels_are_cached_per_source_and_flags(monkeypatch, tmp_path)
     assert len(built) == 2 and built[0].startswith("fused_kernels_double_")
     assert built[1].startswith("fused_kernels_float_")
     assert native_kernels.load_kernels(torch.float16) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_event_driven_input_drive_equals_the_dense_product(dtype):
+    kernels = native_kernels.load_kernels(dtype)
+    if kernels is None:
+        pytest.skip(f"compiled kernels unavailable: {native_kernels.unavailable_reason()}")
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(4, 20, 30, generator=gen) < 0.05
+    x[0, 3] = False  # a step without input: its drive is zero
+    x[1, 2, 16:24] = True  # a whole word of the byte scan
+    w_in = torch.randn(30, 9, generator=gen, dtype=dtype, requires_grad=True)
+    grad = torch.randn(4, 20, 9, generator=gen, dtype=dtype)
+    drive = event_driven_drive(x, w_in, kernels, transformed=False)
+    (g_event,) = torch.autograd.grad(drive, w_in, grad)
+    expected = x.to(dtype) @ w_in
+    (g_dense,) = torch.autograd.grad(expected, w_in, grad)
+    rtol = 1e-6 if dtype == torch.float32 else 1e-13
+    _assert_relative(drive.detach(), expected.detach(), rtol=rtol)
+    assert torch.all(drive[0, 3] == 0)
+    _assert_relative(g_event, g_dense, rtol=rtol)
+    with pytest.raises(TypeError, match="must be boolean"):
+        event_driven_drive(x.to(dtype), w_in, kernels, transformed=False)
+    with pytest.raises(RuntimeError, match="first-order backward only"):
+        drive = event_driven_drive(x, w_in, kernels, transformed=False)
+        torch.autograd.grad(drive, w_in, grad, create_graph=True)
+
+
+def test_compiled_backward_takes_a_time_major_spike_gradient():
+    if native_kernels.load_kernels(torch.float64) is None:
+        pytest.skip(f"compiled kernels unavailable: {native_kernels.unavailable_reason()}")
+    clone = _clone("alif", fused=True)
+    layer = clone.fused_layer
+    params = clone.init_params()
+    drive = clone.encode(_input(p=0.3)) @ params["w_in"]
+    w_rec = params["w_rec"] * clone._mask_float
+    _, spiked, surrogate, pre_reset = layer.forward(drive, w_rec)
+    gen = torch.Generator().manual_seed(6)
+    grad = torch.randn(T, BATCH, N_REC, generator=gen, dtype=torch.float64).transpose(0, 1)
+    assert not grad.is_contiguous()
+    compiled = layer.backward(grad, spiked, surrogate, pre_reset, w_rec)
+    layer.native = False
+    try:
+        expected = layer.backward(grad.contiguous(), spiked, surrogate, pre_reset, w_rec)
+    finally:
+        layer.native = True
+    for actual, reference in zip(compiled, expected, strict=True):
+        _assert_relative(actual, reference, rtol=1e-12)

@@ -661,7 +661,8 @@ def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
     # Shared recurrent weights: all tasks' recordings go through as one batch, the
     # support sets first, so that the support and query parts below are contiguous.
     x = torch.cat([batch.support_x.flatten(0, 1), batch.query_x.flatten(0, 1)])
-    z = clone.recurrent_spikes(weights, x.to(weights["w_in"].dtype))
+    # Boolean spikes as they are: the clone's input drive reads them as events.
+    z = clone.recurrent_spikes(weights, x)
     sizes = [n_tasks * n_support, x.shape[0] - n_tasks * n_support]
     s_trace, q_trace = (
         part.unflatten(0, (n_tasks, -1)) for part in clone.readout_trace(z).split(sizes)

@@ -303,16 +303,18 @@ void fused_backward_reset(const model_t *m, long B, long N, const REAL *after,
 }
 
 /*
- * Backward, second half of step t, given grad_z = grad_spikes[t] + to_recurrent @ W_rec^T:
- * the reset's derivative in the spike, the surrogate, the threshold and the
- * transposed update. Overwrites after (S, B, N) with the gradient w.r.t. the
- * state after step t-1's reset.
+ * Backward, second half of step t, given product = to_recurrent @ W_rec^T: the
+ * gradient of the spikes (grad_spikes[t] + product), the reset's derivative in the
+ * spike, the surrogate, the threshold and the transposed update. Overwrites after
+ * (S, B, N) with the gradient w.r.t. the state after step t-1's reset.
+ *   grad_spikes (B, N)  step t's gradient of the spikes, rows spikes_stride apart
  *   pre_reset  (S, ...) step t's pre-reset state, variable k at pre_reset + k * pre_stride,
  *              or NULL unless keeps_state
  */
 void fused_backward_update(const model_t *m, long B, long N, REAL *after, const uint8_t *z,
-                           const REAL *pre_reset, long pre_stride, const REAL *grad_z,
-                           const REAL *surrogate, const REAL *before, int n_threads)
+                           const REAL *pre_reset, long pre_stride, const REAL *grad_spikes,
+                           long spikes_stride, const REAL *product, const REAL *surrogate,
+                           const REAL *before, int n_threads)
 {
     const int S = m->n_states;
     const long size = B * N;
@@ -324,8 +326,16 @@ void fused_backward_update(const model_t *m, long B, long N, REAL *after, const 
         const REAL *pre[MAX_STATES], *integrated_in[MAX_STATES];
         REAL g[BLOCK], derivative[2][BLOCK], integrated[MAX_STATES][BLOCK];
         const uint8_t *restrict spike = z + start;
-        for (long i = 0; i < n; ++i)
-            g[i] = grad_z[start + i];
+        /* the block may straddle samples: row by row */
+        for (long i = 0; i < n;) {
+            const long element = start + i, column = element % N;
+            const long length = N - column < n - i ? N - column : n - i;
+            const REAL *restrict row = grad_spikes + (element / N) * spikes_stride + column;
+            const REAL *restrict product_row = product + element;
+            for (long q = 0; q < length; ++q)
+                g[i + q] = row[q] + product_row[q];
+            i += length;
+        }
         if (pre_reset)
             for (int j = 0; j < S; ++j)
                 pre[j] = pre_reset + j * pre_stride + start;
@@ -380,33 +390,48 @@ void fused_backward_update(const model_t *m, long B, long N, REAL *after, const 
     }
 }
 
+/* Calls visit(j) for each non-zero byte j of spikes[0..n), eight bytes at a time:
+ * spikes are rare, most words are zero. */
+#define FOR_EACH_SPIKE(spikes, n, j, body)                                                   \
+    for (long start_ = 0; start_ < (n); start_ += 8) {                                      \
+        if (start_ + 8 <= (n)) {                                                             \
+            uint64_t word_;                                                                  \
+            __builtin_memcpy(&word_, (spikes) + start_, 8);                                  \
+            if (word_ == 0)                                                                  \
+                continue;                                                                    \
+        }                                                                                    \
+        const long end_ = start_ + 8 < (n) ? start_ + 8 : (n);                               \
+        for (long j = start_; j < end_; ++j)                                                 \
+            if ((spikes)[j]) {                                                               \
+                body                                                                         \
+            }                                                                                \
+    }
+
 /*
- * Input drive of R rows (samples x steps): drive[r] = sum_j x[r, j] W_in[j] over the
- * non-zero inputs only, in order of j (the inputs are spikes, a few per cent non-zero).
- *   x (R, n_in), w_in (n_in, N), drive (R, N) [out]
+ * Input drive of R rows (samples x steps) of binary input spikes: drive[r] = sum of the
+ * rows of W_in of the inputs that spiked, in order of j (as Brian2's synapses deliver
+ * them; at the published size a few per cent of the inputs spike).
+ *   x (R, n_in) 0/1 bytes, w_in (n_in, N), drive (R, N) [out]
  */
-void input_drive(long R, long n_in, long N, const REAL *x, const REAL *w_in, REAL *drive,
+void input_drive(long R, long n_in, long N, const uint8_t *x, const REAL *w_in, REAL *drive,
                  int n_threads)
 {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (long row = 0; row < R; ++row) {
-        const REAL *restrict inputs = x + row * n_in;
+        const uint8_t *inputs = x + row * n_in;
         REAL *restrict out = drive + row * N;
         int first = 1;
-        for (long j = 0; j < n_in; ++j) {
-            const REAL value = inputs[j];
-            if (value == 0)
-                continue;
+        FOR_EACH_SPIKE(inputs, n_in, j, {
             const REAL *restrict w = w_in + j * N;
             if (first) {
                 for (long i = 0; i < N; ++i)
-                    out[i] = value * w[i];
+                    out[i] = w[i];
                 first = 0;
             } else {
                 for (long i = 0; i < N; ++i)
-                    out[i] = out[i] + value * w[i];
+                    out[i] = out[i] + w[i];
             }
-        }
+        })
         if (first)
             for (long i = 0; i < N; ++i)
                 out[i] = 0;
@@ -414,16 +439,17 @@ void input_drive(long R, long n_in, long N, const REAL *x, const REAL *w_in, REA
 }
 
 /*
- * Gradient of the input weights: grad_w[j] = sum_r x[r, j] grad[r] over the non-zero
- * inputs. Each thread sums its rows into its own copy (workspace, n_threads x n_in x N),
- * the copies are then added in thread order: the result depends on the number of
- * threads only.
- *   x (R, n_in), grad (R, N), grad_w (n_in, N) [out]
+ * Z^T G for binary spikes Z (R, n) and a gradient G (R, N): row j of the result sums
+ * the rows of G at which spike j is 1 (the weight gradient of the input synapses,
+ * n = n_in, and of the recurrent ones, n = N). Each thread sums its rows into its
+ * own copy (workspace, n_threads x n x N), the copies are then added in thread order:
+ * the result depends on the number of threads only.
+ *   z (R, n) 0/1 bytes, grad (R, N), out (n, N) [out]
  */
-void input_weight_gradient(long R, long n_in, long N, const REAL *x, const REAL *grad,
-                           REAL *grad_w, REAL *workspace, int n_threads)
+void spike_weight_gradient(long R, long n, long N, const uint8_t *z, const REAL *grad,
+                           REAL *out, REAL *workspace, int n_threads)
 {
-    const long size = n_in * N;
+    const long size = n * N;
 #pragma omp parallel num_threads(n_threads)
     {
 #ifdef _OPENMP
@@ -436,23 +462,20 @@ void input_weight_gradient(long R, long n_in, long N, const REAL *x, const REAL 
             own[i] = 0;
 #pragma omp for schedule(static)
         for (long row = 0; row < R; ++row) {
-            const REAL *restrict inputs = x + row * n_in;
+            const uint8_t *spikes = z + row * n;
             const REAL *restrict g = grad + row * N;
-            for (long j = 0; j < n_in; ++j) {
-                const REAL value = inputs[j];
-                if (value == 0)
-                    continue;
-                REAL *restrict out = own + j * N;
+            FOR_EACH_SPIKE(spikes, n, j, {
+                REAL *restrict sum = own + j * N;
                 for (long i = 0; i < N; ++i)
-                    out[i] = out[i] + value * g[i];
-            }
+                    sum[i] = sum[i] + g[i];
+            })
         }
 #pragma omp for schedule(static)
         for (long i = 0; i < size; ++i) {
             REAL total = workspace[i];
             for (int t = 1; t < team; ++t)
                 total = total + workspace[t * size + i];
-            grad_w[i] = total;
+            out[i] = total;
         }
     }
 }

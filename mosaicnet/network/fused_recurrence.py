@@ -373,45 +373,57 @@ class FusedRecurrence:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`backward` with each step's element-wise work in two kernel calls.
 
-        Between them torch's dense ``grad_z = grad_spikes + to_recurrent @ W_rec^T``.
-        Each step's records are addressed by pointer: indexing would build views.
+        Between them torch's dense product ``to_recurrent @ W_rec^T``. Each step's
+        records are addressed by pointer (indexing would build views); the records
+        are contiguous and time-major, ``grad_spikes`` ``(B, T, N)`` of any layout
+        with contiguous rows (autograd hands it over time-major or batch-major).
         """
-        grad_spikes, spiked, surrogate, w_rec = (
-            storage_tensor(tensor) for tensor in (grad_spikes, spiked, surrogate, w_rec)
+        spiked, surrogate, w_rec = (
+            storage_tensor(tensor).contiguous() for tensor in (spiked, surrogate, w_rec)
         )
+        grad_spikes = storage_tensor(grad_spikes)
+        if grad_spikes.stride(-1) != 1:
+            grad_spikes = grad_spikes.contiguous()
         if pre_reset is not None:
-            pre_reset = storage_tensor(pre_reset)
+            pre_reset = storage_tensor(pre_reset).contiguous()
         n_steps, n_batch, n_rec = surrogate.shape
-        n_states = len(self.neuron.states)
-        step_bytes = n_batch * n_rec * surrogate.element_size()
+        step_size = n_batch * n_rec
+        item = surrogate.element_size()
         threads = torch.get_num_threads()
         parameters = ctypes.byref(self.parameters)
-        grad_spikes = grad_spikes.transpose(0, 1)
         grad_drive = torch.empty_like(surrogate)
         same_target = self.input_index == self.recurrent_index
         grad_delivered = grad_drive if same_target else torch.empty_like(surrogate)
-        after = surrogate.new_zeros((n_states, n_batch, n_rec))
+        after = surrogate.new_zeros((len(self.neuron.states), n_batch, n_rec))
         before = torch.empty_like(after)
-        grad_z = surrogate.new_empty((n_batch, n_rec))
+        product = surrogate.new_empty((n_batch, n_rec))
         w_rec_t = w_rec.t()
-        spiked, surrogate = spiked.contiguous(), surrogate.contiguous()
-        pointers = [tensor.data_ptr() for tensor in (spiked, grad_drive, grad_delivered, surrogate)]
-        pre_pointer = None if pre_reset is None else pre_reset.data_ptr()
+        z, drive_grad, delivered_grad, surrogates, spikes_grad = (
+            tensor.data_ptr()
+            for tensor in (spiked, grad_drive, grad_delivered, surrogate, grad_spikes)
+        )
+        pre = None if pre_reset is None else pre_reset.data_ptr()
+        after_pointer, before_pointer = after.data_ptr(), before.data_ptr()
         for step in reversed(range(n_steps)):
-            z = pointers[0] + step * n_batch * n_rec
-            to_recurrent = pointers[2] + step * step_bytes
+            offset = step * step_size
             kernels.backward_reset(
-                parameters, n_batch, n_rec, after.data_ptr(), z, before.data_ptr(),
-                pointers[1] + step * step_bytes, to_recurrent, threads,
+                parameters, n_batch, n_rec, after_pointer, z + offset, before_pointer,
+                drive_grad + offset * item, delivered_grad + offset * item, threads,
             )  # fmt: skip
-            torch.addmm(grad_spikes[step], grad_delivered[step], w_rec_t, out=grad_z)
+            torch.mm(grad_delivered[step], w_rec_t, out=product)
             kernels.backward_update(
-                parameters, n_batch, n_rec, after.data_ptr(), z,
-                None if pre_pointer is None else pre_pointer + step * step_bytes,
-                n_steps * n_batch * n_rec, grad_z.data_ptr(), pointers[3] + step * step_bytes,
-                before.data_ptr(), threads,
+                parameters, n_batch, n_rec, after_pointer, z + offset,
+                None if pre is None else pre + offset * item, n_steps * step_size,
+                spikes_grad + step * grad_spikes.stride(1) * item, grad_spikes.stride(0),
+                product.data_ptr(),
+                surrogates + offset * item, before_pointer, threads,
             )  # fmt: skip
-        grad_w_rec = _spike_weighted_sum(spiked.flatten(0, 1), grad_delivered.flatten(0, 1))
+        grad_w_rec = w_rec.new_empty((n_rec, n_rec))
+        workspace = w_rec.new_empty((threads, n_rec, n_rec))
+        kernels.spike_weight_gradient(
+            n_steps * n_batch, n_rec, n_rec, z, delivered_grad, grad_w_rec.data_ptr(),
+            workspace.data_ptr(), threads,
+        )  # fmt: skip
         return grad_drive.transpose(0, 1), grad_w_rec
 
     def _add_reset_spike_gradient(

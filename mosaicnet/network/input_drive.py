@@ -1,12 +1,13 @@
 """The input synapses' drive ``x @ W_in``, event-driven in the compiled kernels.
 
 The inputs are spikes: at the published size a few per cent of the ``(B, T, n_in)``
-entries are non-zero. The dense product (and its weight gradient ``x^T G``) does
-every multiplication; the compiled kernels (:mod:`mosaicnet.network.native_kernels`,
-``input_drive`` and ``input_weight_gradient`` in ``fused_kernels.c``) add the rows
-of ``W_in`` of the inputs that spiked, as Brian2's synapses deliver them, and
-gather the gradient rows at the spikes. The sums come in another order than the
-dense product's, so the drive equals it to rounding.
+entries are 1. The dense product (and its weight gradient ``x^T G``) does every
+multiplication, on a float copy of the spikes; the compiled kernels
+(:mod:`mosaicnet.network.native_kernels`, ``input_drive`` and
+``spike_weight_gradient`` in ``fused_kernels.c``) read the spikes as bytes, add
+the rows of ``W_in`` of the inputs that spiked, as Brian2's synapses deliver
+them, and sum the gradient rows at the spikes. The sums come in another order
+than the dense product's, so the drive equals it to rounding.
 
 First order only, like the fused recurrent layer it feeds
 (:mod:`mosaicnet.network.fused_recurrence`, "Order of derivatives"): a gradient of
@@ -25,14 +26,17 @@ __all__ = ["event_driven_drive"]
 
 
 def event_driven_drive(
-    x: torch.Tensor, w_in: torch.Tensor, kernels: Kernels, transformed: bool
+    spikes: torch.Tensor, w_in: torch.Tensor, kernels: Kernels, transformed: bool
 ) -> torch.Tensor:
-    """``x @ w_in`` for ``x`` ``(B, T, n_in)`` on the CPU, by the compiled kernels.
+    """``spikes @ w_in`` for boolean input spikes ``(B, T, n_in)`` on the CPU, by the kernels.
 
     ``transformed``: the call runs under one level of ``torch.func.grad`` (whose
-    backward builds a graph that is never differentiated again).
+    backward builds a graph that is never differentiated again). The spikes are
+    data: no gradient flows to them.
     """
-    return _EventDrive.apply(x, w_in, kernels, transformed)
+    if spikes.dtype != torch.bool:
+        raise TypeError(f"input spikes must be boolean, got {spikes.dtype}")
+    return _EventDrive.apply(spikes, w_in, kernels, transformed)
 
 
 class _EventDrive(torch.autograd.Function):
@@ -44,7 +48,7 @@ class _EventDrive(torch.autograd.Function):
     ) -> torch.Tensor:
         with torch._C._DisableFuncTorch():
             x, w_in = storage_tensor(x).contiguous(), storage_tensor(w_in).contiguous()
-            drive = x.new_empty((*x.shape[:-1], w_in.shape[1]))
+            drive = w_in.new_empty((*x.shape[:-1], w_in.shape[1]))
             kernels.input_drive(
                 x.numel() // x.shape[-1], x.shape[-1], w_in.shape[1], x.data_ptr(),
                 w_in.data_ptr(), drive.data_ptr(), torch.get_num_threads(),
@@ -53,8 +57,8 @@ class _EventDrive(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        x, w_in, kernels, transformed = inputs
-        ctx.save_for_backward(x, w_in)
+        x, _, kernels, transformed = inputs
+        ctx.save_for_backward(x)
         ctx.kernels = kernels
         ctx.transformed = transformed
 
@@ -65,8 +69,7 @@ class _EventDrive(torch.autograd.Function):
                 "the event-driven input drive has a first-order backward only; for second "
                 "derivatives through the recurrent layer use TorchClone(..., fused=False)"
             )
-        x, w_in = ctx.saved_tensors
-        grad_x = grad @ w_in.t() if ctx.needs_input_grad[0] else None
+        (x,) = ctx.saved_tensors
         grad_w = None
         if ctx.needs_input_grad[1]:
             threads = torch.get_num_threads()
@@ -76,8 +79,8 @@ class _EventDrive(torch.autograd.Function):
                 n_in, n_rec = x_plain.shape[-1], grad_plain.shape[-1]
                 grad_w = grad_plain.new_empty((n_in, n_rec))
                 workspace = grad_plain.new_empty((threads, n_in, n_rec))
-                ctx.kernels.input_weight_gradient(
+                ctx.kernels.spike_weight_gradient(
                     x_plain.numel() // n_in, n_in, n_rec, x_plain.data_ptr(),
                     grad_plain.data_ptr(), grad_w.data_ptr(), workspace.data_ptr(), threads,
                 )  # fmt: skip
-        return grad_x, grad_w, None, None
+        return None, grad_w, None, None

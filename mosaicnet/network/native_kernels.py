@@ -94,14 +94,14 @@ _SIGNATURES = {
     "fused_backward_reset": [ctypes.POINTER(ModelParameters), ctypes.c_long, ctypes.c_long,
                              _POINTER, _POINTER, _POINTER, _POINTER, _POINTER, ctypes.c_int],
     "fused_backward_update": [ctypes.POINTER(ModelParameters), ctypes.c_long, ctypes.c_long,
-                              _POINTER, _POINTER, _POINTER, ctypes.c_long, _POINTER, _POINTER,
-                              _POINTER, ctypes.c_int],
+                              _POINTER, _POINTER, _POINTER, ctypes.c_long, _POINTER,
+                              ctypes.c_long, _POINTER, _POINTER, _POINTER, ctypes.c_int],
     "input_drive": [ctypes.c_long, ctypes.c_long, ctypes.c_long, _POINTER, _POINTER, _POINTER,
                     ctypes.c_int],
-    "input_weight_gradient": [ctypes.c_long, ctypes.c_long, ctypes.c_long, _POINTER, _POINTER,
-                              _POINTER, _POINTER, ctypes.c_int],
     "leaky_recursion": [ctypes.c_long, ctypes.c_long, ctypes.c_long, _POINTER, ctypes.c_long,
                         ctypes.c_long, ctypes.c_double, ctypes.c_int, _POINTER, ctypes.c_int],
+    "spike_weight_gradient": [ctypes.c_long, ctypes.c_long, ctypes.c_long, _POINTER, _POINTER,
+                              _POINTER, _POINTER, ctypes.c_int],
 }  # fmt: skip
 
 
@@ -113,8 +113,8 @@ class Kernels:
     backward_reset: ctypes._CFuncPtr
     backward_update: ctypes._CFuncPtr
     input_drive: ctypes._CFuncPtr
-    input_weight_gradient: ctypes._CFuncPtr
     leaky_recursion: ctypes._CFuncPtr
+    spike_weight_gradient: ctypes._CFuncPtr
 
 
 _lock = threading.Lock()
@@ -156,8 +156,8 @@ def load_kernels(dtype: torch.dtype) -> Kernels | None:
                 backward_reset=functions["fused_backward_reset"],
                 backward_update=functions["fused_backward_update"],
                 input_drive=functions["input_drive"],
-                input_weight_gradient=functions["input_weight_gradient"],
                 leaky_recursion=functions["leaky_recursion"],
+                spike_weight_gradient=functions["spike_weight_gradient"],
             )
         return _loaded[dtype]
 

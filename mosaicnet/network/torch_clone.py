@@ -219,14 +219,16 @@ class TorchClone:
             ``(B, T, n_in)`` input; encoded with
             :func:`mosaicnet.network.spec.input_spikes`.
         """
-        x = self.encode(x)
+        x = torch.as_tensor(x, device=self.device)
+        check_input_shape(tuple(x.shape), self.n_in)
+        spikes_in = x if x.dtype == torch.bool else input_spikes(x)
         # Dense product with the masked weights: on CPU it beat a gather/scatter
         # over the synapse list even at the Mosaic's 2 % density (torch 2.x).
         w_rec = params["w_rec"] * self._mask_float
         # Input synapses do not depend on the network state: all steps in one
         # product (event-driven where the fused layer's kernels run) instead of
         # one small product per step.
-        drive = self._input_drive(x, params["w_in"], w_rec)
+        drive = self._input_drive(spikes_in, params["w_in"], w_rec)
         if self._use_fused(drive, w_rec):
             return self.fused_layer(drive, w_rec)
         neuron = self.neuron
@@ -261,16 +263,17 @@ class TorchClone:
         return torch.stack(spikes, dim=1)
 
     def _input_drive(
-        self, x: torch.Tensor, w_in: torch.Tensor, w_rec: torch.Tensor
+        self, spikes: torch.Tensor, w_in: torch.Tensor, w_rec: torch.Tensor
     ) -> torch.Tensor:
-        """``x @ w_in``: event-driven (:mod:`mosaicnet.network.input_drive`) where the
-        fused layer runs on its compiled kernels, else the dense product."""
-        if self.fused_layer is not None and x.dim() == 3:
-            grad_levels, batched = transform_levels(x, w_in, w_rec)
-            kernels = self.fused_layer.kernels_for(x)
+        """``spikes @ w_in`` for boolean input spikes: event-driven
+        (:mod:`mosaicnet.network.input_drive`) where the fused layer runs on its
+        compiled kernels, else the dense product."""
+        if self.fused_layer is not None and spikes.dim() == 3:
+            grad_levels, batched = transform_levels(spikes, w_in, w_rec)
+            kernels = self.fused_layer.kernels_for(w_in)
             if kernels is not None and not batched and grad_levels <= 1:
-                return event_driven_drive(x, w_in, kernels, transformed=grad_levels == 1)
-        return x @ w_in
+                return event_driven_drive(spikes, w_in, kernels, transformed=grad_levels == 1)
+        return spikes.to(self.dtype) @ w_in
 
     def _use_fused(self, drive: torch.Tensor, w_rec: torch.Tensor) -> bool:
         """Whether this call runs on the fused layer (see the ``fused`` option)."""
