@@ -15,9 +15,10 @@ trace (``TorchClone(fused="auto")``, :mod:`mosaicnet.network.fused_recurrence`)
 with that setting, its loops in torch operations (``MOSAICNET_NATIVE=0``);
 ``fused`` the same on the compiled kernels (:mod:`mosaicnet.network.native_kernels`,
 the default where a C compiler exists). The allocator and kernel settings are
-switched before each step, so all four run interleaved in one process, from the same parameters on the same
-meta-batches, repeated; medians (and minima) of wall-clock time are printed
-with the ratios (goal: fused >= 4x faster than reference). Peak memory: each
+switched before each step, so all four run interleaved in one process, from the
+same parameters on the same meta-batches, repeated; medians (and minima) of
+wall-clock time are printed with the ratios (goal: fused >= 4x faster than
+reference). Peak memory: each
 path runs once more in a fresh subprocess that reports the kernel's high-water
 mark of its resident set
 (VmHWM, reset just before the step) and its growth during the step.

@@ -184,13 +184,17 @@ void fused_forward(const model_t *m, long B, long T, long N, const REAL *drive,
                 affine_row(S, r.threshold, 0, current, N, distance);
                 REAL *restrict spikes_t = spikes + row;
                 uint8_t *restrict spiked_t = spiked + row;
-                for (long i = 0; i < N; ++i) {
-                    const REAL d = distance[i] - r.threshold_offset;
-                    distance[i] = d;
-                    const int z = d > 0 || (inclusive && d == 0);
-                    spikes_t[i] = (REAL)z;
-                    spiked_t[i] = (uint8_t)z;
-                }
+                /* separate loops: each vectorises (one with both stores did not) */
+                for (long i = 0; i < N; ++i)
+                    distance[i] = distance[i] - r.threshold_offset;
+                if (inclusive)
+                    for (long i = 0; i < N; ++i)
+                        spikes_t[i] = distance[i] >= 0 ? (REAL)1 : (REAL)0;
+                else
+                    for (long i = 0; i < N; ++i)
+                        spikes_t[i] = distance[i] > 0 ? (REAL)1 : (REAL)0;
+                for (long i = 0; i < N; ++i)
+                    spiked_t[i] = spikes_t[i] != 0;
                 surrogate_derivative(m->surrogate, r.slope, distance, N, surrogate + row);
                 long n_events = 0;
                 for (long i = 0; i < N; ++i)
@@ -439,15 +443,17 @@ void input_drive(long R, long n_in, long N, const uint8_t *x, const REAL *w_in, 
 }
 
 /*
- * Z^T G for binary spikes Z (R, n) and a gradient G (R, N): row j of the result sums
- * the rows of G at which spike j is 1 (the weight gradient of the input synapses,
- * n = n_in, and of the recurrent ones, n = N). Each thread sums its rows into its
- * own copy (workspace, n_threads x n x N), the copies are then added in thread order:
- * the result depends on the number of threads only.
- *   z (R, n) 0/1 bytes, grad (R, N), out (n, N) [out]
+ * Z^T G for binary spikes Z (B, T, n) and a gradient G (B, T, N): row j of the result
+ * sums the rows of G at which spike j is 1 (the weight gradient of the input synapses,
+ * n = n_in, and of the recurrent ones, n = N). Rows of both are contiguous, at strides
+ * (z_b, z_t) and (g_b, g_t) elements (batch- or time-major). Each thread sums its rows
+ * into its own copy (workspace, n_threads x n x N), the copies are then added in
+ * thread order: the result depends on the number of threads only.
+ *   z 0/1 bytes, grad, out (n, N) [out]
  */
-void spike_weight_gradient(long R, long n, long N, const uint8_t *z, const REAL *grad,
-                           REAL *out, REAL *workspace, int n_threads)
+void spike_weight_gradient(long B, long T, long n, long N, const uint8_t *z, long z_b,
+                           long z_t, const REAL *grad, long g_b, long g_t, REAL *out,
+                           REAL *workspace, int n_threads)
 {
     const long size = n * N;
 #pragma omp parallel num_threads(n_threads)
@@ -461,9 +467,10 @@ void spike_weight_gradient(long R, long n, long N, const uint8_t *z, const REAL 
         for (long i = 0; i < size; ++i)
             own[i] = 0;
 #pragma omp for schedule(static)
-        for (long row = 0; row < R; ++row) {
-            const uint8_t *spikes = z + row * n;
-            const REAL *restrict g = grad + row * N;
+        for (long row = 0; row < B * T; ++row) {
+            const long b = row / T, t = row % T;
+            const uint8_t *spikes = z + b * z_b + t * z_t;
+            const REAL *restrict g = grad + b * g_b + t * g_t;
             FOR_EACH_SPIKE(spikes, n, j, {
                 REAL *restrict sum = own + j * N;
                 for (long i = 0; i < N; ++i)

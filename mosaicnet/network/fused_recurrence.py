@@ -420,8 +420,10 @@ class FusedRecurrence:
             )  # fmt: skip
         grad_w_rec = w_rec.new_empty((n_rec, n_rec))
         workspace = w_rec.new_empty((threads, n_rec, n_rec))
+        # Time-major records: sample b, step t at row t * B + b.
         kernels.spike_weight_gradient(
-            n_steps * n_batch, n_rec, n_rec, z, delivered_grad, grad_w_rec.data_ptr(),
+            n_batch, n_steps, n_rec, n_rec, z, n_rec, step_size, delivered_grad, n_rec,
+            step_size, grad_w_rec.data_ptr(),
             workspace.data_ptr(), threads,
         )  # fmt: skip
         return grad_drive.transpose(0, 1), grad_w_rec

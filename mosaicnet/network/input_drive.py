@@ -75,12 +75,17 @@ class _EventDrive(torch.autograd.Function):
             threads = torch.get_num_threads()
             with torch._C._DisableFuncTorch():
                 x_plain = storage_tensor(x).contiguous()
-                grad_plain = storage_tensor(grad).contiguous()
-                n_in, n_rec = x_plain.shape[-1], grad_plain.shape[-1]
+                grad_plain = storage_tensor(grad)
+                if grad_plain.stride(-1) != 1:
+                    grad_plain = grad_plain.contiguous()
+                n_batch, n_steps, n_in = x_plain.shape
+                n_rec = grad_plain.shape[-1]
                 grad_w = grad_plain.new_empty((n_in, n_rec))
                 workspace = grad_plain.new_empty((threads, n_in, n_rec))
+                # The gradient comes time-major from the fused layer: any row layout.
                 ctx.kernels.spike_weight_gradient(
-                    x_plain.numel() // n_in, n_in, n_rec, x_plain.data_ptr(),
-                    grad_plain.data_ptr(), grad_w.data_ptr(), workspace.data_ptr(), threads,
+                    n_batch, n_steps, n_in, n_rec, x_plain.data_ptr(), n_steps * n_in, n_in,
+                    grad_plain.data_ptr(), grad_plain.stride(0), grad_plain.stride(1),
+                    grad_w.data_ptr(), workspace.data_ptr(), threads,
                 )  # fmt: skip
         return None, grad_w, None, None

@@ -48,6 +48,8 @@ __all__ = [
 MAX_STATES = 8
 SOURCE = Path(__file__).with_name("fused_kernels.c")
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-ffp-contract=off", "-fPIC", "-shared")
+#: Libraries, after the source on the command line (the sigmoid surrogate's exp).
+LIBRARIES = ("-lm",)
 #: Surrogate names in the kernels' numbering.
 SURROGATE_CODES = {"fast_sigmoid": 0, "sigmoid": 1, "triangular": 2}
 
@@ -100,8 +102,9 @@ _SIGNATURES = {
                     ctypes.c_int],
     "leaky_recursion": [ctypes.c_long, ctypes.c_long, ctypes.c_long, _POINTER, ctypes.c_long,
                         ctypes.c_long, ctypes.c_double, ctypes.c_int, _POINTER, ctypes.c_int],
-    "spike_weight_gradient": [ctypes.c_long, ctypes.c_long, ctypes.c_long, _POINTER, _POINTER,
-                              _POINTER, _POINTER, ctypes.c_int],
+    "spike_weight_gradient": [ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_long,
+                              _POINTER, ctypes.c_long, ctypes.c_long, _POINTER, ctypes.c_long,
+                              ctypes.c_long, _POINTER, _POINTER, ctypes.c_int],
 }  # fmt: skip
 
 
@@ -204,7 +207,7 @@ def _build(dtype: torch.dtype) -> Path:
     flags = (*FLAGS, f"-DREAL={real}")
     key = hashlib.sha256()
     key.update(SOURCE.read_bytes())
-    key.update(" ".join((compiler, *flags)).encode())
+    key.update(" ".join((compiler, *flags, *LIBRARIES)).encode())
     key.update(_cpu_features().encode())
     target = _cache_dir() / f"fused_kernels_{real}_{key.hexdigest()[:16]}.so"
     if target.exists():
@@ -214,7 +217,7 @@ def _build(dtype: torch.dtype) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         built = Path(work) / target.name
         result = subprocess.run(
-            [compiler, *flags, str(SOURCE), "-o", str(built)],
+            [compiler, *flags, str(SOURCE), "-o", str(built), *LIBRARIES],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         if result.returncode != 0:
