@@ -486,9 +486,10 @@ def adapt_readout(
         times, scales = [], []
         for step in range(n_steps):
             times.append(peak_times(w, trace))
-            scales.append(step_scale(_unit_rows(trace, times[-1]), config, step))
+            step_rows = _unit_rows(trace, times[-1])
+            scales.append(step_scale(step_rows, config, step))
             step_lr = step_learning_rate(lr_value, scales[-1], config, step)
-            w = readout_step(w, _unit_rows(trace, times[-1]), target, step_lr, inside=inside)
+            w = readout_step(w, step_rows, target, step_lr, inside=inside)
 
     rows = _unit_rows(support_trace, torch.cat(times, dim=-1))  # (..., steps*n_out, S, n_rec)
     # split, not slicing: the backward of one split is one concatenation, whereas

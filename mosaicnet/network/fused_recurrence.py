@@ -55,13 +55,29 @@ Order of derivatives
 Sparse inputs and spikes
     Recurrent spikes are rare (0.1-0.5 % of neurons and steps in training at the
     published size): the forward synapses and the recurrent weight gradient
-    ``Z^T G`` (the rows of ``G`` at the spikes, gathered) are event-driven below
-    one spike in :data:`SPARSE_SPIKE_RATIO`, dense above. The input product
-    ``x @ W_in`` for all steps and its weight gradient stay dense, outside this
-    operation: on CPU, torch's sparse (CSR) and ``embedding_bag`` products over
-    the 0/1 inputs (about 4 % non-zero) were slower than the dense ones at the
-    published size (measured while writing this module). The backward's
-    ``grad @ W_rec^T`` is dense: the gradient reaching the neurons is.
+    ``Z^T G`` (the rows of ``G`` at the spikes) are event-driven. On the torch
+    loop, below one spike in :data:`SPARSE_SPIKE_RATIO` (dense above). The input
+    product ``x @ W_in`` is outside this operation
+    (:mod:`mosaicnet.network.input_drive`: event-driven in the compiled kernels,
+    dense otherwise; on the CPU torch's sparse and ``embedding_bag`` products were
+    slower than the dense one). The backward's ``grad @ W_rec^T`` is dense: the
+    gradient reaching the neurons is.
+
+Compiled kernels
+    On the CPU, in float32 and float64, the loop runs in the kernels of
+    ``fused_kernels.c`` (:mod:`mosaicnet.network.native_kernels`, built once with
+    the system's C compiler): the forward's whole time loop in one call (each
+    sample's loop on one thread, its state in cache; the synapses always
+    event-driven), and per backward step two calls around torch's dense
+    ``grad @ W_rec^T``, then ``Z^T G`` in one call. They make the torch loop's
+    operations in its order and roundings (no fused multiply-adds), except the
+    threshold distance, formed as ``threshold_weights . state - threshold_offset``
+    of :class:`~mosaicnet.network.neuron_compiler.AffineForm` rather than by the
+    model's expression: equal to rounding (for ``lif`` and ``cuba_lif``, whose
+    threshold is ``v > v_th``, exactly). The tests compare both paths: identical
+    spikes, records and gradients equal to 1e-12 relative in float64. The torch
+    loop runs where the kernels cannot be built, on other devices, and with
+    ``FusedRecurrence(..., native=False)`` or ``MOSAICNET_NATIVE=0``.
 """
 
 from __future__ import annotations
