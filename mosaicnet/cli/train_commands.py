@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tasks-per-pass",
         type=int,
         help="tasks run through the network at once; the meta-gradient is accumulated "
-        "over passes (same result, less memory; default 8)",
+        "over passes (same result, less memory; default 4)",
     )
     parser.add_argument("--inner-steps", type=int, help="inner SGD steps (default 1)")
     parser.add_argument(
