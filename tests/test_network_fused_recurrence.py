@@ -339,15 +339,19 @@ def test_compiled_kernels_equal_the_torch_loop(model, surrogate):
         _assert_relative(g_c, g_t, rtol=1e-12)
 
 
-def test_without_compiled_kernels_the_torch_loop_runs(monkeypatch, tmp_path):
+def test_without_compiled_kernels_the_torch_loop_runs(monkeypatch, tmp_path, caplog):
     monkeypatch.setattr(native_kernels, "_loaded", {})
     monkeypatch.setattr(native_kernels, "_failure", None)
     monkeypatch.setenv("MOSAICNET_CACHE", str(tmp_path))
     monkeypatch.setenv("CC", "no-such-compiler")
     clone = _clone("lif", fused=True)
     layer = clone.fused_layer
-    assert layer.kernels_for(torch.zeros((), dtype=torch.float64)) is None
+    with caplog.at_level("WARNING", logger=native_kernels.__name__):
+        assert layer.kernels_for(torch.zeros((), dtype=torch.float64)) is None
+        assert layer.kernels_for(torch.zeros((), dtype=torch.float32)) is None
     assert "no C compiler 'no-such-compiler'" in native_kernels.unavailable_reason()
+    # Said once, with what happens instead.
+    assert [record.message.count("runs its torch loops") for record in caplog.records] == [1]
     params = {name: w.requires_grad_() for name, w in clone.init_params().items()}
     spike_weights = torch.ones(BATCH, T, N_REC, dtype=torch.float64)
     z_f, _, grads_f = _spikes_and_gradients(clone, params, _input(), spike_weights)

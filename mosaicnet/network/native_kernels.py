@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -43,6 +44,8 @@ __all__ = [
     "storage_tensor",
     "unavailable_reason",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Most state variables a compiled model may have (``MAX_STATES`` in the C source).
 MAX_STATES = 8
@@ -147,6 +150,12 @@ def load_kernels(dtype: torch.dtype) -> Kernels | None:
                 library = ctypes.CDLL(str(_build(dtype)))
             except (OSError, subprocess.SubprocessError) as error:
                 _failure = f"building {SOURCE.name} failed: {error}"
+                # Said once per process: the torch loops compute the same, about 2x slower.
+                logger.warning(
+                    "%s; the fused layer runs its torch loops (same results, slower; "
+                    "MOSAICNET_NATIVE=0 silences this)",
+                    _failure,
+                )
                 return None
             functions = {}
             for name, arguments in _SIGNATURES.items():
