@@ -9,7 +9,7 @@ and the Adam update.
 
 Measured here, on synthetic SHD-layout data:
 
-* ``fast``: the default path (one recurrent pass per task, inner steps on the
+* ``fast``: the default path (the recurrent layer once per recording, inner steps on the
   readout alone) at 1 and 10 inner steps, on the fused recurrent layer
   (``TorchClone(fused="auto")``; ``benchmarks/bench_fused.py`` compares it with
   the reference loop);

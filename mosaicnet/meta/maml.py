@@ -659,7 +659,7 @@ def _accuracies(
 
 
 def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config: TrainConfig):
-    """Fast path: one recurrent pass for all tasks, inner steps on the readout alone.
+    """Fast path: the recurrent layer once per recording, inner steps on the readout alone.
 
     The readout part needs no ``vmap``: :func:`adapt_readout` and
     :func:`readout_logits` take the task dimension as a leading batch dimension,
