@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from brian2 import ms
+from test_network_neuron_models import MILLIVOLT, TWO_COMPARTMENT  # inputs to a dendrite; mV
 
 from mosaicnet.errors import ConfigError
 from mosaicnet.meta import training
@@ -293,10 +294,10 @@ def test_event_driven_synapses_at_low_rates_equal_the_reference(model):
 
 
 # ---------------------------------------------------------------- compiled kernels
-SURROGATE_CASES = [(model, "fast_sigmoid") for model in [*FUSED_PRESETS, RESET_TO_VALUE]] + [
-    ("cuba_lif", "sigmoid"),
-    ("alif", "triangular"),
-]
+SURROGATE_CASES = [
+    (model, "fast_sigmoid")
+    for model in [*FUSED_PRESETS, RESET_TO_VALUE, TWO_COMPARTMENT, MILLIVOLT]
+] + [("cuba_lif", "sigmoid"), ("alif", "triangular")]
 
 
 def _layer_records(clone, params, x, native):

@@ -287,21 +287,20 @@ void fused_backward_reset(const model_t *m, long B, long N, const REAL *after,
             for (long i = 0; i < n; ++i)
                 out[i] = spike[i] ? reset[i] : kept[i];
         }
-        const REAL *restrict to_input = before + m->input_index * size + start;
-        const REAL *restrict to_rec = before + m->recurrent_index * size + start;
-        REAL *restrict input_out = grad_drive + start;
-        REAL *rec_out = to_recurrent + start;
         const REAL unit = r.weight_unit;
-        if (unit != 1) {
-            for (long i = 0; i < n; ++i)
-                input_out[i] = to_input[i] * unit;
-            for (long i = 0; i < n; ++i)
-                rec_out[i] = to_rec[i] * unit;
-        } else {
-            for (long i = 0; i < n; ++i)
-                input_out[i] = to_input[i];
-            for (long i = 0; i < n; ++i)
-                rec_out[i] = to_rec[i];
+        for (int target = 0; target < 2; ++target) {
+            /* one write when both gradients are the same array (same target variable) */
+            if (target == 1 && to_recurrent == grad_drive)
+                break;
+            const int k = target == 0 ? m->input_index : m->recurrent_index;
+            const REAL *restrict from = before + k * size + start;
+            REAL *restrict to = (target == 0 ? grad_drive : to_recurrent) + start;
+            if (unit != 1)
+                for (long i = 0; i < n; ++i)
+                    to[i] = from[i] * unit;
+            else
+                for (long i = 0; i < n; ++i)
+                    to[i] = from[i];
         }
     }
 }
