@@ -25,7 +25,7 @@ from mosaicnet.network import native_kernels
 from mosaicnet.network.input_drive import event_driven_drive
 from mosaicnet.network.neuron_model import NeuronModel
 from mosaicnet.network.neuron_presets import neuron_model
-from mosaicnet.network.spec import NeuronParameters, random_spec
+from mosaicnet.network.spec import NeuronParameters, input_spikes, random_spec
 from mosaicnet.network.torch_clone import TorchClone
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -305,7 +305,7 @@ def _layer_records(clone, params, x, native):
     layer = clone.fused_layer
     layer.native = native
     try:
-        drive = (clone.encode(x) @ params["w_in"]).detach().requires_grad_()
+        drive = (input_spikes(x).to(clone.dtype) @ params["w_in"]).detach().requires_grad_()
         w_rec = (params["w_rec"] * clone._mask_float).detach().requires_grad_()
         with torch.no_grad():
             records = layer.forward(drive, w_rec)
@@ -413,7 +413,7 @@ def test_compiled_backward_takes_a_time_major_spike_gradient():
     clone = _clone("alif", fused=True)
     layer = clone.fused_layer
     params = clone.init_params()
-    drive = clone.encode(_input(p=0.3)) @ params["w_in"]
+    drive = input_spikes(_input(p=0.3)).to(clone.dtype) @ params["w_in"]
     w_rec = params["w_rec"] * clone._mask_float
     _, spiked, surrogate, pre_reset = layer.forward(drive, w_rec)
     gen = torch.Generator().manual_seed(6)

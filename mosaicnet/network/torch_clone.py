@@ -201,12 +201,6 @@ class TorchClone:
         return self.spec.copy_with(**arrays)
 
     # ----------------------------------------------------------------- forward
-    def encode(self, x: Any) -> torch.Tensor:
-        """Check the input shape and apply the shared input encoding (0/1, clone dtype)."""
-        x = torch.as_tensor(x, device=self.device)
-        check_input_shape(tuple(x.shape), self.n_in)
-        return input_spikes(x).to(self.dtype)
-
     def recurrent_spikes(self, params: Mapping[str, torch.Tensor], x: Any) -> torch.Tensor:
         """Spikes of the recurrent layer, ``(B, T, n_rec)`` 0/1 in the clone's dtype.
 
