@@ -104,8 +104,9 @@ static void surrogate_derivative(int kind, REAL slope, const REAL *restrict d, l
     }
 }
 
-/* Copy the real parameters to REAL, transposing where a backward pass needs it. */
+/* The model's parameters in REAL, transposed where a backward pass needs them. */
 typedef struct {
+    int n_states;
     REAL update[MAX_STATES][MAX_STATES], update_t[MAX_STATES][MAX_STATES];
     REAL reset[MAX_STATES][MAX_STATES], reset_t[MAX_STATES][MAX_STATES];
     REAL update_offset[MAX_STATES], reset_offset[MAX_STATES], threshold[MAX_STATES];
@@ -114,8 +115,10 @@ typedef struct {
     REAL threshold_offset, slope, weight_unit;
 } real_model_t;
 
-static void to_real(const model_t *m, real_model_t *r)
+static real_model_t to_real(const model_t *m)
 {
+    real_model_t value = {.n_states = m->n_states};
+    real_model_t *r = &value;
     for (int k = 0; k < m->n_states; ++k) {
         for (int j = 0; j < m->n_states; ++j) {
             r->update[k][j] = (REAL)m->update[k][j];
@@ -135,6 +138,13 @@ static void to_real(const model_t *m, real_model_t *r)
     r->threshold_offset = (REAL)m->threshold_offset;
     r->slope = (REAL)m->slope;
     r->weight_unit = (REAL)m->weight_unit;
+    return value;
+}
+
+/* Elements of the block of the backward's element-wise passes that starts at start. */
+static inline long block_length(long start, long size)
+{
+    return start + BLOCK < size ? BLOCK : size - start;
 }
 
 /*
@@ -150,11 +160,10 @@ void fused_forward(const model_t *m, long B, long T, long N, const REAL *drive,
                    const REAL *w_rec, REAL *spikes, uint8_t *spiked, REAL *surrogate,
                    REAL *pre_reset, int n_threads)
 {
-    const int S = m->n_states;
+    const real_model_t r = to_real(m);
+    const int S = r.n_states;
     const int inclusive = m->inclusive;
     const int same_target = m->input_index == m->recurrent_index;
-    real_model_t r;
-    to_real(m, &r);
 
 #pragma omp parallel num_threads(n_threads)
     {
@@ -255,7 +264,8 @@ void fused_forward(const model_t *m, long B, long T, long N, const REAL *drive,
 }
 
 /*
- * Backward, first half of step t: through the reset and into the synapses.
+ * Backward through step t's reset and into its synapses, for the block of n elements at
+ * start (of size = B x N):
  *   after       (S, B, N)  gradient of the loss w.r.t. the state after step t's reset
  *   z           (B, N)     step t's spikes
  *   before      (S, B, N)  gradient w.r.t. the state before the reset [out]
@@ -263,133 +273,144 @@ void fused_forward(const model_t *m, long B, long T, long N, const REAL *drive,
  *   to_recurrent (B, N)    gradient of step t's recurrent input z @ W_rec [out];
  *                          may be grad_drive when both go to the same variable
  */
-void fused_backward_reset(const model_t *m, long B, long N, const REAL *after,
-                          const uint8_t *z, REAL *before, REAL *grad_drive,
-                          REAL *to_recurrent, int n_threads)
+static void reset_block(const model_t *m, const real_model_t *r, long size, long start,
+                        long n, const REAL *after, const uint8_t *z, REAL *before,
+                        REAL *grad_drive, REAL *to_recurrent)
 {
-    const int S = m->n_states;
-    const long size = B * N;
-    real_model_t r;
-    to_real(m, &r);
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (long start = 0; start < size; start += BLOCK) {
-        const long n = start + BLOCK < size ? BLOCK : size - start;
-        const REAL *current[MAX_STATES];
-        REAL reset[BLOCK];
-        for (int j = 0; j < S; ++j)
-            current[j] = after + j * size + start;
-        const uint8_t *restrict spike = z + start;
-        for (int k = 0; k < S; ++k) {
-            REAL *restrict out = before + k * size + start;
-            const REAL *restrict kept = current[k];
-            /* row k of reset^T times after where the neuron spiked */
-            affine_row(S, r.reset_t[k], 0, current, n, reset);
+    const int S = r->n_states;
+    const REAL *current[MAX_STATES];
+    REAL reset[BLOCK];
+    for (int j = 0; j < S; ++j)
+        current[j] = after + j * size + start;
+    const uint8_t *restrict spike = z + start;
+    for (int k = 0; k < S; ++k) {
+        REAL *restrict out = before + k * size + start;
+        const REAL *restrict kept = current[k];
+        /* row k of reset^T times after where the neuron spiked */
+        affine_row(S, r->reset_t[k], 0, current, n, reset);
+        for (long i = 0; i < n; ++i)
+            out[i] = spike[i] ? reset[i] : kept[i];
+    }
+    const REAL unit = r->weight_unit;
+    for (int target = 0; target < 2; ++target) {
+        /* one write when both gradients are the same array (same target variable) */
+        if (target == 1 && to_recurrent == grad_drive)
+            break;
+        const int k = target == 0 ? m->input_index : m->recurrent_index;
+        const REAL *restrict from = before + k * size + start;
+        REAL *restrict to = (target == 0 ? grad_drive : to_recurrent) + start;
+        if (unit != 1)
             for (long i = 0; i < n; ++i)
-                out[i] = spike[i] ? reset[i] : kept[i];
-        }
-        const REAL unit = r.weight_unit;
-        for (int target = 0; target < 2; ++target) {
-            /* one write when both gradients are the same array (same target variable) */
-            if (target == 1 && to_recurrent == grad_drive)
-                break;
-            const int k = target == 0 ? m->input_index : m->recurrent_index;
-            const REAL *restrict from = before + k * size + start;
-            REAL *restrict to = (target == 0 ? grad_drive : to_recurrent) + start;
-            if (unit != 1)
-                for (long i = 0; i < n; ++i)
-                    to[i] = from[i] * unit;
-            else
-                for (long i = 0; i < n; ++i)
-                    to[i] = from[i];
-        }
+                to[i] = from[i] * unit;
+        else
+            for (long i = 0; i < n; ++i)
+                to[i] = from[i];
     }
 }
 
 /*
- * Backward, second half of step t, given product = to_recurrent @ W_rec^T: the
- * gradient of the spikes (grad_spikes[t] + product), the reset's derivative in the
- * spike, the surrogate, the threshold and the transposed update. Overwrites after
- * (S, B, N) with the gradient w.r.t. the state after step t-1's reset.
+ * Backward through the rest of step t, for one block, given product = to_recurrent @
+ * W_rec^T: the gradient of the spikes (grad_spikes[t] + product), the reset's
+ * derivative in the spike, the surrogate, the threshold and the transposed update.
+ * Overwrites after (S, B, N) with the gradient w.r.t. the state after step t-1's reset.
  *   grad_spikes (B, N)  step t's gradient of the spikes, rows spikes_stride apart
  *   pre_reset  (S, ...) step t's pre-reset state, variable k at pre_reset + k * pre_stride,
  *              or NULL unless keeps_state
+ *   before     (S, B, N) step t's gradient before the reset (reset_block)
  */
-void fused_backward_update(const model_t *m, long B, long N, REAL *after, const uint8_t *z,
-                           const REAL *pre_reset, long pre_stride, const REAL *grad_spikes,
-                           long spikes_stride, const REAL *product, const REAL *surrogate,
-                           const REAL *before, int n_threads)
+static void update_block(const real_model_t *r, long N, long size, long start, long n,
+                         REAL *after, const uint8_t *z, const REAL *pre_reset, long pre_stride,
+                         const REAL *grad_spikes, long spikes_stride, const REAL *product,
+                         const REAL *surrogate, const REAL *before)
 {
-    const int S = m->n_states;
+    const int S = r->n_states;
+    const REAL *pre[MAX_STATES], *integrated_in[MAX_STATES];
+    REAL g[BLOCK], derivative[2][BLOCK], integrated[MAX_STATES][BLOCK];
+    const uint8_t *restrict spike = z + start;
+    /* the block may straddle samples: row by row */
+    for (long i = 0; i < n;) {
+        const long element = start + i, column = element % N;
+        const long length = N - column < n - i ? N - column : n - i;
+        const REAL *restrict row = grad_spikes + (element / N) * spikes_stride + column;
+        const REAL *restrict product_row = product + element;
+        for (long q = 0; q < length; ++q)
+            g[i + q] = row[q] + product_row[q];
+        i += length;
+    }
+    if (pre_reset)
+        for (int j = 0; j < S; ++j)
+            pre[j] = pre_reset + j * pre_stride + start;
+    /* d(reset result)/dz times the gradient after the reset */
+    for (int k = 0; k < S; ++k) {
+        int any = 0;
+        for (int s = 0; s < 2; ++s) {
+            int constant = 1;
+            if (pre_reset)
+                for (int j = 0; j < S; ++j)
+                    constant = constant && r->spike_matrix[s][k][j] == 0;
+            if (constant) {
+                for (long i = 0; i < n; ++i)
+                    derivative[s][i] = r->spike_offset[s][k];
+                any = any || r->spike_offset[s][k] != 0;
+            } else {
+                affine_row(S, r->spike_matrix[s][k], 0, pre, n, derivative[s]);
+                if (r->spike_offset[s][k] != 0)
+                    for (long i = 0; i < n; ++i)
+                        derivative[s][i] = r->spike_offset[s][k] + derivative[s][i];
+                any = 1;
+            }
+        }
+        if (!any)
+            continue;
+        const REAL *restrict gradient_after = after + k * size + start;
+        for (long i = 0; i < n; ++i) {
+            const REAL d = spike[i] ? derivative[1][i] : derivative[0][i];
+            g[i] = g[i] + d * gradient_after[i];
+        }
+    }
+    const REAL *restrict sur = surrogate + start;
+    for (long i = 0; i < n; ++i)
+        g[i] = g[i] * sur[i];
+    for (int k = 0; k < S; ++k) {
+        const REAL *restrict kept = before + k * size + start;
+        const REAL c = r->threshold[k];
+        if (c != 0)
+            for (long i = 0; i < n; ++i)
+                integrated[k][i] = kept[i] + c * g[i];
+        else
+            for (long i = 0; i < n; ++i)
+                integrated[k][i] = kept[i];
+        integrated_in[k] = integrated[k];
+    }
+    /* through the update: row k of update^T */
+    for (int k = 0; k < S; ++k)
+        affine_row(S, r->update_t[k], 0, integrated_in, n, after + k * size + start);
+}
+
+/*
+ * One call of the backward loop: the rest of step t (update_block; skipped where
+ * z_update is NULL), then step t-1's reset and synapses (reset_block, on the after it
+ * just wrote; skipped where z_reset is NULL), block by block, so that each block's
+ * data are read once while in cache. Between two calls torch computes the next
+ * product = to_recurrent @ W_rec^T. Arguments as in the two block functions.
+ */
+void fused_backward_step(const model_t *m, long B, long N, REAL *after, REAL *before,
+                         const uint8_t *z_update, const REAL *pre_reset, long pre_stride,
+                         const REAL *grad_spikes, long spikes_stride, const REAL *product,
+                         const REAL *surrogate, const uint8_t *z_reset, REAL *grad_drive,
+                         REAL *to_recurrent, int n_threads)
+{
+    const real_model_t r = to_real(m);
     const long size = B * N;
-    real_model_t r;
-    to_real(m, &r);
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (long start = 0; start < size; start += BLOCK) {
-        const long n = start + BLOCK < size ? BLOCK : size - start;
-        const REAL *pre[MAX_STATES], *integrated_in[MAX_STATES];
-        REAL g[BLOCK], derivative[2][BLOCK], integrated[MAX_STATES][BLOCK];
-        const uint8_t *restrict spike = z + start;
-        /* the block may straddle samples: row by row */
-        for (long i = 0; i < n;) {
-            const long element = start + i, column = element % N;
-            const long length = N - column < n - i ? N - column : n - i;
-            const REAL *restrict row = grad_spikes + (element / N) * spikes_stride + column;
-            const REAL *restrict product_row = product + element;
-            for (long q = 0; q < length; ++q)
-                g[i + q] = row[q] + product_row[q];
-            i += length;
-        }
-        if (pre_reset)
-            for (int j = 0; j < S; ++j)
-                pre[j] = pre_reset + j * pre_stride + start;
-        /* d(reset result)/dz times the gradient after the reset */
-        for (int k = 0; k < S; ++k) {
-            int any = 0;
-            for (int s = 0; s < 2; ++s) {
-                int constant = 1;
-                if (pre_reset)
-                    for (int j = 0; j < S; ++j)
-                        constant = constant && r.spike_matrix[s][k][j] == 0;
-                if (constant) {
-                    for (long i = 0; i < n; ++i)
-                        derivative[s][i] = r.spike_offset[s][k];
-                    any = any || r.spike_offset[s][k] != 0;
-                } else {
-                    REAL row[MAX_STATES];
-                    for (int j = 0; j < S; ++j)
-                        row[j] = r.spike_matrix[s][k][j];
-                    affine_row(S, row, 0, pre, n, derivative[s]);
-                    if (r.spike_offset[s][k] != 0)
-                        for (long i = 0; i < n; ++i)
-                            derivative[s][i] = r.spike_offset[s][k] + derivative[s][i];
-                    any = 1;
-                }
-            }
-            if (!any)
-                continue;
-            const REAL *restrict gradient_after = after + k * size + start;
-            for (long i = 0; i < n; ++i) {
-                const REAL d = spike[i] ? derivative[1][i] : derivative[0][i];
-                g[i] = g[i] + d * gradient_after[i];
-            }
-        }
-        const REAL *restrict sur = surrogate + start;
-        for (long i = 0; i < n; ++i)
-            g[i] = g[i] * sur[i];
-        for (int k = 0; k < S; ++k) {
-            const REAL *restrict kept = before + k * size + start;
-            const REAL c = r.threshold[k];
-            if (c != 0)
-                for (long i = 0; i < n; ++i)
-                    integrated[k][i] = kept[i] + c * g[i];
-            else
-                for (long i = 0; i < n; ++i)
-                    integrated[k][i] = kept[i];
-            integrated_in[k] = integrated[k];
-        }
-        /* through the update: row k of update^T */
-        for (int k = 0; k < S; ++k)
-            affine_row(S, r.update_t[k], 0, integrated_in, n, after + k * size + start);
+        const long n = block_length(start, size);
+        if (z_update)
+            update_block(&r, N, size, start, n, after, z_update, pre_reset, pre_stride,
+                         grad_spikes, spikes_stride, product, surrogate, before);
+        if (z_reset)
+            reset_block(m, &r, size, start, n, after, z_reset, before, grad_drive,
+                        to_recurrent);
     }
 }
 

@@ -335,7 +335,7 @@ class FusedRecurrence:
         if kernels is not None:
             with torch._C._DisableFuncTorch():
                 return self._compiled_backward(
-                    kernels, grad_spikes, spiked, surrogate, pre_reset, w_rec
+                    kernels, grad_spikes, (spiked, surrogate, pre_reset), w_rec
                 )
         n_states = len(self.neuron.states)
         weight_unit = self.neuron.weight_unit
@@ -379,21 +379,17 @@ class FusedRecurrence:
         return grad_drive.transpose(0, 1), grad_w_rec
 
     def _compiled_backward(
-        self,
-        kernels: Kernels,
-        grad_spikes: torch.Tensor,
-        spiked: torch.Tensor,
-        surrogate: torch.Tensor,
-        pre_reset: torch.Tensor | None,
-        w_rec: torch.Tensor,
+        self, kernels: Kernels, grad_spikes: torch.Tensor, records: tuple, w_rec: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`backward` with each step's element-wise work in two kernel calls.
+        """:meth:`backward` with each step's element-wise work in one kernel call.
 
-        Between them torch's dense product ``to_recurrent @ W_rec^T``. Each step's
-        records are addressed by pointer (indexing would build views); the records
-        are contiguous and time-major, ``grad_spikes`` ``(B, T, N)`` of any layout
-        with contiguous rows (autograd hands it over time-major or batch-major).
+        Between two calls torch's dense product ``to_recurrent @ W_rec^T``.
+        ``records`` are the forward's ``(spiked, surrogate, pre_reset)``, contiguous
+        and time-major; each step's part is addressed by pointer (indexing would
+        build views). ``grad_spikes`` ``(B, T, N)`` may have any layout with
+        contiguous rows (autograd hands it over time-major or batch-major).
         """
+        spiked, surrogate, pre_reset = records
         spiked, surrogate, w_rec = (
             storage_tensor(tensor).contiguous() for tensor in (spiked, surrogate, w_rec)
         )
@@ -420,20 +416,26 @@ class FusedRecurrence:
         )
         pre = None if pre_reset is None else pre_reset.data_ptr()
         after_pointer, before_pointer = after.data_ptr(), before.data_ptr()
+
+        def step_call(update: int | None, reset: int | None) -> None:
+            # The rest of step `update`, then step `reset`'s reset and synapses.
+            u = 0 if update is None else update * step_size
+            r = 0 if reset is None else reset * step_size
+            kernels.backward_step(
+                parameters, n_batch, n_rec, after_pointer, before_pointer,
+                None if update is None else z + u,
+                None if pre is None or update is None else pre + u * item,
+                n_steps * step_size,
+                spikes_grad + (update or 0) * grad_spikes.stride(1) * item,
+                grad_spikes.stride(0), product.data_ptr(), surrogates + u * item,
+                None if reset is None else z + r, drive_grad + r * item,
+                delivered_grad + r * item, threads,
+            )  # fmt: skip
+
+        step_call(None, n_steps - 1)
         for step in reversed(range(n_steps)):
-            offset = step * step_size
-            kernels.backward_reset(
-                parameters, n_batch, n_rec, after_pointer, z + offset, before_pointer,
-                drive_grad + offset * item, delivered_grad + offset * item, threads,
-            )  # fmt: skip
             torch.mm(grad_delivered[step], w_rec_t, out=product)
-            kernels.backward_update(
-                parameters, n_batch, n_rec, after_pointer, z + offset,
-                None if pre is None else pre + offset * item, n_steps * step_size,
-                spikes_grad + step * grad_spikes.stride(1) * item, grad_spikes.stride(0),
-                product.data_ptr(),
-                surrogates + offset * item, before_pointer, threads,
-            )  # fmt: skip
+            step_call(step, step - 1 if step > 0 else None)
         grad_w_rec = w_rec.new_empty((n_rec, n_rec))
         workspace = w_rec.new_empty((threads, n_rec, n_rec))
         # Time-major records: sample b, step t at row t * B + b.

@@ -96,11 +96,10 @@ _SIGNATURES = {
     "fused_forward": [ctypes.POINTER(ModelParameters), ctypes.c_long, ctypes.c_long,
                       ctypes.c_long, _POINTER, _POINTER, _POINTER, _POINTER, _POINTER,
                       _POINTER, ctypes.c_int],
-    "fused_backward_reset": [ctypes.POINTER(ModelParameters), ctypes.c_long, ctypes.c_long,
-                             _POINTER, _POINTER, _POINTER, _POINTER, _POINTER, ctypes.c_int],
-    "fused_backward_update": [ctypes.POINTER(ModelParameters), ctypes.c_long, ctypes.c_long,
-                              _POINTER, _POINTER, _POINTER, ctypes.c_long, _POINTER,
-                              ctypes.c_long, _POINTER, _POINTER, _POINTER, ctypes.c_int],
+    "fused_backward_step": [ctypes.POINTER(ModelParameters), ctypes.c_long, ctypes.c_long,
+                            _POINTER, _POINTER, _POINTER, _POINTER, ctypes.c_long, _POINTER,
+                            ctypes.c_long, _POINTER, _POINTER, _POINTER, _POINTER, _POINTER,
+                            ctypes.c_int],
     "input_drive": [ctypes.c_long, ctypes.c_long, ctypes.c_long, _POINTER, _POINTER, _POINTER,
                     ctypes.c_int],
     "leaky_recursion": [ctypes.c_long, ctypes.c_long, ctypes.c_long, _POINTER, ctypes.c_long,
@@ -116,8 +115,7 @@ class Kernels:
     """The kernels of one floating-point type (ctypes functions, see ``fused_kernels.c``)."""
 
     forward: ctypes._CFuncPtr
-    backward_reset: ctypes._CFuncPtr
-    backward_update: ctypes._CFuncPtr
+    backward_step: ctypes._CFuncPtr
     input_drive: ctypes._CFuncPtr
     leaky_recursion: ctypes._CFuncPtr
     spike_weight_gradient: ctypes._CFuncPtr
@@ -165,8 +163,7 @@ def load_kernels(dtype: torch.dtype) -> Kernels | None:
                 functions[name] = function
             _loaded[dtype] = Kernels(
                 forward=functions["fused_forward"],
-                backward_reset=functions["fused_backward_reset"],
-                backward_update=functions["fused_backward_update"],
+                backward_step=functions["fused_backward_step"],
                 input_drive=functions["input_drive"],
                 leaky_recursion=functions["leaky_recursion"],
                 spike_weight_gradient=functions["spike_weight_gradient"],
