@@ -68,8 +68,8 @@ Compiled kernels
     ``fused_kernels.c`` (:mod:`mosaicnet.network.native_kernels`, built once with
     the system's C compiler): the forward's whole time loop in one call (each
     sample's loop on one thread, its state in cache; the synapses always
-    event-driven), and per backward step two calls around torch's dense
-    ``grad @ W_rec^T``, then ``Z^T G`` in one call. They make the torch loop's
+    event-driven), and per backward step one call between torch's dense
+    products ``grad @ W_rec^T``, then ``Z^T G`` in one call. They make the torch loop's
     operations in its order and roundings (no fused multiply-adds), except the
     threshold distance, formed as ``threshold_weights . state - threshold_offset``
     of :class:`~mosaicnet.network.neuron_compiler.AffineForm` rather than by the
