@@ -71,6 +71,7 @@ def build(args: argparse.Namespace, path: str):
     config = TrainConfig(
         rows=args.rows, cols=args.cols, n_bins=args.n_bins, meta_batch=args.meta_batch,
         n_way=5, k_shot=5, n_query=5, inner_steps=args.inner_steps, seed=0,
+        tasks_per_pass=None,  # the whole meta-batch in one pass, as the issue measured
     )  # fmt: skip
     dataset = load_split(resolve_data_dir(args.data), "train")
     sampler = TaskSampler(dataset, few_shot_config(config), split="meta-train", seed=0)
