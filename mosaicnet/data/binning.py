@@ -133,11 +133,12 @@ def bin_events(
     width = check_binning(
         n_channels, n_bins=n_bins, window_s=window_s, stride=stride, offset=offset
     )
-    times, rows = np.asarray(times), np.asarray(rows, dtype=np.int64)
-    units64 = np.asarray(units).astype(np.int64, copy=False)
+    times, rows, units = np.asarray(times), np.asarray(rows, dtype=np.int64), np.asarray(units)
     if stride > 1:
-        selected = units64 % stride == offset
-        times, units64, rows = times[selected], units64[selected], rows[selected]
+        # Select on the stored dtype (uint16 in SHD files), and widen only what is kept.
+        selected = np.flatnonzero(units % stride == offset)
+        times, units, rows = times[selected], units[selected], rows[selected]
+    units64 = units.astype(np.int64, copy=False)
     inside, bins = _time_bins(times, n_bins, window_s)
     dropped = int(inside.size - np.count_nonzero(inside))
     cells = bins * width + units64[inside] // stride
