@@ -32,7 +32,6 @@ typedef struct {
     int recurrent_index;
     int inclusive;        /* threshold >=: equality spikes */
     int surrogate;        /* 0 fast sigmoid, 1 sigmoid, 2 triangular */
-    int keeps_state;      /* pre-reset state stored (state-dependent reset derivative) */
     double slope;
     double weight_unit;
     double update[MAX_STATES][MAX_STATES];

@@ -198,7 +198,6 @@ class FusedRecurrence:
             recurrent_index=self.recurrent_index,
             inclusive=int(self.neuron.inclusive),
             surrogate=native_kernels.SURROGATE_CODES[surrogate],
-            keeps_state=int(self.keeps_state),
             slope=self.slope,
             weight_unit=self.neuron.weight_unit,
             threshold_offset=form.threshold_offset,
@@ -441,8 +440,7 @@ class FusedRecurrence:
         # Time-major records: sample b, step t at row t * B + b.
         kernels.spike_weight_gradient(
             n_batch, n_steps, n_rec, n_rec, z, n_rec, step_size, delivered_grad, n_rec,
-            step_size, grad_w_rec.data_ptr(),
-            workspace.data_ptr(), threads,
+            step_size, grad_w_rec.data_ptr(), workspace.data_ptr(), threads,
         )  # fmt: skip
         return grad_drive.transpose(0, 1), grad_w_rec
 

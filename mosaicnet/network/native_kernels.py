@@ -69,7 +69,6 @@ class ModelParameters(ctypes.Structure):
         ("recurrent_index", ctypes.c_int),
         ("inclusive", ctypes.c_int),
         ("surrogate", ctypes.c_int),
-        ("keeps_state", ctypes.c_int),
         ("slope", ctypes.c_double),
         ("weight_unit", ctypes.c_double),
         ("update", _Matrix),
