@@ -501,10 +501,14 @@ def test_drift_protocol_compares_the_two_trainings_on_the_routing_limited_mosaic
         ("fewshot_mosaic_vs_fc", lambda m, p: m.train_config(p, "mosaic")),
         ("inner_steps", lambda m, p: m.train_config(p, p.INNER_STEPS[-1])),
         ("drift", lambda m, p: m.train_config(p, hardware_aware=True)),
+        (
+            "learning_rates",
+            lambda m, p: m.train_config(p, 10 if p.INNER_STEPS[-1] > 1 else 1, 1.0, 1e-3),
+        ),
     ],
 )
 def test_claim_protocols_train_the_inner_loop_they_name(name, config_of):
-    """The three claim protocols train the recommended inner loop (prototype start, ten
+    """The claim protocols train the recommended inner loop (prototype start, ten
     curvature-scaled steps) on the routing-limited Mosaic, and the talk's inner loop is one
     --set away: what READOUT_INIT, INNER_STEP_SCALE and INNER_LR say reaches TrainConfig."""
     from types import SimpleNamespace
@@ -515,7 +519,7 @@ def test_claim_protocols_train_the_inner_loop_they_name(name, config_of):
     assert (config.readout_init, config.inner_step_scale) == ("prototype", "curvature")
     assert (config.inner_steps, config.resolved_inner_lr, config.max_hops) == (10, 1.0, 1)
     talk = {"READOUT_INIT": "meta", "INNER_STEP_SCALE": "none"}
-    talk["INNER_STEPS"] = [1] if name == "inner_steps" else 1
+    talk["INNER_STEPS"] = [1] if name in ("inner_steps", "learning_rates") else 1
     config = config_of(module, SimpleNamespace(**{**module.PARAMETERS, **talk}))
     assert (config.readout_init, config.inner_step_scale, config.inner_steps) == ("meta", "none", 1)
 
