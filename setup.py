@@ -27,7 +27,10 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["mosaicnet", "mosaicnet.*"]),
     # The fused layer's C kernels, compiled at first use (mosaicnet.network.native_kernels).
-    package_data={"mosaicnet.network": ["fused_kernels.c"]},
+    package_data={
+        "mosaicnet.network": ["fused_kernels.c"],
+        "mosaicnet.data": ["binning_kernels.c"],
+    },
     install_requires=[
         # Lower bounds are the first releases that support numpy 2 (brian2 2.7,
         # torch 2.4, tables 3.10, h5py 3.11, matplotlib 3.9); CI tests the newest.

@@ -145,3 +145,60 @@ def test_bin_events_accepts_unsorted_rows():
     counts, dropped = bin_events(times, units, rows, 2, n_channels=4, n_bins=2, window_s=1.0)
     assert dropped == 0
     assert counts[0, 0, 2] == 1 and counts[1, 1, 1] == 2 and counts.sum() == 3
+
+
+def _edge_dataset() -> SpikeDataset:
+    """Spikes on and around every bin edge and the window's end, in float32."""
+    rng = np.random.default_rng(3)
+    edges = np.arange(101) * (1.4 / 100)
+    around = np.concatenate([edges, np.nextafter(edges.astype(np.float32), 0), edges + 1e-7])
+    times = np.concatenate([around, rng.uniform(0.0, 1.5, 3000)]).astype(np.float32)
+    units = rng.integers(0, 700, times.size)
+    counts = np.array([times.size // 2, 0, times.size - times.size // 2])
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    return SpikeDataset(times, units, offsets, [0, 1, 2], [0, 0, 0], {0: "a", 1: "b", 2: "c"})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_binning_matches_numpy_binning(monkeypatch, dtype):
+    """The compiled pass the task sampler uses and numpy's scatter give the same counts
+    and dropped spikes, spikes on the bin edges and the window's end included."""
+    from mosaicnet.data import binning
+
+    if binning._kernel(dtype) is None:
+        pytest.skip(f"compiled binning unavailable: {binning._kernel_failure}")
+    ds = _edge_dataset()
+    indices = np.array([2, 0, 1, 0, 2, 2])
+    views = np.array([0, 1, 2, 1, 2, 0])
+    args = (ds.times, ds.units, ds.offsets, indices, views)
+    binning_kw = {"n_channels": 700, "n_bins": 100, "window_s": 1.4, "stride": 3, "dtype": dtype}
+    compiled, dropped_c = binning.bin_recordings(*args, **binning_kw)
+    monkeypatch.setenv("MOSAICNET_NATIVE", "0")
+    assert binning._kernel(dtype) is None
+    numpy_path, dropped_n = binning.bin_recordings(*args, **binning_kw)
+    assert compiled.dtype == numpy_path.dtype == dtype
+    assert torch.equal(compiled, numpy_path) and dropped_c == dropped_n > 0
+    assert torch.equal(compiled[1], compiled[3])  # a repeated (recording, view) pair
+
+
+def test_one_offset_per_sample_equals_one_call_per_offset(ds):
+    indices = np.array([0, 5, 5, 7, 11, 3])
+    views = np.array([2, 0, 1, 2, 1, 0])
+    mixed = ds.binned(indices, n_bins=50, window_s=1.4, stride=3, offset=views)
+    dropped = ds.last_dropped_spikes
+    for row, (index, view) in enumerate(zip(indices, views, strict=True)):
+        single = ds.binned([index], n_bins=50, window_s=1.4, stride=3, offset=int(view))
+        assert torch.equal(mixed[row], single[0])
+        dropped -= ds.last_dropped_spikes
+    assert dropped == 0
+
+
+@pytest.mark.parametrize(
+    ("offset", "message"),
+    [(np.array([0, 3]), "offsets must be integers in 0..2"),
+     (np.array([0.0, 1.0]), "offsets must be integers"),
+     (np.array([0, 1, 2]), "3 views for 2 samples")],
+)  # fmt: skip
+def test_bad_per_sample_offsets_are_config_errors(ds, offset, message):
+    with pytest.raises(ConfigError, match=message):
+        ds.binned([0, 1], stride=3, offset=offset)

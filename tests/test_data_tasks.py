@@ -58,7 +58,7 @@ class FakeDataset:
         width = math.ceil(N_CHANNELS / stride)
         x = torch.zeros(indices.size, n_bins, width, dtype=dtype or torch.float32)
         x[:, 0, 0] = torch.from_numpy(indices.astype(np.float32))
-        x[:, 0, 1] = float(offset)
+        x[:, 0, 1] = torch.from_numpy(np.broadcast_to(offset, indices.shape).astype(np.float32))
         x[:, 1:, :] = torch.from_numpy(self.labels[indices].astype(np.float32))[:, None, None]
         return x
 

@@ -1,10 +1,15 @@
 """Turn flat spike events into binned count tensors and spatial-sampling views.
 
-Both functions work on the flat (CSR-like) event arrays of
-:class:`mosaicnet.data.shd.SpikeDataset`: every spike of every requested sample is mapped
-to one linear cell index and all of them are accumulated into the output tensor in a single
-scatter-add, so the cost is one vectorised pass over the events, never a Python loop per
-sample.
+The functions work on the flat (CSR-like) event arrays of
+:class:`mosaicnet.data.shd.SpikeDataset`. In numpy (:func:`bin_events`,
+:func:`spatial_views`) every spike of every requested sample is mapped to one linear
+cell index and all of them are accumulated into the output tensor in a single
+scatter-add, so the cost is a few vectorised passes over the events, never a Python
+loop per sample. :func:`bin_recordings`, what the task sampler uses for every
+training step, does the same in one compiled pass (``binning_kernels.c``, built by
+:mod:`mosaicnet.native_build`): each output row is read from its recording's events
+and written once, with no gathered copy of the events and no index arrays; it falls
+back to :func:`bin_events` where no compiler works or ``MOSAICNET_NATIVE=0``.
 
 Time binning follows the published preprocessing (EIS-Hub/meta-mosaic; docs/data.md,
 'Binning'): ``n_bins`` equal bins over ``[0, window_s)``, 100 over 1.4 s by default.
@@ -24,16 +29,31 @@ the right (k = 3 on 700 channels gives 234/233/233 channels in 234 columns).
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import math
+import subprocess
+import threading
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from mosaicnet.errors import ConfigError
+from mosaicnet.native_build import build_library, native_disabled
+
+logger = logging.getLogger(__name__)
+
+KERNEL_SOURCE = Path(__file__).with_name("binning_kernels.c")
 
 
 def check_binning(
-    n_channels: int, *, n_bins: int, window_s: float, stride: int, offset: int = 0
+    n_channels: int,
+    *,
+    n_bins: int,
+    window_s: float,
+    stride: int,
+    offset: int | np.ndarray = 0,
 ) -> int:
     """Validate binning parameters and return the view width ``ceil(n_channels / stride)``.
 
@@ -41,7 +61,8 @@ def check_binning(
     ------
     ConfigError
         ``n_bins < 1``, ``window_s`` not a positive finite number of seconds,
-        ``stride`` outside ``1..n_channels`` or ``offset`` outside ``0..stride-1``.
+        ``stride`` outside ``1..n_channels`` or ``offset`` (an integer, or an array of
+        one per sample) outside ``0..stride-1``.
     """
     if int(n_bins) != n_bins or n_bins < 1:
         raise ConfigError(f"n_bins must be an integer >= 1, got {n_bins!r}.")
@@ -52,7 +73,16 @@ def check_binning(
             f"stride (spatial sampling interval k) must be an integer in 1..{n_channels} "
             f"(the number of channels), got {stride!r}."
         )
-    if int(offset) != offset or not 0 <= offset < stride:
+    if isinstance(offset, np.ndarray):
+        if offset.size and (
+            not np.issubdtype(offset.dtype, np.integer) or offset.min() < 0
+            or offset.max() >= stride
+        ):  # fmt: skip
+            raise ConfigError(
+                f"offsets must be integers in 0..{int(stride) - 1} for stride {stride}, "
+                f"got values from {offset.min()!r} to {offset.max()!r} ({offset.dtype})."
+            )
+    elif int(offset) != offset or not 0 <= offset < stride:
         raise ConfigError(
             f"offset must be an integer in 0..{int(stride) - 1} for stride {stride}, "
             f"got {offset!r}."
@@ -103,7 +133,7 @@ def bin_events(
     n_bins: int = 100,
     window_s: float = 1.4,
     stride: int = 1,
-    offset: int = 0,
+    offset: int | np.ndarray = 0,
     dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, int]:
     """Bin flat events of many samples into spike counts, one vectorised pass.
@@ -120,8 +150,10 @@ def bin_events(
         Number of output rows.
     n_channels : int
         Number of input channels.
-    n_bins, window_s, stride, offset, dtype
+    n_bins, window_s, stride, dtype
         As in :meth:`mosaicnet.data.SpikeDataset.binned`.
+    offset : int or np.ndarray
+        The spatial view: one for all rows, or one per row (``(n_rows,)`` integers).
 
     Returns
     -------
@@ -136,7 +168,8 @@ def bin_events(
     times, rows, units = np.asarray(times), np.asarray(rows, dtype=np.int64), np.asarray(units)
     if stride > 1:
         # Select on the stored dtype (uint16 in SHD files), and widen only what is kept.
-        selected = np.flatnonzero(units % stride == offset)
+        wanted = offset[rows] if isinstance(offset, np.ndarray) else offset
+        selected = np.flatnonzero(units % stride == wanted)
         times, units, rows = times[selected], units[selected], rows[selected]
     units64 = units.astype(np.int64, copy=False)
     inside, bins = _time_bins(times, n_bins, window_s)
@@ -177,3 +210,111 @@ def spatial_views(
     cells = (view * n_bins + bins) * width + column
     out = _scatter_counts(rows[inside], cells, n_rows, (stride, n_bins, width), dtype)
     return out, dropped
+
+
+def bin_recordings(
+    times: np.ndarray,
+    units: np.ndarray,
+    offsets: np.ndarray,
+    indices: np.ndarray,
+    views: np.ndarray,
+    *,
+    n_channels: int,
+    n_bins: int = 100,
+    window_s: float = 1.4,
+    stride: int = 1,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, int]:
+    """Bin recording ``indices[i]`` in spatial view ``views[i]`` into row ``i``.
+
+    The compiled pass where it can run (``float32`` or ``float64`` output, float32
+    times, uint16 units: what :class:`~mosaicnet.data.shd.SpikeDataset` stores),
+    else :func:`bin_events` on the gathered events; both give the same counts.
+
+    Parameters
+    ----------
+    times, units, offsets : np.ndarray
+        The dataset's flat events: recording ``j`` owns
+        ``times[offsets[j]:offsets[j + 1]]`` and the same slice of ``units``.
+    indices : np.ndarray
+        ``(n,)`` recordings, in ``0..len(offsets) - 2``, repeats allowed.
+    views : np.ndarray
+        ``(n,)`` spatial view (offset) of each row, ``0 <= view < stride``.
+    n_channels, n_bins, window_s, stride, dtype
+        As in :meth:`mosaicnet.data.SpikeDataset.binned`.
+
+    Returns
+    -------
+    counts : torch.Tensor
+        ``(n, n_bins, ceil(n_channels / stride))`` spike counts.
+    dropped : int
+        Spikes of the selected channels at ``t >= window_s``, left out of ``counts``.
+    """
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    views = np.asarray(views).reshape(-1)
+    width = check_binning(n_channels, n_bins=n_bins, window_s=window_s, stride=stride, offset=views)
+    views = np.ascontiguousarray(views, dtype=np.int64)
+    starts = np.ascontiguousarray(offsets[indices])
+    ends = np.ascontiguousarray(offsets[indices + 1])
+    kernel = _kernel(dtype) if times.dtype == np.float32 and units.dtype == np.uint16 else None
+    if kernel is None or not (times.flags.c_contiguous and units.flags.c_contiguous):
+        lengths = ends - starts
+        rows = np.repeat(np.arange(indices.size, dtype=np.int64), lengths)
+        # Position of each gathered event: a global arange minus its row's running start.
+        flat = np.arange(rows.size, dtype=np.int64) + np.repeat(
+            starts - (np.cumsum(lengths) - lengths), lengths
+        )
+        return bin_events(
+            times[flat], units[flat], rows, indices.size, n_channels=n_channels,
+            n_bins=n_bins, window_s=window_s, stride=stride, offset=views, dtype=dtype,
+        )  # fmt: skip
+    out = torch.empty((indices.size, n_bins, width), dtype=dtype)
+    dropped = np.empty(indices.size, dtype=np.int64)
+    # The window compared in float32, as numpy compares float32 times with a Python
+    # float (NEP 50); the bin scale in float64, as _time_bins computes it.
+    kernel(
+        times.ctypes.data, units.ctypes.data, starts.ctypes.data, ends.ctypes.data,
+        views.ctypes.data, indices.size, n_bins, width, stride, float(np.float32(window_s)),
+        n_bins / window_s, out.data_ptr(), dropped.ctypes.data, torch.get_num_threads(),
+    )  # fmt: skip
+    return out, int(dropped.sum())
+
+
+_kernel_lock = threading.Lock()
+_kernels: dict[torch.dtype, ctypes._CFuncPtr] = {}
+_kernel_failure: str | None = None
+
+_POINTER = ctypes.c_void_p
+_KERNEL_ARGUMENTS = [
+    _POINTER, _POINTER, _POINTER, _POINTER, _POINTER, ctypes.c_long, ctypes.c_long,
+    ctypes.c_long, ctypes.c_long, ctypes.c_float, ctypes.c_double, _POINTER, _POINTER,
+    ctypes.c_int,
+]  # fmt: skip
+
+
+def _kernel(dtype: torch.dtype) -> ctypes._CFuncPtr | None:
+    """The compiled ``bin_recordings`` writing ``dtype``, or None (numpy path)."""
+    global _kernel_failure
+    if native_disabled() or _kernel_failure is not None:
+        return None
+    if dtype not in (torch.float32, torch.float64):
+        return None
+    with _kernel_lock:
+        if dtype not in _kernels:
+            real = "float" if dtype == torch.float32 else "double"
+            try:
+                library = ctypes.CDLL(str(build_library(KERNEL_SOURCE, {"REAL": real})))
+            except (OSError, subprocess.SubprocessError) as error:
+                _kernel_failure = f"building {KERNEL_SOURCE.name} failed: {error}"
+                # Said once per process: numpy bins the same counts, slower.
+                logger.warning(
+                    "%s; binning runs in numpy (same counts, slower; MOSAICNET_NATIVE=0 "
+                    "silences this)",
+                    _kernel_failure,
+                )
+                return None
+            function = library.bin_recordings
+            function.argtypes = _KERNEL_ARGUMENTS
+            function.restype = None
+            _kernels[dtype] = function
+        return _kernels[dtype]

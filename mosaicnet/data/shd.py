@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mosaicnet.data.binning import bin_events, spatial_views
+from mosaicnet.data.binning import bin_recordings, check_binning, spatial_views
 from mosaicnet.errors import ConfigError, DataFormatError, MosaicnetError
 
 #: Input channels of the SHD cochlea model (Cramer et al. 2022, section III).
@@ -228,15 +228,21 @@ class SpikeDataset:
         lo, hi = self.offsets[index], self.offsets[index + 1]
         return self.times[lo:hi], self.units[lo:hi]
 
+    def _checked_indices(self, indices) -> np.ndarray:
+        """``indices`` as int64 in ``0..len(self) - 1`` (negative ones from the end)."""
+        if indices is None:
+            return np.arange(len(self), dtype=np.int64)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise IndexError(f"sample indices must lie in [0, {len(self)}) for {self.path}")
+        return idx % max(len(self), 1)
+
     def _events(self, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Gather the events of ``indices``: (times, units, row of each event, n_rows)."""
         if indices is None:
             rows = np.repeat(np.arange(len(self), dtype=np.int64), self.spike_counts())
             return self.times, self.units, rows, len(self)
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
-            raise IndexError(f"sample indices must lie in [0, {len(self)}) for {self.path}")
-        idx = idx % max(len(self), 1)
+        idx = self._checked_indices(indices)
         starts = self.offsets[idx]
         lengths = self.offsets[idx + 1] - starts
         rows = np.repeat(np.arange(idx.size, dtype=np.int64), lengths)
@@ -255,10 +261,10 @@ class SpikeDataset:
         n_bins: int = 100,
         window_s: float = 1.4,
         stride: int = 1,
-        offset: int = 0,
+        offset=0,
         dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
-        """Spike counts per time bin and channel, for many samples in one vectorised pass.
+        """Spike counts per time bin and channel, for many samples in one pass.
 
         Parameters
         ----------
@@ -270,9 +276,12 @@ class SpikeDataset:
         window_s : float
             Window length in seconds. Spikes at ``t >= window_s`` are **dropped**; their
             total is stored in :attr:`last_dropped_spikes` (no warning is issued).
-        stride, offset : int
+        stride : int
             Spatial sampling: keep channels ``offset, offset + stride, ...`` (column
             ``channel // stride``). ``stride = 1`` keeps all channels.
+        offset : int or array-like of int
+            The view, ``0 <= offset < stride``: one for every sample, or one per sample
+            of ``indices`` (a task batch mixes views).
         dtype : torch.dtype
             Output dtype; values are integer counts (exact in float32 below 2**24).
 
@@ -284,19 +293,22 @@ class SpikeDataset:
             bin 0 holds the first ``window_s / n_bins`` seconds. Offsets whose channel
             count is smaller than the width are zero-padded on the right.
         """
-        times, units, rows, n_rows = self._events(indices)
-        counts, dropped = bin_events(
-            times,
-            units,
-            rows,
-            n_rows,
-            n_channels=self.n_channels,
-            n_bins=n_bins,
-            window_s=window_s,
-            stride=stride,
-            offset=offset,
-            dtype=dtype,
-        )
+        idx = self._checked_indices(indices)
+        if np.ndim(offset) == 0:
+            check_binning(self.n_channels, n_bins=n_bins, window_s=window_s, stride=stride,
+                          offset=offset)  # fmt: skip
+            views = np.full(idx.size, int(offset), dtype=np.int64)
+        else:
+            views = np.asarray(offset).reshape(-1)
+            if views.size != idx.size:
+                raise ConfigError(
+                    f"offset holds {views.size} views for {idx.size} samples; give one "
+                    "offset for all samples or one per sample."
+                )
+        counts, dropped = bin_recordings(
+            self.times, self.units, self.offsets, idx, views, n_channels=self.n_channels,
+            n_bins=n_bins, window_s=window_s, stride=stride, dtype=dtype,
+        )  # fmt: skip
         self.last_dropped_spikes = dropped
         return counts
 

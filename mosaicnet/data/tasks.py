@@ -60,8 +60,9 @@ class FewShotDataset(Protocol):
     def n_classes(self) -> int: ...
 
     def binned(
-        self, indices, *, n_bins: int, window_s: float, stride: int, offset: int, dtype
-    ) -> torch.Tensor: ...
+        self, indices, *, n_bins: int, window_s: float, stride: int, offset, dtype
+    ) -> torch.Tensor:
+        """Counts ``(len(indices), n_bins, width)``; ``offset``: one view per index."""
 
 
 @dataclass(frozen=True)
@@ -443,32 +444,14 @@ class TaskSampler:
         )
 
     def _binned(self, indices: np.ndarray, views: np.ndarray) -> torch.Tensor:
-        """Bin each (recording, view) pair once, then gather them in the asked order."""
+        """Bin recording ``indices[i]`` in view ``views[i]`` into row ``i``, one call."""
         import torch
 
         c = self.config
-        # Tasks of one batch share recordings; binning each distinct pair once saves work.
-        keys, inverse = np.unique(indices * c.stride + views, return_inverse=True)
-        unique_index, unique_view = keys // c.stride, keys % c.stride
-        parts: list[torch.Tensor] = []
-        order: list[np.ndarray] = []
-        for offset in np.unique(unique_view):
-            rows = np.flatnonzero(unique_view == offset)
-            parts.append(
-                self.dataset.binned(
-                    unique_index[rows],
-                    n_bins=c.n_bins,
-                    window_s=c.window_s,
-                    stride=c.stride,
-                    offset=int(offset),
-                    dtype=torch.float32,
-                )
-            )
-            order.append(rows)
-        # `keys` is sorted by (index, view); put the per-offset blocks back in that order.
-        # One gather for both reorderings: a batch's inputs are its largest array.
-        sorted_rows = np.argsort(np.concatenate(order))
-        return torch.cat(parts)[torch.from_numpy(sorted_rows[inverse.reshape(-1)])]
+        return self.dataset.binned(
+            indices, n_bins=c.n_bins, window_s=c.window_s, stride=c.stride, offset=views,
+            dtype=torch.float32,
+        )  # fmt: skip
 
 
 def shift_channels(x: torch.Tensor, shifts: np.ndarray) -> torch.Tensor:

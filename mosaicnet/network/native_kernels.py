@@ -4,30 +4,19 @@ Torch runs the fused layer's time loop as a dozen small operations per step, eac
 a pass over the ``(B, N)`` state with its own dispatch and temporary; on a CPU it
 does not fuse them. ``fused_kernels.c`` does a step's element-wise work in one
 pass (and the forward's whole time loop in one call, samples spread over OpenMP
-threads). It is compiled with the system's C compiler (``$CC``, else ``cc``) the
-first time it is needed, twice (``float`` and ``double``), into a per-user cache
-(``$MOSAICNET_CACHE``, else ``$XDG_CACHE_HOME/mosaicnet`` or ``~/.cache/mosaicnet``)
-under a name that hashes the source, the flags and the CPU's features; later
-processes load the cached libraries.
+threads). It is compiled twice (``float`` and ``double``) by
+:func:`mosaicnet.native_build.build_library`, which caches the libraries per user.
 
 Without a working compiler the fused layer keeps its torch loop, which computes
 the same function: :func:`load_kernels` returns None and :func:`unavailable_reason`
 says why. ``MOSAICNET_NATIVE=0`` turns the kernels off.
-
-Flags: ``-O3 -march=native`` for the machine's vector units, ``-fopenmp``, and
-``-ffp-contract=off`` so that no multiply and add are fused into one rounding:
-each operation then rounds as torch's does.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
-import os
-import shutil
 import subprocess
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch._C import _functorch
+
+from mosaicnet.native_build import build_library, native_disabled
 
 __all__ = [
     "MAX_STATES",
@@ -50,9 +41,6 @@ logger = logging.getLogger(__name__)
 #: Most state variables a compiled model may have (``MAX_STATES`` in the C source).
 MAX_STATES = 8
 SOURCE = Path(__file__).with_name("fused_kernels.c")
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-ffp-contract=off", "-fPIC", "-shared")
-#: Libraries, after the source on the command line (the sigmoid surrogate's exp).
-LIBRARIES = ("-lm",)
 #: Surrogate names in the kernels' numbering.
 SURROGATE_CODES = {"fast_sigmoid": 0, "sigmoid": 1, "triangular": 2}
 
@@ -127,7 +115,7 @@ _failure: str | None = None
 
 def unavailable_reason() -> str | None:
     """Why the kernels cannot be used (None when they can, or were not tried yet)."""
-    if os.environ.get("MOSAICNET_NATIVE", "1") == "0":
+    if native_disabled():
         return "MOSAICNET_NATIVE=0"
     return _failure
 
@@ -144,7 +132,8 @@ def load_kernels(dtype: torch.dtype) -> Kernels | None:
     with _lock:
         if dtype not in _loaded:
             try:
-                library = ctypes.CDLL(str(_build(dtype)))
+                real = "float" if dtype == torch.float32 else "double"
+                library = ctypes.CDLL(str(build_library(SOURCE, {"REAL": real})))
             except (OSError, subprocess.SubprocessError) as error:
                 _failure = f"building {SOURCE.name} failed: {error}"
                 # Said once per process: the torch loops compute the same, about 2x slower.
@@ -182,50 +171,3 @@ def storage_tensor(tensor: torch.Tensor) -> torch.Tensor:
     while _functorch.is_functorch_wrapped_tensor(tensor):
         tensor = _functorch.get_unwrapped(tensor)
     return tensor
-
-
-def _cache_dir() -> Path:
-    if "MOSAICNET_CACHE" in os.environ:
-        return Path(os.environ["MOSAICNET_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mosaicnet"
-
-
-def _cpu_features() -> str:
-    """The CPU's flags line (Linux), so that ``-march=native`` builds are not shared."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return line
-    except OSError:
-        pass
-    return ""
-
-
-def _build(dtype: torch.dtype) -> Path:
-    """Path of the shared library for ``dtype``, compiling it unless cached."""
-    real = "float" if dtype == torch.float32 else "double"
-    compiler = os.environ.get("CC") or "cc"
-    if shutil.which(compiler) is None:
-        raise OSError(f"no C compiler {compiler!r} on PATH (set $CC)")
-    flags = (*FLAGS, f"-DREAL={real}")
-    key = hashlib.sha256()
-    key.update(SOURCE.read_bytes())
-    key.update(" ".join((compiler, *flags, *LIBRARIES)).encode())
-    key.update(_cpu_features().encode())
-    target = _cache_dir() / f"fused_kernels_{real}_{key.hexdigest()[:16]}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build under a temporary name and rename: concurrent processes never load half a file.
-    with tempfile.TemporaryDirectory(dir=target.parent) as work:
-        built = Path(work) / target.name
-        result = subprocess.run(
-            [compiler, *flags, str(SOURCE), "-o", str(built), *LIBRARIES],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise OSError(f"{compiler} exited with {result.returncode}: {result.stderr.strip()}")
-        os.replace(built, target)
-    return target
