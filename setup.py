@@ -26,10 +26,11 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(include=["mosaicnet", "mosaicnet.*"]),
-    # The fused layer's C kernels, compiled at first use (mosaicnet.network.native_kernels).
+    # C kernels, compiled at first use (mosaicnet.native_build).
     package_data={
         "mosaicnet.network": ["fused_kernels.c"],
         "mosaicnet.data": ["binning_kernels.c"],
+        "mosaicnet.meta": ["readout_kernels.c"],
     },
     install_requires=[
         # Lower bounds are the first releases that support numpy 2 (brian2 2.7,

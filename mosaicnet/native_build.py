@@ -1,8 +1,9 @@
 """Compile the package's C sources into cached shared libraries, for ctypes to load.
 
-Two parts of the package have compiled kernels: the fused recurrent layer
-(``mosaicnet/network/fused_kernels.c``) and event binning
-(``mosaicnet/data/binning_kernels.c``). Each source is compiled with the system's
+Three parts of the package have compiled kernels: the fused recurrent layer
+(``mosaicnet/network/fused_kernels.c``), event binning
+(``mosaicnet/data/binning_kernels.c``) and the readout's inner loop
+(``mosaicnet/meta/readout_kernels.c``). Each source is compiled with the system's
 C compiler (``$CC``, else ``cc``) the first time it is needed, into a per-user
 cache (``$MOSAICNET_CACHE``, else ``$XDG_CACHE_HOME/mosaicnet`` or
 ``~/.cache/mosaicnet``) under a name that hashes the source, the flags and the
@@ -18,15 +19,23 @@ each operation then rounds as torch's and numpy's do.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
-__all__ = ["FLAGS", "LIBRARIES", "build_library", "native_disabled"]
+import torch
+
+__all__ = ["FLAGS", "LIBRARIES", "NativeLibrary", "build_library", "native_disabled"]
+
+logger = logging.getLogger(__name__)
 
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-ffp-contract=off", "-fPIC", "-shared")
 #: Libraries, after the source on the command line (the sigmoid surrogate's exp).
@@ -81,6 +90,61 @@ def build_library(source: Path, defines: Mapping[str, str] | None = None) -> Pat
             raise OSError(f"{compiler} exited with {result.returncode}: {result.stderr.strip()}")
         os.replace(built, target)
     return target
+
+
+class NativeLibrary:
+    """The functions of one C source, per floating-point type, built and loaded on first use.
+
+    The source is compiled with ``-DREAL=float`` and ``-DREAL=double``. A failed
+    build is warned about once, naming what runs instead (``fallback``), and not
+    retried in this process.
+
+    Parameters
+    ----------
+    source
+        The C file.
+    signatures
+        Function name -> ctypes argument types (each returns void).
+    fallback
+        What the caller does without the library, for the warning.
+    """
+
+    def __init__(
+        self, source: Path, signatures: Mapping[str, Sequence[type]], fallback: str
+    ) -> None:
+        self.source = source
+        self.signatures = dict(signatures)
+        self.fallback = fallback
+        self.failure: str | None = None
+        self._loaded: dict[torch.dtype, SimpleNamespace] = {}
+        self._lock = threading.Lock()
+
+    def functions(self, dtype: torch.dtype) -> SimpleNamespace | None:
+        """The functions for ``dtype`` (float32 or float64) as attributes, or None."""
+        if native_disabled() or self.failure is not None:
+            return None
+        if dtype not in (torch.float32, torch.float64):
+            return None
+        with self._lock:
+            if dtype not in self._loaded:
+                real = "float" if dtype == torch.float32 else "double"
+                try:
+                    library = ctypes.CDLL(str(build_library(self.source, {"REAL": real})))
+                except (OSError, subprocess.SubprocessError) as error:
+                    self.failure = f"building {self.source.name} failed: {error}"
+                    logger.warning(
+                        "%s; %s (same results, slower; MOSAICNET_NATIVE=0 silences this)",
+                        self.failure, self.fallback,
+                    )  # fmt: skip
+                    return None
+                functions = {}
+                for name, arguments in self.signatures.items():
+                    function = getattr(library, name)
+                    function.argtypes = list(arguments)
+                    function.restype = None
+                    functions[name] = function
+                self._loaded[dtype] = SimpleNamespace(**functions)
+            return self._loaded[dtype]
 
 
 def _cache_dir() -> Path:

@@ -166,7 +166,7 @@ def test_compiled_binning_matches_numpy_binning(monkeypatch, dtype):
     from mosaicnet.data import binning
 
     if binning._kernel(dtype) is None:
-        pytest.skip(f"compiled binning unavailable: {binning._kernel_failure}")
+        pytest.skip(f"compiled binning unavailable: {binning.KERNELS.failure}")
     ds = _edge_dataset()
     indices = np.array([2, 0, 1, 0, 2, 2])
     views = np.array([0, 1, 2, 1, 2, 0])

@@ -30,19 +30,14 @@ the right (k = 3 on 700 channels gives 234/233/233 channels in 234 columns).
 from __future__ import annotations
 
 import ctypes
-import logging
 import math
-import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mosaicnet.errors import ConfigError
-from mosaicnet.native_build import build_library, native_disabled
-
-logger = logging.getLogger(__name__)
+from mosaicnet.native_build import NativeLibrary
 
 KERNEL_SOURCE = Path(__file__).with_name("binning_kernels.c")
 
@@ -280,41 +275,22 @@ def bin_recordings(
     return out, int(dropped.sum())
 
 
-_kernel_lock = threading.Lock()
-_kernels: dict[torch.dtype, ctypes._CFuncPtr] = {}
-_kernel_failure: str | None = None
-
 _POINTER = ctypes.c_void_p
-_KERNEL_ARGUMENTS = [
-    _POINTER, _POINTER, _POINTER, _POINTER, _POINTER, ctypes.c_long, ctypes.c_long,
-    ctypes.c_long, ctypes.c_long, ctypes.c_float, ctypes.c_double, _POINTER, _POINTER,
-    ctypes.c_int,
-]  # fmt: skip
+#: The compiled ``bin_recordings`` (binning_kernels.c), per output type.
+KERNELS = NativeLibrary(
+    KERNEL_SOURCE,
+    {
+        "bin_recordings": [
+            _POINTER, _POINTER, _POINTER, _POINTER, _POINTER, ctypes.c_long, ctypes.c_long,
+            ctypes.c_long, ctypes.c_long, ctypes.c_float, ctypes.c_double, _POINTER, _POINTER,
+            ctypes.c_int,
+        ],
+    },
+    fallback="binning runs in numpy",
+)  # fmt: skip
 
 
 def _kernel(dtype: torch.dtype) -> ctypes._CFuncPtr | None:
     """The compiled ``bin_recordings`` writing ``dtype``, or None (numpy path)."""
-    global _kernel_failure
-    if native_disabled() or _kernel_failure is not None:
-        return None
-    if dtype not in (torch.float32, torch.float64):
-        return None
-    with _kernel_lock:
-        if dtype not in _kernels:
-            real = "float" if dtype == torch.float32 else "double"
-            try:
-                library = ctypes.CDLL(str(build_library(KERNEL_SOURCE, {"REAL": real})))
-            except (OSError, subprocess.SubprocessError) as error:
-                _kernel_failure = f"building {KERNEL_SOURCE.name} failed: {error}"
-                # Said once per process: numpy bins the same counts, slower.
-                logger.warning(
-                    "%s; binning runs in numpy (same counts, slower; MOSAICNET_NATIVE=0 "
-                    "silences this)",
-                    _kernel_failure,
-                )
-                return None
-            function = library.bin_recordings
-            function.argtypes = _KERNEL_ARGUMENTS
-            function.restype = None
-            _kernels[dtype] = function
-        return _kernels[dtype]
+    functions = KERNELS.functions(dtype)
+    return None if functions is None else functions.bin_recordings

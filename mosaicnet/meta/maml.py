@@ -428,6 +428,7 @@ def adapt_readout(
     inner_lr: float | torch.Tensor | None = None,
     steps: int | None = None,
     meta_training: bool = False,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Adapt the readout of a task (or of a batch of tasks): SGD steps on the support set.
 
@@ -465,6 +466,11 @@ def adapt_readout(
         Overrides ``config.inner_steps``.
     meta_training
         A meta-training task (:func:`start_readout`); False at test time.
+    compiled
+        Differentiate the steps with the compiled kernels
+        (:func:`mosaicnet.meta.readout_steps.readout_steps`, first order only) where
+        they can run; the meta-gradient's readout path asks for it. Not with
+        ``first_order``, the ``"identity"`` Jacobian or a readout of another shape.
 
     Returns
     -------
@@ -495,6 +501,11 @@ def adapt_readout(
             step_lr = step_learning_rate(lr_value, scales[-1], config, step)
             w = readout_step(w, step_rows, target, step_lr, inside=inside)
 
+    if not torch.is_grad_enabled() or n_steps == 0:
+        # Nothing to differentiate: the steps above computed the adapted readout.
+        return w if n_steps else w_out
+    if compiled and _compiled_steps_apply(w_out, support_trace, lr, config):
+        return _compiled_steps(w_out, support_trace, lr, times, scales, target, inside, config)
     rows = _unit_rows(support_trace, torch.cat(times, dim=-1))  # (..., steps*n_out, S, n_rec)
     # split, not slicing: the backward of one split is one concatenation, whereas
     # every slice's backward would fill a zero tensor of the full size.
@@ -507,6 +518,44 @@ def adapt_readout(
             identity_jacobian=config.inner_readout_jacobian == "identity", inside=inside,
         )  # fmt: skip
     return w_out
+
+
+def _compiled_steps_apply(
+    w_out: torch.Tensor, trace: torch.Tensor, lr: float | torch.Tensor, config: TrainConfig
+) -> bool:
+    """Whether :func:`_compiled_steps` computes these steps (see ``adapt_readout``)."""
+    from mosaicnet.meta.readout_steps import readout_steps_available
+
+    if config.first_order or config.inner_readout_jacobian != "full":
+        return False
+    if trace.dim() != 4 or w_out.shape[-2] != trace.shape[-1]:
+        return False
+    lr_tensors = (lr,) if isinstance(lr, torch.Tensor) else ()
+    return readout_steps_available(trace, w_out, *lr_tensors)
+
+
+def _compiled_steps(
+    w_out: torch.Tensor, trace: torch.Tensor, lr: float | torch.Tensor, times: list[torch.Tensor],
+    scales: list[torch.Tensor | None], target: torch.Tensor, inside: torch.Tensor | None,
+    config: TrainConfig,
+) -> torch.Tensor:  # fmt: skip
+    """The differentiated steps of :func:`adapt_readout` on the compiled kernels."""
+    from mosaicnet.meta.readout_steps import readout_steps
+
+    n_tasks = trace.shape[0]
+    rates = []
+    for step, scale in enumerate(scales):
+        rate = step_learning_rate(lr, scale, config, step)
+        rate = rate.to(trace.dtype) if isinstance(rate, torch.Tensor) else trace.new_tensor(rate)
+        rates.append(rate.reshape(-1).expand(n_tasks))
+    # (B, S, n_out) per step -> (B, K, n_out, S), unit-major as the kernel reads them.
+    unit_times = torch.stack(times, dim=1).transpose(-1, -2)
+    w_start = w_out.expand(n_tasks, *w_out.shape[-2:])
+    units = None if inside is None else inside.squeeze(-1).expand(n_tasks, -1)
+    return readout_steps(
+        w_start, trace, torch.stack(rates, dim=-1), unit_times, target.expand(n_tasks, -1, -1),
+        units,
+    )  # fmt: skip
 
 
 def step_scale(rows: torch.Tensor, config: TrainConfig, step: int) -> torch.Tensor | None:
@@ -687,6 +736,7 @@ def _readout_path(weights: Params, rates: dict, batch: MetaBatch, clone, config:
         config,
         inner_lr=rates["w_out"],
         meta_training=True,
+        compiled=True,
     )
     with torch.no_grad():
         # lr * rho: about lr * lambda_max of the first inner step (curvature_scale);
