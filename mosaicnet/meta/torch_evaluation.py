@@ -118,12 +118,15 @@ def evaluate_tasks(
             n_tasks, n_support = batch.support_x.shape[:2]
             x = torch.cat([batch.support_x, batch.query_x], dim=1).flatten(0, 1)
             traces = readout_traces(x).unflatten(0, (n_tasks, -1)).to(w_out.dtype)
+            # All tasks of the batch adapt together (the readout functions take the
+            # task dimension first): one product per inner step, not one per task.
+            adapted_all = adapt_readout(
+                w_out, traces[:, :n_support], batch.support_y, batch.classes, config,
+                inner_lr=inner_lr, steps=steps,
+            )  # fmt: skip
             for b in range(n_tasks):
                 classes = batch.classes[b]
-                adapted = adapt_readout(
-                    w_out, traces[b, :n_support], batch.support_y[b], classes, config,
-                    inner_lr=inner_lr, steps=steps,
-                )  # fmt: skip
+                adapted = adapted_all[b]
                 if write_readout is not None:
                     adapted = write_readout(adapted)
                 q_trace = traces[b, n_support:]
