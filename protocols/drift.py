@@ -77,6 +77,10 @@ INNER_STEPS = 10
 INNER_STEP_SCALE = "curvature"  # "none", "curvature" or "refine" (docs/training.md)
 INNER_LR = 1.0
 READOUT_INIT = "prototype"  # "meta" (published) or "prototype"
+# Inner steps at meta-test, on the recorded traces (no extra simulation): the
+# readout's adaptation to new voices goes on improving well past the ten training
+# steps (docs/results.md, 'Test-time inner steps'). None: as trained.
+TEST_INNER_STEPS: int | None = 100
 ITERATIONS = 1000
 META_BATCH = 16
 OUTER_LR = 1e-3

@@ -106,6 +106,10 @@ INNER_LR = 1.0
 # Where the inner loop starts a task class's readout column: "meta" (published: its
 # meta-learned column) or "prototype" (its support prototype, after Proto-MAML).
 READOUT_INIT = "prototype"
+# Inner steps at meta-test, on the recorded traces (no extra simulation): the
+# readout's adaptation to new voices goes on improving well past the ten training
+# steps (docs/results.md, 'Test-time inner steps'). None: as trained.
+TEST_INNER_STEPS: int | None = 100
 # Meta-training (published: 256 tasks per step, 5000 steps, Adam lr 1e-4).
 ITERATIONS = 1000
 META_BATCH = 16

@@ -415,3 +415,16 @@ def test_readout_writes_touch_only_changed_pairs_and_saturate_at_full_range():
         base, adapted, changed=changed, t_prog_s=86400.0, rng=np.random.default_rng(1)
     )
     assert not np.array_equal(with_noise.g_plus[changed], written.g_plus[changed])
+
+
+def test_both_evaluations_take_the_runs_test_time_inner_steps(ideal_run, data_dir, tmp_path):
+    run = tmp_path / "more_steps"
+    shutil.copytree(ideal_run, run)
+    directory = RunDirectory.open(run)
+    trained = directory.load_config()
+    directory.save_config(trained.with_changes(test_inner_steps=trained.inner_steps + 3))
+    common = dict(data_dir=data_dir, tasks=1, seed=5, progress=False)
+    assert evaluate_on_torch(run, **common)["inner_steps"] == trained.inner_steps + 3
+    chip = evaluate_on_chip(run, backend="numpy", noise=False, **common)
+    assert chip["inner_steps"] == trained.inner_steps + 3
+    assert evaluate_on_torch(run, inner_steps=2, **common)["inner_steps"] == 2

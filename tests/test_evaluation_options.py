@@ -67,3 +67,15 @@ def test_resolve_options_merges_keywords_into_an_object():
     )
     with pytest.raises(ConfigError, match="options must be an EvaluationOptions"):
         resolve_options({"tasks": 2}, {})
+
+
+def test_test_time_inner_steps_come_from_the_run_unless_given():
+    from mosaicnet.meta.config import TrainConfig
+
+    run = TrainConfig(inner_steps=10, test_inner_steps=100)
+    assert EvaluationOptions().for_run(run).inner_steps == 100
+    assert EvaluationOptions(inner_steps=7).for_run(run).inner_steps == 7  # the option wins
+    assert EvaluationOptions().for_run(TrainConfig(inner_steps=10)).inner_steps is None
+    for bad in (0, -3, 2.5, True, "100"):
+        with pytest.raises(ConfigError, match="test_inner_steps must be None"):
+            TrainConfig(test_inner_steps=bad)

@@ -73,8 +73,10 @@ def test_adapt_readout_takes_the_compiled_steps_only_where_asked(monkeypatch):
     w_start, trace, _, _, target, _ = _problem(2, masked=False)
     support_y = target.argmax(dim=-2)  # (B, S) labels 0..N_OUT-2 as task-local classes
     classes = torch.arange(N_OUT).expand(B, -1)
-    config = TrainConfig(n_way=N_OUT, n_out=N_OUT, held_out_classes=(0,), inner_steps=K, inner_lr=0.5,
-                         inner_step_scale="curvature", dtype="float64")  # fmt: skip
+    config = TrainConfig(
+        n_way=N_OUT, n_out=N_OUT, held_out_classes=(0,), inner_steps=K, inner_lr=0.5,
+        inner_step_scale="curvature", dtype="float64",
+    )  # fmt: skip
     w = w_start[0].clone().requires_grad_()
     fast = adapt_readout(w, trace, support_y, classes, config, compiled=True)
     assert calls == [1]

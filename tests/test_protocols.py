@@ -518,6 +518,8 @@ def test_claim_protocols_train_the_inner_loop_they_name(name, config_of):
     config = config_of(module, p)
     assert (config.readout_init, config.inner_step_scale) == ("prototype", "curvature")
     assert (config.inner_steps, config.resolved_inner_lr, config.max_hops) == (10, 1.0, 1)
+    if name in ("fewshot_mosaic_vs_fc", "drift"):  # tested with more steps than trained
+        assert config.test_inner_steps == 100
     talk = {"READOUT_INIT": "meta", "INNER_STEP_SCALE": "none"}
     talk["INNER_STEPS"] = [1] if name in ("inner_steps", "learning_rates") else 1
     config = config_of(module, SimpleNamespace(**{**module.PARAMETERS, **talk}))

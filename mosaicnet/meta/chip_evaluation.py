@@ -267,10 +267,10 @@ class ChipSession:
         self.run_dir = Path(run_dir)
         run = RunDirectory.open(run_dir)
         config = run.load_config()
+        options = self.options = options.for_run(config)
         if options.inner_steps is not None:
             config = config.with_changes(inner_steps=options.inner_steps)
         self.config = config
-        options = self.options = options.for_run(config)
         self.spec = run.load_spec()
         learned = run.load_checkpoint()["params"] if config.learn_inner_lr else {}
         rate = inner_learning_rates(learned, config)["w_out"]

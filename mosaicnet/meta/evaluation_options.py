@@ -52,7 +52,8 @@ class EvaluationOptions:
     protocol
         ``"separate"`` (seen-class and held-out-class tasks) or ``"mixed"``.
     inner_steps
-        Inner steps at test time; ``None``: as trained.
+        Inner steps at test time; ``None``: the run's ``test_inner_steps``, else as
+        trained (:meth:`for_run`).
     seed
         Seed of the task streams and (chip) of every device random stream.
     readout_headroom
@@ -133,11 +134,19 @@ class EvaluationOptions:
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     def for_run(self, config: Any) -> EvaluationOptions:
-        """These options with ``readout_headroom="auto"`` resolved for a run's ``TrainConfig``."""
-        if self.readout_headroom != AUTO:
-            return self
+        """These options resolved for a run's ``TrainConfig``.
+
+        ``readout_headroom="auto"`` becomes the run's default range, and
+        ``inner_steps=None`` the run's ``test_inner_steps`` (None where the run
+        tests with its training steps).
+        """
+        options = self
+        if options.inner_steps is None and getattr(config, "test_inner_steps", None):
+            options = dataclasses.replace(options, inner_steps=config.test_inner_steps)
+        if options.readout_headroom != AUTO:
+            return options
         return dataclasses.replace(
-            self, readout_headroom=default_readout_headroom(config.readout_init)
+            options, readout_headroom=default_readout_headroom(config.readout_init)
         )
 
     def with_changes(self, **changes: Any) -> EvaluationOptions:

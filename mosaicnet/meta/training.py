@@ -449,14 +449,14 @@ def _restore(state: TrainState, checkpoint: dict[str, Any], run: RunDirectory) -
 
 def _check_resume_config(stored: TrainConfig, given: TrainConfig, run: RunDirectory) -> None:
     a, b = stored.to_dict(), given.to_dict()
-    # The number of steps, the compute device and the tasks per pass (memory, not the
-    # result) may change; nothing else.
-    free = ("iterations", "torch_device", "tasks_per_pass")
+    # The number of steps, the compute device, the tasks per pass (memory, not the
+    # result) and the test-time inner steps (not used in training) may change.
+    free = ("iterations", "torch_device", "tasks_per_pass", "test_inner_steps")
     differing = sorted(k for k in a if k not in free and a[k] != b.get(k))
     if differing:
         detail = ", ".join(f"{k}: {a[k]!r} -> {b.get(k)!r}" for k in differing)
         raise ConfigError(
             f"cannot resume {run.path} with a different configuration ({detail}); only "
-            "the number of iterations, the compute device and the tasks per pass may change "
-            "on resume. Start a new run for other settings"
+            "the number of iterations, the compute device, the tasks per pass and "
+            "test_inner_steps may change on resume. Start a new run for other settings"
         )

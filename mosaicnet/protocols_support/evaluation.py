@@ -41,6 +41,17 @@ def summary_only(result: dict[str, Any]) -> dict[str, Any]:
     return {k: result[k] for k in SUMMARY_KEYS if k in result}
 
 
+def _test_steps(run_dir: Path, inner_steps: int | None) -> int | None:
+    """The inner steps an evaluation of ``run_dir`` takes: given, else the run's
+    ``test_inner_steps``; None: as trained. Part of every cache key, so that a run
+    resumed with other test steps is not answered from an older evaluation."""
+    if inner_steps is not None:
+        return inner_steps
+    from mosaicnet.meta.run_directory import RunDirectory
+
+    return RunDirectory.open(run_dir).load_config().test_inner_steps
+
+
 def evaluate_torch(
     run_dir: Path,
     *,
@@ -53,6 +64,7 @@ def evaluate_torch(
     """Meta-test ``run_dir`` on the torch clone (cached); the summary dict."""
     from mosaicnet.meta.torch_evaluation import evaluate_on_torch
 
+    inner_steps = _test_steps(run_dir, inner_steps)
     options = EvaluationOptions(tasks=tasks, inner_steps=inner_steps, seed=seed, progress=progress)
     settings = {"backend": "torch", "tasks": tasks, "inner_steps": inner_steps, "seed": seed,
                 "data": str(data)}  # fmt: skip
@@ -80,6 +92,7 @@ def evaluate_brian(
     """Meta-test ``run_dir`` on the Brian2 network, chip in the loop (cached); the summary."""
     from mosaicnet.meta.chip_evaluation import evaluate_on_chip
 
+    inner_steps = _test_steps(run_dir, inner_steps)
     options = EvaluationOptions(
         tasks=tasks, backend=backend, read_time_s=read_time_s, inner_steps=inner_steps,
         noise=noise, drift_compensation=drift_compensation, seed=seed, progress=progress,
@@ -123,14 +136,16 @@ def drift_curve_brian(
     """
     from mosaicnet.meta.chip_evaluation import drift_curve
 
+    inner_steps = _test_steps(run_dir, None)
     options = EvaluationOptions(
         tasks=tasks, backend=backend, drift_compensation=drift_compensation, seed=seed,
-        progress=progress,
+        inner_steps=inner_steps, progress=progress,
     )  # fmt: skip
     backend = options.backend
     settings = {
         "backend": f"brian2-{backend}", "tasks": tasks, "times_s": list(times_s),
         "drift_compensation": drift_compensation, "seed": seed, "data": str(data),
+        "inner_steps": inner_steps,
     }  # fmt: skip
 
     def compute() -> dict[str, Any]:
@@ -140,7 +155,10 @@ def drift_curve_brian(
             "summaries": [summary_only(s) for s in curve["summaries"]],
         }
 
-    name = f"brian_{backend}_drift{'_comp' if drift_compensation else ''}"
+    name = (
+        f"brian_{backend}_drift{'_comp' if drift_compensation else ''}"
+        f"{'' if inner_steps is None else f'_steps{inner_steps}'}"
+    )
     return cached_evaluation(run_dir, name, settings, compute)
 
 

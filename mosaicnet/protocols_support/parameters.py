@@ -237,7 +237,8 @@ def train_config_from_parameters(p: types.SimpleNamespace, **fields: Any) -> Tra
     Mosaic size alike (``SEED``, ``ITERATIONS``, ``META_BATCH``, ``N_WAY``,
     ``K_SHOT``, ``N_QUERY``, ``MOSAIC_ROWS``, ``MOSAIC_COLS``,
     ``NEURONS_PER_TILE``, ``DEVICE_MODEL``; where a protocol has them,
-    ``NEURON_MODEL``, ``NEURON_CONSTANTS``, ``TORCH_DEVICE`` and ``READOUT_INIT``);
+    ``NEURON_MODEL``, ``NEURON_CONSTANTS``, ``TORCH_DEVICE``, ``READOUT_INIT`` and
+    ``TEST_INNER_STEPS``);
     those map to their :class:`~mosaicnet.meta.config.TrainConfig` fields here. What a
     protocol varies or names itself (inner steps, learning rates, layout weight, ...) it
     passes as ``fields``.
@@ -272,6 +273,9 @@ def train_config_from_parameters(p: types.SimpleNamespace, **fields: Any) -> Tra
     # Optional too: where the inner loop starts a task's readout ("meta" or "prototype").
     if hasattr(p, "READOUT_INIT"):
         shared["readout_init"] = p.READOUT_INIT
+    # Optional too: inner steps at meta-test (None: as trained).
+    if hasattr(p, "TEST_INNER_STEPS"):
+        shared["test_inner_steps"] = p.TEST_INNER_STEPS
     return TrainConfig(**{**shared, **fields})
 
 
