@@ -445,7 +445,10 @@ def adapt_readout(
     and repeats the steps on those small rows, so the differentiated graph never
     holds a full ``(S, T, ...)`` tensor per step and its backward scatters into
     the trace once. Both passes run :func:`readout_step` on equal values, so the
-    peaks found first are those of the second.
+    peaks found first are those of the second. Without gradient tracking (at test
+    time) the first pass's readout is the result. With ``compiled`` the second pass
+    is :func:`mosaicnet.meta.readout_steps.readout_steps`, which reads the trace
+    rows in place.
 
     Parameters
     ----------
