@@ -223,7 +223,8 @@ def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
         f"Mosaic {p.MOSAIC_ROWS} x {p.MOSAIC_COLS} x {p.NEURONS_PER_TILE}"
         f"{f' (at most {p.MAX_HOPS} hop per synapse)' if p.MAX_HOPS is not None else ''}, "
         f"{p.DEVICE_MODEL} devices, {p.ITERATIONS} outer steps of {p.META_BATCH} "
-        f"tasks, chip in the loop on Brian2 ({p.BACKEND})"
+        f"tasks, {p.INNER_STEPS} inner step(s) in training, "
+        f"{p.TEST_INNER_STEPS or p.INNER_STEPS} at test, chip in the loop on Brian2 ({p.BACKEND})"
         f"{', drift compensation' if p.DRIFT_COMPENSATION else ''}; mean ± 95 % CI over "
         f"{p.EVAL_TASKS} tasks per kind; chance {100 / p.N_WAY:.0f} %.\n\n{table}"
     )

@@ -264,8 +264,7 @@ def run(
         fig_dir / "accuracy_seen_unseen.png",
         groups,
         figures.seen_unseen_series(evaluations),
-        title=f"{p.N_WAY}-way {p.K_SHOT}-shot, {p.INNER_STEPS} inner step(s), "
-        f"95 % CI over {p.EVAL_TASKS} tasks",
+        title=f"{p.N_WAY}-way {p.K_SHOT}-shot, {_steps_text(p)}, 95 % CI over {p.EVAL_TASKS} tasks",
         chance=1.0 / p.N_WAY,
     )
     mosaic_spec = recordings["mosaic"].spec
@@ -380,6 +379,14 @@ def _short_name(hardware: dict[str, Any]) -> str:
     return f"{kind} {hardware['neurons']}"
 
 
+def _steps_text(p: SimpleNamespace) -> str:
+    """The inner steps in words: in training, and at test where they differ."""
+    text = f"{p.INNER_STEPS} inner step(s)"
+    if p.TEST_INNER_STEPS is not None and p.TEST_INNER_STEPS != p.INNER_STEPS:
+        text += f" in training, {p.TEST_INNER_STEPS} at test"
+    return text
+
+
 def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
     """The Markdown tables of a run's resolved parameters ``p`` and results."""
     from mosaicnet.protocols_support.parameters import seconds
@@ -432,7 +439,7 @@ def markdown_report(p: SimpleNamespace, results: dict[str, Any]) -> str:
     tasks = p.EVAL_TASKS
     return (
         f"# Few-shot: Mosaic vs fully connected ({results['setting']} setting)\n\n"
-        f"{p.N_WAY}-way {p.K_SHOT}-shot, {p.INNER_STEPS} inner step(s), "
+        f"{p.N_WAY}-way {p.K_SHOT}-shot, {_steps_text(p)}, "
         f"{p.ITERATIONS} outer steps of {p.META_BATCH} tasks, hardware-aware "
         f"({p.DEVICE_MODEL}), read {seconds(p.READ_TIME):g} s after programming. "
         f"Accuracy: mean ± 95 % CI over {tasks} tasks per kind; chance "
