@@ -21,6 +21,7 @@ from mosaicnet.errors import ConfigError
 from mosaicnet.meta import training
 from mosaicnet.meta.config import TrainConfig
 from mosaicnet.meta.maml import MetaBatch, init_meta_params, meta_gradient
+from mosaicnet.native_build import NativeLibrary
 from mosaicnet.network import native_kernels
 from mosaicnet.network.input_drive import event_driven_drive
 from mosaicnet.network.neuron_model import NeuronModel
@@ -340,14 +341,21 @@ def test_compiled_kernels_equal_the_torch_loop(model, surrogate):
         _assert_relative(g_c, g_t, rtol=1e-12)
 
 
+def _fresh_library(monkeypatch) -> None:
+    """A library object that has built nothing yet (this process's is cached)."""
+    old = native_kernels.LIBRARY
+    fresh = NativeLibrary(old.source, old.signatures, fallback=old.fallback)
+    monkeypatch.setattr(native_kernels, "LIBRARY", fresh)
+    monkeypatch.setattr(native_kernels, "_kernels", {})
+
+
 def test_without_compiled_kernels_the_torch_loop_runs(monkeypatch, tmp_path, caplog):
-    monkeypatch.setattr(native_kernels, "_loaded", {})
-    monkeypatch.setattr(native_kernels, "_failure", None)
+    _fresh_library(monkeypatch)
     monkeypatch.setenv("MOSAICNET_CACHE", str(tmp_path))
     monkeypatch.setenv("CC", "no-such-compiler")
     clone = _clone("lif", fused=True)
     layer = clone.fused_layer
-    with caplog.at_level("WARNING", logger=native_kernels.__name__):
+    with caplog.at_level("WARNING", logger="mosaicnet.native_build"):
         assert layer.kernels_for(torch.zeros((), dtype=torch.float64)) is None
         assert layer.kernels_for(torch.zeros((), dtype=torch.float32)) is None
     assert "no C compiler 'no-such-compiler'" in native_kernels.unavailable_reason()
@@ -367,7 +375,7 @@ def test_without_compiled_kernels_the_torch_loop_runs(monkeypatch, tmp_path, cap
 def test_compiled_kernels_are_cached_per_source_and_flags(monkeypatch, tmp_path):
     if shutil.which(os.environ.get("CC") or "cc") is None:
         pytest.skip("no C compiler")
-    monkeypatch.setattr(native_kernels, "_loaded", {})
+    _fresh_library(monkeypatch)
     monkeypatch.setenv("MOSAICNET_CACHE", str(tmp_path))
     assert native_kernels.load_kernels(torch.float32) is not None
     assert native_kernels.load_kernels(torch.float64) is not None

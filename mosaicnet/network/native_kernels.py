@@ -15,9 +15,6 @@ says why. ``MOSAICNET_NATIVE=0`` turns the kernels off.
 from __future__ import annotations
 
 import ctypes
-import logging
-import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +22,7 @@ import numpy as np
 import torch
 from torch._C import _functorch
 
-from mosaicnet.native_build import build_library, native_disabled
+from mosaicnet.native_build import NativeLibrary, native_disabled
 
 __all__ = [
     "MAX_STATES",
@@ -35,8 +32,6 @@ __all__ = [
     "storage_tensor",
     "unavailable_reason",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: Most state variables a compiled model may have (``MAX_STATES`` in the C source).
 MAX_STATES = 8
@@ -108,55 +103,36 @@ class Kernels:
     spike_weight_gradient: ctypes._CFuncPtr
 
 
-_lock = threading.Lock()
-_loaded: dict[torch.dtype, Kernels] = {}
-_failure: str | None = None
+#: The compiled library, per floating-point type (built on first use).
+LIBRARY = NativeLibrary(SOURCE, _SIGNATURES, fallback="the fused layer runs its torch loops")
+_kernels: dict[torch.dtype, Kernels] = {}
 
 
 def unavailable_reason() -> str | None:
     """Why the kernels cannot be used (None when they can, or were not tried yet)."""
     if native_disabled():
         return "MOSAICNET_NATIVE=0"
-    return _failure
+    return LIBRARY.failure
 
 
 def load_kernels(dtype: torch.dtype) -> Kernels | None:
     """The kernels for ``dtype`` (``float32`` or ``float64``), compiled on first use.
 
     Returns None where they are off or cannot be built (:func:`unavailable_reason`);
-    a failed build is not retried in this process.
+    a failed build is warned about once and not retried in this process.
     """
-    global _failure
-    if unavailable_reason() is not None or dtype not in (torch.float32, torch.float64):
+    functions = LIBRARY.functions(dtype)
+    if functions is None:
         return None
-    with _lock:
-        if dtype not in _loaded:
-            try:
-                real = "float" if dtype == torch.float32 else "double"
-                library = ctypes.CDLL(str(build_library(SOURCE, {"REAL": real})))
-            except (OSError, subprocess.SubprocessError) as error:
-                _failure = f"building {SOURCE.name} failed: {error}"
-                # Said once per process: the torch loops compute the same, about 2x slower.
-                logger.warning(
-                    "%s; the fused layer runs its torch loops (same results, slower; "
-                    "MOSAICNET_NATIVE=0 silences this)",
-                    _failure,
-                )
-                return None
-            functions = {}
-            for name, arguments in _SIGNATURES.items():
-                function = getattr(library, name)
-                function.argtypes = arguments
-                function.restype = None
-                functions[name] = function
-            _loaded[dtype] = Kernels(
-                forward=functions["fused_forward"],
-                backward_step=functions["fused_backward_step"],
-                input_drive=functions["input_drive"],
-                leaky_recursion=functions["leaky_recursion"],
-                spike_weight_gradient=functions["spike_weight_gradient"],
-            )
-        return _loaded[dtype]
+    if _kernels.get(dtype) is None or _kernels[dtype].forward is not functions.fused_forward:
+        _kernels[dtype] = Kernels(
+            forward=functions.fused_forward,
+            backward_step=functions.fused_backward_step,
+            input_drive=functions.input_drive,
+            leaky_recursion=functions.leaky_recursion,
+            spike_weight_gradient=functions.spike_weight_gradient,
+        )
+    return _kernels[dtype]
 
 
 def storage_tensor(tensor: torch.Tensor) -> torch.Tensor:
