@@ -77,5 +77,5 @@ def test_test_time_inner_steps_come_from_the_run_unless_given():
     assert EvaluationOptions(inner_steps=7).for_run(run).inner_steps == 7  # the option wins
     assert EvaluationOptions().for_run(TrainConfig(inner_steps=10)).inner_steps is None
     for bad in (0, -3, 2.5, True, "100"):
-        with pytest.raises(ConfigError, match="test_inner_steps must be None"):
+        with pytest.raises(ConfigError, match="test_inner_steps must be null"):
             TrainConfig(test_inner_steps=bad)

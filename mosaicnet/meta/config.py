@@ -458,15 +458,7 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.test_inner_steps is not None and (
-            isinstance(self.test_inner_steps, bool)
-            or not isinstance(self.test_inner_steps, int)
-            or self.test_inner_steps < 1
-        ):
-            raise ConfigError(
-                f"test_inner_steps must be None (as trained) or an integer >= 1, got "
-                f"{self.test_inner_steps!r}"
-            )
+        _optional_int(self, "test_inner_steps", 1, "as trained")
         for name in (
             "prune_start", "noise_start", "seed", "outer_lr_warmup", "validation_every",
             "validation_holdout", "divergence_window", "channel_shift", "pseudo_novel_classes",
@@ -494,23 +486,8 @@ class TrainConfig:
             raise ConfigError(
                 f"validation_tasks must be an integer >= 1, got {self.validation_tasks!r}"
             )
-        if self.tasks_per_pass is not None and (
-            isinstance(self.tasks_per_pass, bool)
-            or not isinstance(self.tasks_per_pass, int)
-            or self.tasks_per_pass < 1
-        ):
-            raise ConfigError(
-                "tasks_per_pass must be null (the whole meta-batch in one pass) or an "
-                f"integer >= 1, got {self.tasks_per_pass!r}"
-            )
-        if self.max_hops is not None and (
-            isinstance(self.max_hops, bool)
-            or not isinstance(self.max_hops, int)
-            or self.max_hops < 0
-        ):
-            raise ConfigError(
-                f"max_hops must be null (no limit) or an integer >= 0, got {self.max_hops!r}"
-            )
+        _optional_int(self, "tasks_per_pass", 1, "the whole meta-batch in one pass")
+        _optional_int(self, "max_hops", 0, "no limit")
         _choice(self, "outer_lr_schedule", _OUTER_LR_SCHEDULES)
         per_task = self.k_shot + self.n_query
         if 0 < self.validation_holdout < per_task:
@@ -675,6 +652,17 @@ def _finite(config: TrainConfig, name: str, *, minimum: float, strict: bool = Fa
     if not ok:
         relation = ">" if strict else ">="
         raise ConfigError(f"{name} must be a finite number {relation} {minimum}, got {value!r}")
+
+
+def _optional_int(config: TrainConfig, name: str, minimum: int, none_means: str) -> None:
+    """``ConfigError`` unless field ``name`` is None or an integer >= ``minimum``."""
+    value = getattr(config, name)
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or value < minimum
+    ):
+        raise ConfigError(
+            f"{name} must be null ({none_means}) or an integer >= {minimum}, got {value!r}"
+        )
 
 
 def _choice(config: TrainConfig, name: str, allowed: tuple[str, ...]) -> None:
