@@ -207,6 +207,20 @@ def spatial_views(
     return out, dropped
 
 
+def gather_events(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in the flat event arrays of rows ``[starts[i], ends[i])``, and each one's row.
+
+    No per-row Python loop: a global arange shifted by each row's start minus its
+    running offset in the output.
+    """
+    lengths = ends - starts
+    rows = np.repeat(np.arange(starts.size, dtype=np.int64), lengths)
+    flat = np.arange(rows.size, dtype=np.int64) + np.repeat(
+        starts - (np.cumsum(lengths) - lengths), lengths
+    )
+    return flat, rows
+
+
 def bin_recordings(
     times: np.ndarray,
     units: np.ndarray,
@@ -253,12 +267,7 @@ def bin_recordings(
     ends = np.ascontiguousarray(offsets[indices + 1])
     kernel = _kernel(dtype) if times.dtype == np.float32 and units.dtype == np.uint16 else None
     if kernel is None or not (times.flags.c_contiguous and units.flags.c_contiguous):
-        lengths = ends - starts
-        rows = np.repeat(np.arange(indices.size, dtype=np.int64), lengths)
-        # Position of each gathered event: a global arange minus its row's running start.
-        flat = np.arange(rows.size, dtype=np.int64) + np.repeat(
-            starts - (np.cumsum(lengths) - lengths), lengths
-        )
+        flat, rows = gather_events(starts, ends)
         return bin_events(
             times[flat], units[flat], rows, indices.size, n_channels=n_channels,
             n_bins=n_bins, window_s=window_s, stride=stride, offset=views, dtype=dtype,

@@ -24,7 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mosaicnet.data.binning import bin_recordings, check_binning, spatial_views
+from mosaicnet.data.binning import (
+    bin_recordings,
+    check_binning,
+    gather_events,
+    spatial_views,
+)
 from mosaicnet.errors import ConfigError, DataFormatError, MosaicnetError
 
 #: Input channels of the SHD cochlea model (Cramer et al. 2022, section III).
@@ -243,14 +248,7 @@ class SpikeDataset:
             rows = np.repeat(np.arange(len(self), dtype=np.int64), self.spike_counts())
             return self.times, self.units, rows, len(self)
         idx = self._checked_indices(indices)
-        starts = self.offsets[idx]
-        lengths = self.offsets[idx + 1] - starts
-        rows = np.repeat(np.arange(idx.size, dtype=np.int64), lengths)
-        # Position of each gathered event inside its sample: a global arange minus the
-        # running start of its row, so no per-sample Python loop is needed.
-        row_start = np.cumsum(lengths) - lengths
-        within = np.arange(rows.size, dtype=np.int64) - np.repeat(row_start, lengths)
-        flat = np.repeat(starts, lengths) + within
+        flat, rows = gather_events(self.offsets[idx], self.offsets[idx + 1])
         return self.times[flat], self.units[flat], rows, int(idx.size)
 
     # ------------------------------------------------------------------ binning
