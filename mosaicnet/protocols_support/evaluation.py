@@ -59,20 +59,31 @@ def evaluate_torch(
     tasks: int,
     inner_steps: int | None = None,
     seed: int = 0,
+    protocol: str = _DEFAULTS.protocol,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Meta-test ``run_dir`` on the torch clone (cached); the summary dict."""
+    """Meta-test ``run_dir`` on the torch clone (cached); the summary dict.
+
+    ``protocol``: ``"separate"`` (seen-class and held-out-class tasks) or
+    ``"mixed"`` (tasks over all classes), :data:`~mosaicnet.meta.evaluation_options.PROTOCOLS`.
+    """
     from mosaicnet.meta.torch_evaluation import evaluate_on_torch
 
     inner_steps = _test_steps(run_dir, inner_steps)
-    options = EvaluationOptions(tasks=tasks, inner_steps=inner_steps, seed=seed, progress=progress)
+    options = EvaluationOptions(
+        tasks=tasks, inner_steps=inner_steps, seed=seed, protocol=protocol, progress=progress
+    )
     settings = {"backend": "torch", "tasks": tasks, "inner_steps": inner_steps, "seed": seed,
                 "data": str(data)}  # fmt: skip
+    if protocol != _DEFAULTS.protocol:  # the default's caches keep their settings and name
+        settings["protocol"] = protocol
 
     def compute() -> dict[str, Any]:
         return summary_only(evaluate_on_torch(run_dir, options, data_dir=data))
 
-    name = f"torch_steps{inner_steps or 'trained'}"
+    name = f"torch_steps{inner_steps or 'trained'}" + (
+        "" if protocol == _DEFAULTS.protocol else f"_{protocol}"
+    )
     return cached_evaluation(run_dir, name, settings, compute)
 
 

@@ -240,6 +240,53 @@ def plot_training_curves(
     return _save(figure, path)
 
 
+def plot_seed_comparison(
+    path: str | Path,
+    comparison: Mapping[str, object],
+    *,
+    title: str,
+    chance: float | None = None,
+) -> Path:
+    """Accuracy of groups of runs over their training seeds, one panel per metric.
+
+    ``comparison`` is :func:`mosaicnet.protocols_support.seed_comparison.compare_groups`'
+    result. Each seed's run is a dot; grey lines join the runs of one seed across
+    groups (the comparison is paired by seed); black bars are each group's mean and
+    95 % Student-t interval over seeds (not over tasks, unlike the other figures).
+    """
+    from mosaicnet.protocols_support.seed_comparison import METRIC_TITLES
+
+    groups: Mapping[str, Mapping] = comparison["groups"]  # type: ignore[assignment]
+    metrics: Sequence[str] = comparison["metrics"]  # type: ignore[assignment]
+    names = list(groups)
+    figure = _figure(1.2 + 1.1 * len(names) * len(metrics), 3.4)
+    axes = figure.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    x = np.arange(len(names))
+    for ax, key, panel in zip(axes, metrics, METRIC_TITLES, strict=True):
+        by_seed: dict[int, list[float]] = {}
+        for i, name in enumerate(names):
+            statistic = groups[name]["accuracy"][key]
+            for seed, value in zip(groups[name]["seeds"], statistic["values"], strict=True):
+                by_seed.setdefault(seed, [np.nan] * len(names))[i] = value
+            ax.errorbar(
+                i + 0.18, statistic["mean"], yerr=statistic["ci95"], fmt="s", color="black",
+                capsize=4, ms=5, zorder=3,
+            )  # fmt: skip
+        for values in by_seed.values():
+            ax.plot(x, values, color="0.7", lw=0.8, zorder=1)
+            ax.scatter(x, values, c=[COLORS[i % len(COLORS)] for i in x], s=14, zorder=2)
+        if chance is not None:
+            ax.axhline(100.0 * chance, color="0.4", ls="--", lw=1)
+        ax.set_xticks(x, labels=names, rotation=30, ha="right", fontsize=8)
+        ax.set_xlim(-0.5, len(names) - 0.3)
+        ax.set_ylim(0, 102)  # accuracies; an interval of few seeds may reach past them
+        ax.set_title(panel, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("accuracy (%)")
+    figure.suptitle(_wrapped(title, 40 + 25 * len(metrics)), fontsize=10)
+    return _save(figure, path)
+
+
 def _wrapped(title: str, width: int = 64) -> str:
     """A title broken into lines that fit a default-width figure at font size 10."""
     import textwrap
