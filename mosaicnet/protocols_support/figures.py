@@ -213,7 +213,8 @@ def plot_training_curves(
 
     Thin lines are the per-step values, thick lines their running mean over
     ``window`` steps (a meta-batch is a small sample of tasks, so single steps
-    are noisy).
+    are noisy). Where a run validated (``val_acc`` in its records), its validation
+    accuracy is drawn as dots on the accuracy panel.
     """
     figure = _figure(8.0, 3.2)
     ax_loss, ax_acc = figure.subplots(1, 2)
@@ -228,6 +229,12 @@ def plot_training_curves(
             width = max(1, min(window, values.size))
             smooth = np.convolve(values, np.ones(width) / width, mode="valid")
             ax.plot(steps[width - 1 :], smooth, color=colour, lw=2, label=name)
+        validated = [r for r in records if r.get("val_acc") is not None]
+        if validated:
+            ax_acc.plot(
+                [r["iteration"] for r in validated], [100.0 * r["val_acc"] for r in validated],
+                "o", color=colour, ms=3, mec="black", mew=0.4, label=f"{name}, validation",
+            )  # fmt: skip
     ax_loss.set_xlabel("outer step")
     ax_loss.set_ylabel("meta-training loss")
     ax_acc.set_xlabel("outer step")
