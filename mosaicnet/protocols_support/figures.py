@@ -266,9 +266,16 @@ def plot_seed_comparison(
     groups: Mapping[str, Mapping] = comparison["groups"]  # type: ignore[assignment]
     metrics: Sequence[str] = comparison["metrics"]  # type: ignore[assignment]
     names = list(groups)
-    figure = _figure(1.2 + 1.1 * len(names) * len(metrics), 3.4)
+    figure = _figure(1.0 + 0.8 * len(names) * len(metrics), 3.4)
     axes = figure.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
     x = np.arange(len(names))
+    # The axis spans the measured values (seeds differ by a few points, which a
+    # 0-100 axis would flatten), down to chance where it is given.
+    values = [
+        v for g in groups.values() for key in metrics for v in g["accuracy"][key]["values"]
+        if np.isfinite(v)
+    ]  # fmt: skip
+    low = min([*values, 100.0 * chance] if chance is not None else values, default=0.0)
     for ax, key, panel in zip(axes, metrics, METRIC_TITLES, strict=True):
         by_seed: dict[int, list[float]] = {}
         for i, name in enumerate(names):
@@ -286,7 +293,7 @@ def plot_seed_comparison(
             ax.axhline(100.0 * chance, color="0.4", ls="--", lw=1)
         ax.set_xticks(x, labels=names, rotation=30, ha="right", fontsize=8)
         ax.set_xlim(-0.5, len(names) - 0.3)
-        ax.set_ylim(0, 102)  # accuracies; an interval of few seeds may reach past them
+        ax.set_ylim(max(0.0, low - 5.0), 101.0)  # an interval of few seeds may reach past
         ax.set_title(panel, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
