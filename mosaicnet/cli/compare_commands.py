@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``compare`` command."""
     parser = subparsers.add_parser(
         "compare",
-        help="compare groups of trained runs over their training seeds (mean, 95 % CI, "
+        help="compare groups of trained runs over their training seeds (mean, 95 %% CI, "
         "paired differences)",
         description=(
             "Meta-test every run of each group on the same tasks (torch clone; tasks over "

@@ -21,8 +21,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mosaicnet.errors import ConfigError
 
 __all__ = [
@@ -96,14 +94,19 @@ def student_t_quantile(dof: int, confidence: float = 0.95) -> float:
 
 
 def mean_t_interval(values: Iterable[float]) -> tuple[float, float]:
-    """Mean and half-width of the 95 % Student-t interval of the mean (NaN if undefined)."""
-    data = np.asarray(list(values), dtype=np.float64)
-    if data.size == 0:
-        return math.nan, math.nan
-    if data.size == 1:
-        return float(data[0]), math.nan
-    half = student_t_quantile(data.size - 1) * data.std(ddof=1) / math.sqrt(data.size)
-    return float(data.mean()), float(half)
+    """Mean and half-width of the 95 % Student-t interval of the mean (NaN if undefined).
+
+    The normal interval over tasks (:func:`mosaicnet.meta.torch_evaluation.mean_ci95`)
+    with the t quantile of ``n - 1`` degrees of freedom in place of the normal one: a
+    few seeds do not estimate their spread well enough for the latter.
+    """
+    from mosaicnet.meta.torch_evaluation import Z95, mean_ci95
+
+    data = list(values)
+    mean, half = mean_ci95(data)
+    if math.isnan(half):
+        return mean, half
+    return mean, half * student_t_quantile(len(data) - 1) / Z95
 
 
 def _statistic(values: Sequence[float]) -> dict[str, Any]:
