@@ -286,9 +286,9 @@ def plot_seed_comparison(
                 i + 0.18, statistic["mean"], yerr=statistic["ci95"], fmt="s", color="black",
                 capsize=4, ms=5, zorder=3,
             )  # fmt: skip
-        for values in by_seed.values():
-            ax.plot(x, values, color="0.7", lw=0.8, zorder=1)
-            ax.scatter(x, values, c=[COLORS[i % len(COLORS)] for i in x], s=14, zorder=2)
+        for seed_values in by_seed.values():
+            ax.plot(x, seed_values, color="0.7", lw=0.8, zorder=1)
+            ax.scatter(x, seed_values, c=[COLORS[i % len(COLORS)] for i in x], s=14, zorder=2)
         if chance is not None:
             ax.axhline(100.0 * chance, color="0.4", ls="--", lw=1)
         ax.set_xticks(x, labels=names, rotation=30, ha="right", fontsize=8)

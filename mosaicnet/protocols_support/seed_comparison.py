@@ -184,8 +184,7 @@ def compare_groups(
     if not groups:
         raise ConfigError("no group of runs to compare; give at least one")
     configs: dict[Path, Any] = {}
-    seeds_of: dict[str, list[int]] = {}
-    ordered: dict[str, list[Path]] = {}  # each group's runs by training seed
+    runs_of: dict[str, dict[int, Path]] = {}  # group -> training seed -> run, by seed
     for name, runs in groups.items():
         if not runs:
             raise ConfigError(f"group {name!r} has no runs; give its run directories")
@@ -199,42 +198,41 @@ def compare_groups(
                 )
             seeds[config.seed] = run
             configs[run] = config
-        seeds_of[name] = sorted(seeds)
-        ordered[name] = [seeds[s] for s in seeds_of[name]]
+        runs_of[name] = dict(sorted(seeds.items()))
     _check_comparable(configs)
 
+    # group -> metric -> training seed -> accuracy (percent)
     accuracy: dict[str, dict[str, dict[int, float]]] = {}
-    for name, runs in ordered.items():
+    for name, runs in runs_of.items():
         accuracy[name] = {_metric_key(*m): {} for m in METRICS}
-        for run in runs:
+        for run_seed, run in runs.items():
             run_data = data_for_run(run, data, allow_other=allow_other_data)
+            summaries = {}
             for protocol in dict.fromkeys(p for p, _ in METRICS):
-                summary = evaluate_torch(
+                summaries[protocol] = evaluate_torch(
                     run, data=run_data, tasks=tasks, inner_steps=inner_steps, seed=seed,
                     protocol=protocol, progress=progress,
                 )  # fmt: skip
-                for p, kind in METRICS:
-                    if p == protocol:
-                        value = summary[f"accuracy_{kind}"]
-                        accuracy[name][_metric_key(p, kind)][configs[run].seed] = (
-                            math.nan if value is None else 100.0 * value
-                        )
+            for protocol, kind in METRICS:
+                value = summaries[protocol][f"accuracy_{kind}"]
+                accuracy[name][_metric_key(protocol, kind)][run_seed] = (
+                    math.nan if value is None else 100.0 * value
+                )
 
     result: dict[str, Any] = {
         "metrics": [_metric_key(*m) for m in METRICS], "tasks": tasks,
         "inner_steps": inner_steps, "seed": seed, "groups": {}, "differences": {},
     }  # fmt: skip
-    for name, runs in ordered.items():
+    for name, runs in runs_of.items():
         result["groups"][name] = {
-            "runs": [str(r) for r in runs], "seeds": seeds_of[name],
+            "runs": [str(r) for r in runs.values()], "seeds": list(runs),
             "accuracy": {
-                key: _statistic([by_seed[s] for s in seeds_of[name]])
-                for key, by_seed in accuracy[name].items()
+                key: _statistic(list(by_seed.values())) for key, by_seed in accuracy[name].items()
             },
         }  # fmt: skip
-    first, *others = ordered
+    first, *others = runs_of
     for other in others:
-        common = sorted(set(seeds_of[first]) & set(seeds_of[other]))
+        common = sorted(set(runs_of[first]) & set(runs_of[other]))
         result["differences"][f"{first} - {other}"] = {
             "seeds": common,
             "accuracy": {
